@@ -1,0 +1,49 @@
+# `make demo` and `make test` set everything up on first use: .venv, Python packages, PostgreSQL check.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | sha1sum | cut -c1-12)
+
+.PHONY: demo test bench lab postgres clean help
+
+help:
+	@echo "make demo   play the pool-exhaustion scenario on the embedded sandbox and write an evidence record"
+	@echo "make test   run the whole test suite (unit, sandbox integration, nbval, end to end)"
+	@echo "make bench  run the benchmarks (not part of make test)"
+	@echo "make lab    open JupyterLab on notebooks/ (run '.venv/bin/forensics sandbox up' first for the sandbox)"
+
+$(STAMP):
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11+" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	rm -f $(VENV)/.installed-*; touch $@
+
+# The sandbox and the tests need PostgreSQL server binaries with pg_stat_statements (postgresql-contrib).
+postgres:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v pg_config >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "PostgreSQL server binaries not found: installing postgresql and postgresql-contrib with apt-get"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql postgresql-contrib >/dev/null; \
+	  else \
+	    echo "error: PostgreSQL server binaries not found (looked in /usr/lib/postgresql/*/bin and pg_config)." >&2; \
+	    echo "       install them: sudo apt-get install postgresql postgresql-contrib   (or set FORENSICS_PG_BIN=/path/to/bin)" >&2; \
+	    exit 1; \
+	  fi; \
+	fi
+
+demo: $(STAMP) postgres
+	$(BIN)/forensics demo
+
+test: $(STAMP) postgres
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests notebooks --nbval-lax --nbval-current-env
+
+bench: $(STAMP) postgres
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/bench -s --override-ini testpaths=tests/bench
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab notebooks/
+
+clean:
+	rm -rf $(VENV) evidence .sandbox

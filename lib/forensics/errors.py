@@ -1,0 +1,51 @@
+"""Every error type of the project, under one root so callers can catch ``ForensicsError``."""
+
+
+class ForensicsError(Exception):
+    """Root of every error raised on purpose by this package."""
+
+    exit_code = 1
+
+
+class ParamsError(ForensicsError):
+    """A parameters file (environment or incident YAML) is invalid. One line, exit 2."""
+
+    exit_code = 2
+
+    def __init__(self, path, message):
+        self.path = str(path) if path is not None else None
+        self.message = message
+        super().__init__(f"{self.path}: {message}" if self.path else message)
+
+    def __reduce__(self):  # crosses process boundaries (parallel notebooks)
+        return (type(self), (self.path, self.message))
+
+
+class WindowError(ForensicsError):
+    """An incident window that cannot be used (end before start, beyond retention...)."""
+
+    exit_code = 2
+
+
+class SourceError(ForensicsError):
+    """A source (AWS API, PostgreSQL, HTTP) failed: unreachable, throttled, timed out, malformed."""
+
+    def __init__(self, source, message):
+        self.source = source
+        self.message = message
+        super().__init__(f"{source}: {message}")
+
+    def __reduce__(self):
+        return (type(self), (self.source, self.message))
+
+
+class ReadOnlyViolation(ForensicsError):
+    """A call that could change production was attempted through a forensic client."""
+
+
+class RecordError(ForensicsError):
+    """An evidence record cannot be written or read (exists already, not a record...)."""
+
+
+class SandboxError(ForensicsError):
+    """The embedded sandbox cannot start (no PostgreSQL binaries, port in use...)."""

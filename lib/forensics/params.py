@@ -1,0 +1,232 @@
+"""Load and validate the two parameter files: an environment and an incident.
+
+Both are checked completely before anything runs: a bad file gets one line naming the file and the
+field, ``ParamsError`` (exit code 2), and nothing is written.
+
+YAML turns ``2026-05-30T09:00:00Z`` into a datetime and ``no`` into False; the loader here keeps
+scalars as YAML 1.2-ish strings for timestamps (a SafeLoader *subclass*, never a patch of PyYAML's
+own SafeLoader: papermill issue #439).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ParamsError, WindowError
+from .window import IncidentWindow
+
+#: Where `params/` lives: next to the package in a checkout (lib/forensics -> ../../params).
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PARAMS_DIR = Path(os.environ.get("FORENSICS_PARAMS_DIR", REPO_ROOT / "params"))
+
+SEVERITIES = ("P0", "P1", "P2", "P3")
+_INCIDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_ENV_VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_PASSWORD_IN_DSN = re.compile(r"(password\s*=|://[^/@\s]*:[^/@\s]*@)", re.I)
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that leaves timestamps as strings (they are parsed, with a timezone, by window.py)."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:timestamp"]
+    for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+# ---- schema -------------------------------------------------------------------------------------
+# Each section: field -> (required, type or tuple of types, description). Later issues add sections.
+_ENV_SCHEMA: dict[str, Any] = {
+    "name": (True, str, "environment name"),
+    "aws": {
+        "region": (True, str, "AWS region"),
+        "profile": (False, (str, type(None)), "AWS profile (standard credential chain when null)"),
+        "endpoint_url": (False, (str, type(None)), "endpoint override (the sandbox's moto server)"),
+    },
+    "alb": {"load_balancer": (True, str, "ALB dimension value, app/<name>/<id>"),
+            "target_group": (False, (str, type(None)), "target group dimension value, targetgroup/<name>/<id>")},
+    "ecs": {"cluster": (True, str, "ECS cluster name"), "services": (True, list, "ECS service names")},
+    "rds": {"instance": (True, str, "RDS DB instance identifier")},
+    "postgres": {
+        "dsn_env": (False, (str, type(None)), "name of the environment variable holding a libpq DSN"),
+        "dsn": (False, (str, type(None)), "a libpq DSN without password (the sandbox); PG*/PGSERVICE also work"),
+        "statement_timeout_ms": (False, int, "statement_timeout of the read-only session"),
+    },
+    "logs": {"app": (True, list, "application log group names")},
+}
+_ENV_OPTIONAL_SECTIONS = {"postgres"}
+
+_INCIDENT_SCHEMA: dict[str, Any] = {
+    "incident": (True, str, "incident id, e.g. INC-2026-0530"),
+    "title": (True, str, "one-line title"),
+    "severity": (True, str, "P0..P3"),
+    "environment": (True, str, "a name in params/environments/ or a path"),
+    "window": {"start": (True, str, "ISO-8601 UTC"), "end": (True, str, "ISO-8601 UTC")},
+    "notebooks": (False, list, "notebook names; default every notebook"),
+}
+
+
+@dataclass(frozen=True)
+class Incident:
+    """A validated incident with its resolved environment."""
+
+    incident: str
+    title: str
+    severity: str
+    window: IncidentWindow
+    environment: dict
+    notebooks: list[str] | None = None
+    source_path: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def date(self) -> str:
+        return self.window.start.strftime("%Y-%m-%d")
+
+    def as_dict(self) -> dict:
+        """The resolved parameters, as written to a record's params.yaml (environment inlined)."""
+        out = {
+            "incident": self.incident,
+            "title": self.title,
+            "severity": self.severity,
+            "environment": self.environment,
+            "window": self.window.as_dict(),
+        }
+        if self.notebooks:
+            out["notebooks"] = list(self.notebooks)
+        out.update(self.extra)
+        return out
+
+
+def _load_yaml(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ParamsError(path, "no such file") from None
+    except OSError as exc:
+        raise ParamsError(path, f"cannot read: {exc.strerror}") from None
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ParamsError(path, f"malformed YAML: {where}{problem}") from None
+
+
+def _check(path, data, schema, prefix="", optional_sections=()) -> None:
+    if not isinstance(data, dict):
+        raise ParamsError(path, f"{prefix.rstrip('.') or 'file'} must be a mapping, got {type(data).__name__}")
+    unknown = sorted(set(data) - set(schema))
+    if unknown:
+        raise ParamsError(path, f"unknown field {prefix}{unknown[0]} (known: {', '.join(sorted(schema))})")
+    for key, spec in schema.items():
+        if isinstance(spec, dict):
+            if key not in data:
+                if key in optional_sections:
+                    continue
+                raise ParamsError(path, f"missing field {prefix}{key}")
+            _check(path, data[key], spec, f"{prefix}{key}.")
+            continue
+        required, types, _ = spec
+        if key not in data:
+            if required:
+                raise ParamsError(path, f"missing field {prefix}{key}")
+            continue
+        value = data[key]
+        if not isinstance(value, types) or isinstance(value, bool) and types is int:
+            want = types.__name__ if isinstance(types, type) else " or ".join(
+                "null" if t is type(None) else t.__name__ for t in types)
+            raise ParamsError(path, f"field {prefix}{key} must be {want}, got {value!r}")
+        if required and isinstance(value, (str, list)) and not value:
+            raise ParamsError(path, f"field {prefix}{key} is empty")
+
+
+def load_environment(ref: str | os.PathLike, base: Path | None = None) -> dict:
+    """An environment by name (``params/environments/<name>.yaml``) or by path."""
+    ref = str(ref)
+    path = Path(ref)
+    if not (ref.endswith((".yaml", ".yml")) or os.sep in ref or path.exists()):
+        path = (base or PARAMS_DIR / "environments") / f"{ref}.yaml"
+        if not path.exists():
+            known = sorted(p.stem for p in path.parent.glob("*.yaml"))
+            raise ParamsError(path, f"no environment named {ref!r} (known: {', '.join(known) or 'none'})")
+    data = _load_yaml(path)
+    _check(path, data, _ENV_SCHEMA, optional_sections=_ENV_OPTIONAL_SECTIONS)
+    pg = data.get("postgres") or {}
+    if pg.get("dsn") and _PASSWORD_IN_DSN.search(pg["dsn"]):
+        raise ParamsError(path, "postgres.dsn contains a password; put the DSN in an environment variable "
+                                "and name it in postgres.dsn_env, or use ~/.pgpass / PGSERVICE")
+    if pg.get("dsn_env") and not _ENV_VAR.match(pg["dsn_env"]):
+        raise ParamsError(path, f"postgres.dsn_env must be an environment variable name, got {pg['dsn_env']!r}")
+    for key in ("services",):
+        if not all(isinstance(s, str) and s for s in data["ecs"][key]):
+            raise ParamsError(path, f"field ecs.{key} must be a list of names")
+    if not all(isinstance(g, str) and g for g in data["logs"]["app"]):
+        raise ParamsError(path, "field logs.app must be a list of log group names")
+    return data
+
+
+def load_incident(path: str | os.PathLike, known_notebooks: list[str] | None = None,
+                  check_retention: bool = True) -> Incident:
+    """Load, validate and resolve an incident file. ``known_notebooks`` validates ``notebooks:``."""
+    path = Path(path)
+    data = _load_yaml(path)
+    _check(path, data, _INCIDENT_SCHEMA)
+    if not _INCIDENT_ID.match(data["incident"]):
+        raise ParamsError(path, f"incident id {data['incident']!r} must be letters, digits, '.', '_' or '-'")
+    if data["severity"] not in SEVERITIES:
+        raise ParamsError(path, f"severity must be one of {', '.join(SEVERITIES)}, got {data['severity']!r}")
+    try:
+        window = IncidentWindow(data["window"]["start"], data["window"]["end"])
+        if check_retention:
+            window.check_retention()
+    except WindowError as exc:
+        raise ParamsError(path, str(exc)) from None
+    notebooks = data.get("notebooks")
+    if notebooks is not None:
+        if not notebooks or not all(isinstance(n, str) for n in notebooks):
+            raise ParamsError(path, "field notebooks must be a non-empty list of notebook names")
+        if known_notebooks is not None:
+            unknown = [n for n in notebooks if n not in known_notebooks]
+            if unknown:
+                raise ParamsError(path, f"unknown notebook {unknown[0]!r} (known: {', '.join(known_notebooks)})")
+    env_ref = data["environment"]
+    if isinstance(env_ref, str) and not Path(env_ref).is_absolute() and (os.sep in env_ref or
+                                                                         env_ref.endswith((".yaml", ".yml"))):
+        env_ref = str((path.parent / env_ref).resolve())
+    environment = load_environment(env_ref)
+    return Incident(
+        incident=data["incident"], title=data["title"], severity=data["severity"], window=window,
+        environment=environment, notebooks=notebooks, source_path=str(path),
+    )
+
+
+def load_resolved(path: str | os.PathLike) -> Incident:
+    """Read a record's params.yaml (environment inlined) back into an Incident; no retention check,
+    so a record can be replayed years later."""
+    path = Path(path)
+    data = _load_yaml(path)
+    if not isinstance(data, dict) or not isinstance(data.get("environment"), dict):
+        raise ParamsError(path, "not a resolved parameters file (environment must be inlined)")
+    env = data["environment"]
+    _check(path, env, _ENV_SCHEMA, "environment.", optional_sections=_ENV_OPTIONAL_SECTIONS)
+    try:
+        window = IncidentWindow(data["window"]["start"], data["window"]["end"])
+    except (KeyError, TypeError, WindowError) as exc:
+        raise ParamsError(path, f"bad window: {exc}") from None
+    return Incident(
+        incident=data["incident"], title=data.get("title", ""), severity=data.get("severity", ""),
+        window=window, environment=env, notebooks=data.get("notebooks"), source_path=str(path),
+    )
+
+
+def dump(data: dict) -> str:
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, allow_unicode=True)
