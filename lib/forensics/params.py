@@ -149,6 +149,21 @@ def _check(path, data, schema, prefix="", optional_sections=()) -> None:
             raise ParamsError(path, f"field {prefix}{key} is empty")
 
 
+def _refuse_secrets(path, data, prefix="") -> None:
+    """Parameters are copied into every executed notebook: a secret-looking value is refused."""
+    from . import redact
+
+    if isinstance(data, dict):
+        for k, v in data.items():
+            _refuse_secrets(path, v, f"{prefix}{k}.")
+    elif isinstance(data, list):
+        for i, v in enumerate(data):
+            _refuse_secrets(path, v, f"{prefix}{i}.")
+    elif isinstance(data, str) and redact.found(data):
+        raise ParamsError(path, f"field {prefix.rstrip('.')} looks like a secret ({redact.found(data)[0]}); "
+                                "pass credentials by reference (an environment variable name), never by value")
+
+
 def load_environment(ref: str | os.PathLike, base: Path | None = None) -> dict:
     """An environment by name (``params/environments/<name>.yaml``) or by path."""
     ref = str(ref)
@@ -171,6 +186,7 @@ def load_environment(ref: str | os.PathLike, base: Path | None = None) -> dict:
             raise ParamsError(path, f"field ecs.{key} must be a list of names")
     if not all(isinstance(g, str) and g for g in data["logs"]["app"]):
         raise ParamsError(path, "field logs.app must be a list of log group names")
+    _refuse_secrets(path, data)
     return data
 
 
@@ -180,6 +196,7 @@ def load_incident(path: str | os.PathLike, known_notebooks: list[str] | None = N
     path = Path(path)
     data = _load_yaml(path)
     _check(path, data, _INCIDENT_SCHEMA)
+    _refuse_secrets(path, data)
     if not _INCIDENT_ID.match(data["incident"]):
         raise ParamsError(path, f"incident id {data['incident']!r} must be letters, digits, '.', '_' or '-'")
     if data["severity"] not in SEVERITIES:

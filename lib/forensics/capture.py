@@ -1,0 +1,241 @@
+"""Capture once, analyse many: every frame a notebook pulls goes through :class:`CaptureStore`.
+
+A capture is keyed by its name. Inside a record folder:
+
+- ``data/<name>.parquet``      the frame as pulled (after redaction)
+- ``.captures/<name>.json``    its metadata sidecar: source, call or SQL, arguments, rows, pulled-at,
+                               duration, error. The runner folds the sidecars into manifest.json.
+
+Notebooks run in parallel processes; a file lock per capture makes the second notebook that asks
+for the same name wait for and reuse the first one's frame, so no source is pulled twice.
+
+Replay serves the frames of an earlier record by the same names, with no network: a capture
+that failed in the original fails the same way in the replay, so the findings come out equal.
+A source that fails does not stop the notebook: the capture returns an empty frame with the
+expected columns and the error, and the error is recorded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+
+from . import redact
+from .errors import RecordError
+from .window import iso, utcnow
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,80}$")
+DATA_DIR = "data"
+SIDECAR_DIR = ".captures"
+
+
+@dataclass
+class CaptureMeta:
+    name: str
+    source: str
+    call: str
+    args: dict = field(default_factory=dict)
+    rows: int | None = None
+    columns: list[str] = field(default_factory=list)
+    pulled_at: str | None = None
+    duration_s: float | None = None
+    error: str | None = None
+    file: str | None = None
+    notebook: str | None = None
+    volatile: bool = False
+    replayed_from: str | None = None
+    truncated: bool = False
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+class CaptureStore:
+    """Where a notebook's captures go (``record_dir``) and, for a replay, where they come from."""
+
+    def __init__(self, record_dir: str | os.PathLike | None = None, replay_from: str | os.PathLike | None = None,
+                 notebook: str | None = None):
+        self.record_dir = Path(record_dir) if record_dir else None
+        self.replay_from = Path(replay_from) if replay_from else None
+        self.notebook = notebook
+        self._memory: dict[str, tuple[pd.DataFrame, CaptureMeta]] = {}
+        self._replay_manifest: dict | None = None
+        if self.replay_from is not None:
+            manifest = self.replay_from / "manifest.json"
+            if not manifest.exists():
+                raise RecordError(f"{self.replay_from}: not an evidence record (no manifest.json)")
+            self._replay_manifest = {c["name"]: c for c in json.loads(manifest.read_text())["captures"]}
+
+    # -- public -----------------------------------------------------------------------------------
+    def get(self, name: str, fetch: Callable[[], pd.DataFrame], *, source: str, call: str,
+            args: dict | None = None, columns: list[str] | None = None, volatile: bool = False,
+            ) -> tuple[pd.DataFrame, CaptureMeta]:
+        """The frame called ``name``: from this record if already captured, else from the replayed
+        record, else pulled now with ``fetch()``. Never raises for a failing source."""
+        if not _NAME.match(name):
+            raise ValueError(f"capture name {name!r}: use lower-case letters, digits, '_', '-', '.'")
+        if name in self._memory:
+            return self._memory[name]
+        with self._lock(name):
+            existing = self._read_existing(name)
+            if existing is None:
+                if self._replay_manifest is not None:
+                    existing = self._replay(name, source, call, args or {}, columns)
+                else:
+                    existing = self._pull(name, fetch, source, call, args or {}, columns, volatile)
+                self._write(*existing)
+        self._memory[name] = existing
+        return existing
+
+    # -- internals --------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _lock(self, name: str):
+        if self.record_dir is None:
+            yield
+            return
+        sidecars = self.record_dir / SIDECAR_DIR
+        sidecars.mkdir(parents=True, exist_ok=True)
+        with open(sidecars / f"{name}.lock", "w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def _read_existing(self, name: str):
+        if self.record_dir is None:
+            return None
+        sidecar = self.record_dir / SIDECAR_DIR / f"{name}.json"
+        if not sidecar.exists():
+            return None
+        meta = CaptureMeta(**json.loads(sidecar.read_text()))
+        frame = _read_frame(self.record_dir, meta)
+        return frame, meta
+
+    def _pull(self, name, fetch, source, call, args, columns, volatile):
+        meta = CaptureMeta(name=name, source=source, call=redact.text(call), args=redact.obj(args),
+                           notebook=self.notebook, volatile=volatile)
+        meta.pulled_at = iso_ms(utcnow())
+        t0 = time.perf_counter()
+        try:
+            frame = fetch()
+            if not isinstance(frame, pd.DataFrame):
+                raise TypeError(f"source returned {type(frame).__name__}, not a DataFrame")
+            meta.truncated = bool(frame.attrs.get("truncated", False))
+            frame = redact.frame(frame)
+        except Exception as exc:  # noqa: BLE001 - a failing source is evidence, not a crash
+            meta.error = redact.text(_one_line(exc))
+            frame = _empty(columns)
+        meta.duration_s = round(time.perf_counter() - t0, 3)
+        meta.rows = int(len(frame))
+        meta.columns = [str(c) for c in frame.columns]
+        return frame, meta
+
+    def _replay(self, name, source, call, args, columns):
+        original = self._replay_manifest.get(name)
+        if original is None:
+            meta = CaptureMeta(name=name, source=source, call=call, args=args, notebook=self.notebook,
+                               error="not in the replayed record", pulled_at=iso_ms(utcnow()))
+            return _empty(columns), meta
+        meta = CaptureMeta(**{k: v for k, v in original.items() if k in CaptureMeta.__dataclass_fields__})
+        meta.replayed_from = str(self.replay_from)
+        meta.notebook = self.notebook
+        frame = _read_frame(self.replay_from, meta) if not meta.error else _empty(columns or meta.columns)
+        return frame, meta
+
+    def _write(self, frame: pd.DataFrame, meta: CaptureMeta) -> None:
+        if self.record_dir is None:
+            return
+        if not meta.error:
+            path = self.record_dir / DATA_DIR / f"{meta.name}.parquet"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".parquet.tmp")
+            _to_parquet(frame, tmp)
+            os.replace(tmp, path)
+            meta.file = f"{DATA_DIR}/{meta.name}.parquet"
+        sidecar = self.record_dir / SIDECAR_DIR / f"{meta.name}.json"
+        tmp = sidecar.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(meta.to_json(), indent=1, default=str))
+        os.replace(tmp, sidecar)
+
+
+def collect_sidecars(record_dir: Path) -> list[dict]:
+    """Every capture's metadata in a record, ordered by pulled-at (order of volatility shows)."""
+    out = []
+    for p in sorted((record_dir / SIDECAR_DIR).glob("*.json")):
+        out.append(json.loads(p.read_text()))
+    return sorted(out, key=lambda m: (m.get("pulled_at") or "", m["name"]))
+
+
+def _read_frame(base: Path, meta: CaptureMeta) -> pd.DataFrame:
+    if meta.error or not meta.file:
+        return _empty(meta.columns)
+    return pd.read_parquet(base / meta.file)
+
+
+def _to_parquet(frame: pd.DataFrame, path: Path) -> None:
+    """Parquet needs homogeneous columns: lists stay lists, dicts and mixed objects become JSON text."""
+    frame = frame.copy()
+    frame.attrs = {}
+    for col in frame.columns:
+        if frame[col].dtype == object:
+            sample = frame[col].dropna()
+            if len(sample) and not sample.map(lambda v: isinstance(v, (str, list))).all():
+                frame[col] = frame[col].map(
+                    lambda v: v if v is None or isinstance(v, str) else json.dumps(v, default=str))
+            elif len(sample) and sample.map(lambda v: isinstance(v, list)).any():
+                frame[col] = frame[col].map(lambda v: [] if v is None else list(v))
+    frame.columns = [str(c) for c in frame.columns]
+    frame.to_parquet(path, index=False)
+
+
+def _empty(columns: list[str] | None) -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=object) for c in (columns or [])})
+
+
+def _one_line(exc: BaseException) -> str:
+    msg = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {msg}"[:500]
+
+
+def iso_ms(ts) -> str:
+    return pd.Timestamp(ts).tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def json_safe(value: Any) -> Any:
+    """Findings hold plain JSON: timestamps as ISO-8601 UTC, numpy scalars as Python numbers."""
+    import numpy as np
+
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, pd.Timestamp):
+        return iso(value)
+    if isinstance(value, (np.bool_,)):
+        return bool(value)
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        v = float(value)
+        return None if v != v else round(v, 6)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, pd.DataFrame):
+        return [json_safe(r) for r in value.to_dict(orient="records")]
+    if isinstance(value, pd.Series):
+        return json_safe(value.to_dict())
+    if value is pd.NaT:
+        return None
+    return str(value)

@@ -1,0 +1,172 @@
+"""The named captures notebooks ask for: one function each, ``pull.<name>(inc) -> DataFrame``.
+
+Each wraps a source call in :meth:`IncidentSession.capture`, so the frame is recorded with its API
+call or SQL, served to every other notebook of the record, and replayable. The most volatile
+captures (PostgreSQL's live views) are listed in :data:`VOLATILE`; the runner pulls them before any
+notebook starts (RFC 3227 order of volatility).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import pandas as pd
+
+from .sources import aws_events, cloudwatch, logs, postgres
+
+METRIC_COLUMNS = ["timestamp", "id", "label", "value", "stat", "unit"]
+LOG_COLUMNS = ["timestamp", "log_group", "log_stream", "message", "event_id"]
+EVENT_COLUMNS = ["timestamp", "source", "resource", "kind", "message"]
+
+
+# ---- PostgreSQL (volatile: what it shows is gone minutes later) -----------------------------------
+class _PgConnection:
+    """One read-only session per notebook process, opened on first use and closed at exit."""
+
+    _conns: dict[int, object] = {}
+
+    @classmethod
+    def get(cls, inc):
+        key = id(inc)
+        conn = cls._conns.get(key)
+        if conn is None or conn.closed:
+            pg = inc.env.get("postgres")
+            if not pg:
+                raise LookupError("the environment has no postgres section")
+            conn = postgres.connect(pg, statement_timeout_ms=int(pg.get("statement_timeout_ms") or 15000))
+            cls._conns[key] = conn
+        return conn
+
+    @classmethod
+    def close_all(cls):
+        for conn in cls._conns.values():
+            try:
+                conn.close()
+            except Exception:  # noqa: BLE001
+                pass
+        cls._conns.clear()
+
+
+def _pg(inc, name: str, fn: Callable, sql: str, columns: list[str] | None = None) -> pd.DataFrame:
+    return inc.capture(name, lambda: fn(_PgConnection.get(inc)), source="postgres", call=sql,
+                       args={"database": _pg_target(inc)}, columns=columns, volatile=True)
+
+
+def _pg_target(inc) -> str:
+    pg = inc.env.get("postgres") or {}
+    if pg.get("dsn_env"):
+        return f"${pg['dsn_env']}"
+    return "dsn in environment" if pg.get("dsn") else "libpq defaults (PG*/PGSERVICE)"
+
+
+def pg_activity(inc) -> pd.DataFrame:
+    return _pg(inc, "pg_activity", postgres.activity, postgres.ACTIVITY_SQL)
+
+
+def pg_locks(inc) -> pd.DataFrame:
+    return _pg(inc, "pg_locks", postgres.locks, postgres.LOCKS_SQL)
+
+
+def pg_statements(inc) -> pd.DataFrame:
+    return _pg(inc, "pg_statements", postgres.statements, postgres.STATEMENTS_SQL)
+
+
+def pg_statements_info(inc) -> pd.DataFrame:
+    return _pg(inc, "pg_statements_info", lambda c: pd.DataFrame([postgres.statements_info(c)]),
+               postgres.STATEMENTS_INFO_SQL)
+
+
+def pg_settings(inc) -> pd.DataFrame:
+    return _pg(inc, "pg_settings", lambda c: pd.DataFrame([postgres.settings(c)]), postgres.SETTINGS_SQL)
+
+
+VOLATILE: list[Callable] = [pg_activity, pg_locks, pg_statements, pg_statements_info, pg_settings]
+
+
+def precapture(inc) -> None:
+    """Pull every volatile capture now, most volatile first (the runner's first step)."""
+    try:
+        for fn in VOLATILE:
+            fn(inc)
+    finally:
+        _PgConnection.close_all()
+
+
+# ---- CloudWatch metrics ----------------------------------------------------------------------------
+def _metrics(inc, name: str, queries) -> pd.DataFrame:
+    period = inc.window.period()
+    return inc.capture(
+        name, lambda: cloudwatch.get_metric_data(queries, inc.window, period, aws=inc.aws),
+        source="cloudwatch", call="GetMetricData",
+        args=cloudwatch.call_description(queries, inc.window, period), columns=METRIC_COLUMNS)
+
+
+def alb_metrics(inc) -> pd.DataFrame:
+    alb = inc.env["alb"]
+    return _metrics(inc, "alb_metrics", cloudwatch.alb_queries(alb["load_balancer"], alb.get("target_group"),
+                                                               latency_stats=("Average", "Maximum")))
+
+
+def alb_latency_percentiles(inc) -> pd.DataFrame:
+    """Percentiles apart: a source that cannot serve them (moto) must not cost the other series."""
+    alb = inc.env["alb"]
+    queries = [q for q in cloudwatch.alb_queries(alb["load_balancer"], latency_stats=("p50", "p95", "p99"))
+               if q.metric == "TargetResponseTime"]
+    return _metrics(inc, "alb_latency_percentiles", queries)
+
+
+def rds_metrics(inc) -> pd.DataFrame:
+    return _metrics(inc, "rds_metrics", cloudwatch.rds_queries(inc.env["rds"]["instance"]))
+
+
+def ecs_metrics(inc) -> pd.DataFrame:
+    ecs = inc.env["ecs"]
+    queries = [q for svc in ecs["services"] for q in cloudwatch.ecs_queries(ecs["cluster"], svc)]
+    return _metrics(inc, "ecs_metrics", queries)
+
+
+# ---- Logs ------------------------------------------------------------------------------------------
+def app_error_logs(inc, max_events: int = 200_000) -> pd.DataFrame:
+    groups = inc.env["logs"]["app"]
+    return inc.capture(
+        "app_error_logs",
+        lambda: logs.filter_log_events(groups, inc.window, logs.ERROR_PATTERN, aws=inc.aws,
+                                       max_events=max_events, client_regex=logs.ERROR_REGEX),
+        source="logs", call="FilterLogEvents",
+        args=logs.call_description(groups, inc.window, logs.ERROR_PATTERN), columns=LOG_COLUMNS)
+
+
+# ---- Change events ---------------------------------------------------------------------------------
+def _events(inc, name: str, fn: Callable, call: str, args: dict) -> pd.DataFrame:
+    return inc.capture(name, fn, source="aws-events", call=call, args=args, columns=EVENT_COLUMNS)
+
+
+def ecs_deployments(inc) -> pd.DataFrame:
+    ecs = inc.env["ecs"]
+    return _events(inc, "ecs_deployments",
+                   lambda: aws_events.ecs_deployments(ecs["cluster"], ecs["services"], inc.window, aws=inc.aws),
+                   "ecs:DescribeServices", {"cluster": ecs["cluster"], "services": ecs["services"],
+                                            "field": "deployments"})
+
+
+def ecs_service_events(inc) -> pd.DataFrame:
+    ecs = inc.env["ecs"]
+    return _events(inc, "ecs_service_events",
+                   lambda: aws_events.ecs_service_events(ecs["cluster"], ecs["services"], inc.window,
+                                                         aws=inc.aws),
+                   "ecs:DescribeServices", {"cluster": ecs["cluster"], "services": ecs["services"],
+                                            "field": "events", **inc.window.as_dict()})
+
+
+def ecs_stopped_tasks(inc) -> pd.DataFrame:
+    ecs = inc.env["ecs"]
+    return _events(inc, "ecs_stopped_tasks",
+                   lambda: aws_events.ecs_stopped_tasks(ecs["cluster"], ecs["services"], inc.window, aws=inc.aws),
+                   "ecs:ListTasks+DescribeTasks", {"cluster": ecs["cluster"], "services": ecs["services"],
+                                                   "desiredStatus": "STOPPED", **inc.window.as_dict()})
+
+
+def rds_events(inc) -> pd.DataFrame:
+    instance = inc.env["rds"]["instance"]
+    return _events(inc, "rds_events", lambda: aws_events.rds_events(instance, inc.window, aws=inc.aws),
+                   "rds:DescribeEvents", {"SourceIdentifier": instance, **inc.window.as_dict()})
