@@ -1,0 +1,86 @@
+"""The capture store: pulled once per record, failures recorded not raised, replay by name."""
+
+import json
+import multiprocessing as mp
+import time
+
+import pandas as pd
+import pytest
+
+from forensics.capture import CaptureStore, collect_sidecars
+
+
+def frame():
+    return pd.DataFrame({"timestamp": pd.to_datetime(["2026-11-23T09:00:00Z"] * 2, utc=True),
+                         "message": ["ok", "password=hunter2 in a log line"], "n": [1, 2]})
+
+
+def test_capture_writes_parquet_and_sidecar_once(tmp_path):
+    calls = []
+    store = CaptureStore(tmp_path, notebook="a")
+    df, meta = store.get("logs", lambda: calls.append(1) or frame(), source="logs", call="FilterLogEvents",
+                         args={"group": "/ecs/x"})
+    assert meta.rows == 2 and meta.file == "data/logs.parquet" and meta.error is None
+    again, _ = CaptureStore(tmp_path, notebook="b").get("logs", lambda: calls.append(1) or frame(),
+                                                         source="logs", call="FilterLogEvents")
+    assert calls == [1]
+    assert again["timestamp"].dt.tz is not None
+    # Redacted before it was written
+    stored = pd.read_parquet(tmp_path / "data" / "logs.parquet")
+    assert "hunter2" not in " ".join(stored["message"])
+    assert stored["message"][1].startswith("password=[REDACTED:")
+
+
+def test_failing_source_is_recorded_not_raised(tmp_path):
+    def down():
+        raise ConnectionRefusedError("connection refused to 127.0.0.1:9")
+
+    store = CaptureStore(tmp_path, notebook="a")
+    df, meta = store.get("alb_metrics", down, source="cloudwatch", call="GetMetricData",
+                         columns=["timestamp", "value"])
+    assert list(df.columns) == ["timestamp", "value"] and df.empty
+    assert meta.error == "ConnectionRefusedError: connection refused to 127.0.0.1:9"
+    assert not (tmp_path / "data" / "alb_metrics.parquet").exists()
+    [side] = collect_sidecars(tmp_path)
+    assert side["error"].startswith("ConnectionRefusedError")
+
+
+def test_replay_serves_frames_and_reproduces_failures(tmp_path):
+    orig = tmp_path / "orig"
+    store = CaptureStore(orig, notebook="a")
+    store.get("logs", frame, source="logs", call="FilterLogEvents")
+    store.get("pg_activity", lambda: 1 / 0, source="postgres", call="SELECT", columns=["pid"])
+    (orig / "manifest.json").write_text(json.dumps({"captures": collect_sidecars(orig)}))
+
+    replay = CaptureStore(tmp_path / "new", replay_from=orig, notebook="a")
+    df, meta = replay.get("logs", lambda: pytest.fail("replay must not pull"), source="logs", call="x")
+    assert len(df) == 2 and meta.replayed_from == str(orig)
+    df, meta = replay.get("pg_activity", lambda: pytest.fail("no"), source="postgres", call="x")
+    assert df.empty and meta.error.startswith("ZeroDivisionError")
+    _, meta = replay.get("never_captured", lambda: pytest.fail("no"), source="x", call="x")
+    assert meta.error == "not in the replayed record"
+
+
+def _slow_capture(record, out):
+    def fetch():
+        time.sleep(0.5)
+        with open(out, "a") as f:
+            f.write("pulled\n")
+        return frame()
+
+    CaptureStore(record, notebook="p").get("shared", fetch, source="x", call="x")
+
+
+def test_parallel_notebooks_pull_a_shared_capture_once(tmp_path):
+    out = tmp_path / "pulls.txt"
+    procs = [mp.get_context("spawn").Process(target=_slow_capture, args=(tmp_path / "rec", out)) for _ in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(30)
+    assert out.read_text() == "pulled\n"
+
+
+def test_bad_capture_name_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="capture name"):
+        CaptureStore(tmp_path).get("../etc/passwd", frame, source="x", call="x")
