@@ -121,7 +121,9 @@ def rds_metrics(inc) -> pd.DataFrame:
 
 def ecs_metrics(inc) -> pd.DataFrame:
     ecs = inc.env["ecs"]
-    queries = [q for svc in ecs["services"] for q in cloudwatch.ecs_queries(ecs["cluster"], svc)]
+    many = len(ecs["services"]) > 1
+    queries = [q for i, svc in enumerate(ecs["services"])
+               for q in cloudwatch.ecs_queries(ecs["cluster"], svc, prefix=f"ecs{i}" if many else "ecs")]
     return _metrics(inc, "ecs_metrics", queries)
 
 
