@@ -1,0 +1,47 @@
+"""AWS is read-only by construction: one table of allowed operations, enforced and published as IAM."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from forensics import _aws
+from forensics.errors import ReadOnlyViolation
+
+POLICY = Path(_aws.__file__).parent / "iam" / "forensics-read-only.json"
+
+
+def test_committed_iam_policy_matches_the_code():
+    assert json.loads(POLICY.read_text()) == _aws.iam_policy(), (
+        "regenerate lib/forensics/iam/forensics-read-only.json from forensics._aws.iam_policy()")
+
+
+def test_policy_has_only_read_actions():
+    actions = _aws.iam_policy()["Statement"][0]["Action"]
+    verbs = ("Describe", "Get", "List", "Filter", "Lookup", "StartQuery", "StopQuery")
+    assert all(a.split(":")[1].startswith(verbs) for a in actions), actions
+    assert "elasticloadbalancing:DescribeTargetHealth" in actions
+
+
+@pytest.mark.sandbox
+def test_a_write_call_is_refused_before_it_leaves_the_process(moto_server, aws_env):
+    logs = moto_server.client("logs")
+    logs.create_log_group(logGroupName="/ro-test")
+    client = _aws.client("logs", aws_env)
+    with pytest.raises(ReadOnlyViolation, match="logs:DeleteLogGroup is not a read operation"):
+        client.delete_log_group(logGroupName="/ro-test")
+    groups = [g["logGroupName"] for g in logs.describe_log_groups()["logGroups"]]
+    assert "/ro-test" in groups  # still there: the request never reached the server
+    assert client.describe_log_groups()["logGroups"]
+
+
+def test_unknown_service_is_refused():
+    with pytest.raises(ReadOnlyViolation):
+        _aws.client("s3", {"region": "eu-west-1"})
+
+
+def test_loopback_detection():
+    assert _aws.is_loopback_url("http://127.0.0.1:5000")
+    assert _aws.is_loopback_url("http://localhost:1")
+    assert not _aws.is_loopback_url("https://monitoring.eu-west-1.amazonaws.com")
+    assert not _aws.is_loopback_url(None)
