@@ -114,7 +114,7 @@ def _aws_message(exc: BaseException, operation: str, hint: str | None = None) ->
         if message and message != code:
             line += f": {message}"
         if "Throttl" in code or code in ("RequestLimitExceeded", "TooManyRequestsException"):
-            line += f" (still throttled after {attempts} retries)"
+            line += f" (still throttled after {attempts} retries)" if attempts else " (throttled)"
         elif code in ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation",
                       "UnrecognizedClientException", "InvalidClientTokenId", "ExpiredToken",
                       "ExpiredTokenException"):

@@ -195,7 +195,7 @@ def get_metric_data(queries: Iterable[MetricQuery], window: IncidentWindow, peri
     from the environment's ``aws`` section, with ``config`` (a botocore Config, e.g. fewer attempts).
     """
     queries = validate(queries)
-    period = int(period) if period is not None else window.period()
+    period = period if period is not None else window.period()
     validate([], period)
     if not queries:
         out = _empty(COLUMNS)
