@@ -1,0 +1,254 @@
+"""When did it start? Sustained departures of a metric from its own robust baseline.
+
+The baseline is the median of the recent *normal* points and its scale the MAD (x 1.4826, the
+normal-consistent factor), so one outlier neither moves the baseline nor inflates the noise estimate
+the way a mean and standard deviation would. Points flagged anomalous are kept out of the baseline,
+so a level shift (the usual incident shape: an error rate that jumps and stays) is reported as one
+episode from its first point until the series comes back, instead of being absorbed after a few
+samples. Time-based windows make irregular sampling and NaN gaps harmless.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+ONSET_COLUMNS = ["start", "end", "score", "peak", "baseline"]
+_MAD_TO_SIGMA = 1.4826
+
+
+def _empty() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "start": pd.Series(dtype="datetime64[ns, UTC]"),
+            "end": pd.Series(dtype="datetime64[ns, UTC]"),
+            "score": pd.Series(dtype="float64"),
+            "peak": pd.Series(dtype="float64"),
+            "baseline": pd.Series(dtype="float64"),
+        }
+    )
+
+
+def _clean(series: pd.Series) -> pd.Series:
+    """Sorted, de-duplicated, numeric, NaN-free, with a tz-aware UTC index."""
+    if not isinstance(series.index, pd.DatetimeIndex):
+        raise TypeError("find_onsets needs a series indexed by timestamps")
+    s = pd.to_numeric(series, errors="coerce").astype("float64")
+    idx = s.index
+    # Nanoseconds throughout: pandas 3 may give microsecond indexes, and asi8 follows the unit.
+    s.index = (idx.tz_localize("UTC") if idx.tz is None else idx.tz_convert("UTC")).as_unit("ns")
+    s = s[np.isfinite(s.to_numpy())]
+    s = s[~s.index.duplicated(keep="last")].sort_index()
+    return s
+
+
+def _step(index: pd.DatetimeIndex) -> pd.Timedelta:
+    if len(index) < 2:
+        return pd.Timedelta(minutes=1)
+    return pd.Timedelta(np.median(np.diff(index.asi8)), unit="ns")
+
+
+def find_onsets(
+    series: pd.Series,
+    *,
+    baseline: tuple | float | None = None,
+    min_duration: int | str | pd.Timedelta = 3,
+    threshold: float = 6.0,
+    direction: Literal["both", "up", "down"] = "both",
+    window: int | str | pd.Timedelta = 60,
+    min_periods: int = 10,
+    max_gap: int | str | pd.Timedelta = 2,
+    min_delta: float = 0.0,
+    relearn_after: int | str | pd.Timedelta | None = None,
+) -> pd.DataFrame:
+    """Anomalous episodes of ``series``, strongest first: ``[start, end, score, peak, baseline]``.
+
+    - ``baseline``: ``None`` for a trailing baseline over ``window`` (samples if an int, else a
+      time span) learnt from normal points only; ``(start, end)`` to take median/MAD over a fixed
+      quiet period (e.g. the hour before the incident); a number for a known normal level.
+    - A point is anomalous when ``|x - median| / scale >= threshold`` in ``direction`` and the
+      departure is at least ``min_delta`` in the series' units (e.g. 0.01 for one percentage point).
+    - An episode is a run of anomalous points of one sign, tolerating up to ``max_gap`` normal
+      samples (int) or that much time; it is kept when it lasts ``min_duration`` samples (int) or
+      that much time, so a single-point blip is not an onset unless ``min_duration=1``.
+    - ``relearn_after``: accept a new level as normal after that long (samples or time); ``None``
+      keeps the pre-episode baseline for as long as the departure lasts.
+    - ``score``: the median robust z over the episode times the square root of its length in
+      samples (capped at 1000 per point so a zero-noise baseline cannot dominate): a long sustained
+      shift outranks one that barely crosses the line. ``peak`` is the most extreme value,
+      ``baseline`` the baseline level at the start.
+    """
+    s = _clean(series)
+    if len(s) < 2:
+        return _empty()
+    values = s.to_numpy()
+    times = s.index.asi8
+    step = _step(s.index)
+
+    def as_span(v) -> pd.Timedelta:
+        return step * v if isinstance(v, (int, np.integer)) else pd.Timedelta(v)
+
+    window_ns = as_span(window).value
+    gap_ns = as_span(max_gap).value if not isinstance(max_gap, (int, np.integer)) else None
+    # A floor on the scale: an exactly constant baseline (MAD 0) must not turn the first wobble
+    # into an infinite z. 0.1% of the series' robust range, or 1% of the level.
+    lo, hi = np.percentile(values, [1, 99])
+    global_floor = max(1e-3 * (hi - lo), 1e-12)
+
+    z = np.full(len(values), np.nan)
+    level = np.full(len(values), np.nan)
+    if baseline is not None and not (isinstance(baseline, tuple) and len(baseline) == 2):
+        med = float(baseline)
+        # Noise from successive differences: a level shift or a spike touches one or two of them
+        # only, so this stays honest even when most of the series is the incident.
+        noise = _MAD_TO_SIGMA * float(np.median(np.abs(np.diff(values)))) / np.sqrt(2)
+        scale = max(noise, 0.01 * abs(med), global_floor)
+        z = (values - med) / scale
+        level[:] = med
+    elif baseline is not None:
+        b0, b1 = (pd.Timestamp(b) for b in baseline)
+        b0 = b0.tz_localize("UTC") if b0.tzinfo is None else b0.tz_convert("UTC")
+        b1 = b1.tz_localize("UTC") if b1.tzinfo is None else b1.tz_convert("UTC")
+        ref = s[(s.index >= b0) & (s.index < b1)].to_numpy()
+        if len(ref) < 2:
+            return _empty()
+        med = float(np.median(ref))
+        scale = max(_robust_scale(ref, med), 0.01 * abs(med), global_floor)
+        z = (values - med) / scale
+        level[:] = med
+    else:
+        relearn = (
+            None
+            if relearn_after is None
+            else (as_span(relearn_after).value if not isinstance(relearn_after, (int, np.integer)) else None)
+        )
+        relearn_n = relearn_after if isinstance(relearn_after, (int, np.integer)) else None
+        hist_t: deque[int] = deque()
+        hist_v: deque[float] = deque()
+        run_start_t: int | None = None
+        run_n = 0
+        for i, (t, v) in enumerate(zip(times, values)):
+            # Forget what is older than the window, but never below min_periods points: during a
+            # long episode the baseline stays the last normal stretch instead of emptying out.
+            while len(hist_t) > min_periods and hist_t[0] < t - window_ns:
+                hist_t.popleft()
+                hist_v.popleft()
+            anomalous = False
+            if len(hist_v) >= min_periods:
+                h = np.fromiter(hist_v, dtype=float, count=len(hist_v))
+                med = float(np.median(h))
+                scale = max(_robust_scale(h, med), 0.01 * abs(med), global_floor)
+                z[i] = (v - med) / scale
+                level[i] = med
+                anomalous = _is_anomalous(z[i], v - med, threshold, direction, min_delta)
+            if anomalous:
+                run_start_t = t if run_start_t is None else run_start_t
+                run_n += 1
+                long_enough = (relearn_n is not None and run_n > relearn_n) or (
+                    relearn is not None and t - run_start_t > relearn
+                )
+                if not long_enough:
+                    continue
+            else:
+                run_start_t, run_n = None, 0
+            hist_t.append(t)
+            hist_v.append(v)
+
+    flags = np.array(
+        [
+            _is_anomalous(zz, vv - ll, threshold, direction, min_delta) if np.isfinite(zz) else False
+            for zz, vv, ll in zip(z, values, level)
+        ],
+        dtype=bool,
+    )
+    episodes = _episodes(flags, np.sign(np.nan_to_num(z)), times, gap_ns, max_gap)
+    rows = []
+    for a, b in episodes:
+        idx = np.arange(a, b + 1)
+        idx = idx[flags[idx]]
+        n = len(idx)
+        span = pd.Timedelta(int(times[idx[-1]] - times[idx[0]]), unit="ns") + step
+        if isinstance(min_duration, (int, np.integer)):
+            if n < min_duration:
+                continue
+        elif span < pd.Timedelta(min_duration):
+            continue
+        zabs = np.minimum(np.abs(z[idx]), 1000.0)
+        k = idx[np.argmax(np.abs(z[idx]))]
+        rows.append(
+            {
+                "start": s.index[idx[0]],
+                "end": s.index[idx[-1]],
+                "score": float(np.median(zabs) * np.sqrt(n)),
+                "peak": float(values[k]),
+                "baseline": float(level[idx[0]]),
+            }
+        )
+    if not rows:
+        return _empty()
+    out = pd.DataFrame(rows, columns=ONSET_COLUMNS)
+    return out.sort_values(["score", "start"], ascending=[False, True], kind="stable").reset_index(drop=True)
+
+
+def _robust_scale(values: np.ndarray, med: float) -> float:
+    """MAD as a standard deviation; when more than half the values equal the median (sparse
+    counts: zero errors most minutes) the MAD is 0 and the mean absolute deviation takes over
+    (x 1.2533, normal-consistent), so scattered single errors do not read as infinite z."""
+    dev = np.abs(values - med)
+    mad = float(np.median(dev))
+    return _MAD_TO_SIGMA * mad if mad > 0 else 1.2533 * float(np.mean(dev))
+
+
+def _is_anomalous(z: float, delta: float, threshold: float, direction: str, min_delta: float) -> bool:
+    if abs(delta) < min_delta:
+        return False
+    if direction == "up":
+        return z >= threshold
+    if direction == "down":
+        return z <= -threshold
+    return abs(z) >= threshold
+
+
+def _episodes(flags, signs, times, gap_ns, max_gap) -> list[tuple[int, int]]:
+    """[first, last] index pairs of runs of flagged points with the same sign, bridging short gaps."""
+    out: list[tuple[int, int]] = []
+    start = last = None
+    sign = 0.0
+    for i in np.flatnonzero(flags):
+        if start is not None:
+            close = (times[i] - times[last] <= gap_ns) if gap_ns is not None else (i - last - 1 <= max_gap)
+            if close and signs[i] == sign:
+                last = i
+                continue
+            out.append((start, last))
+        start = last = i
+        sign = signs[i]
+    if start is not None:
+        out.append((start, last))
+    return out
+
+
+def first_onset(series: pd.Series, *, relative: float = 0.1, **kwargs) -> pd.Timestamp | None:
+    """The earliest start among significant episodes (score >= ``relative`` x the strongest), so
+    that an early wobble does not pre-date the real incident. ``kwargs`` go to :func:`find_onsets`."""
+    episodes = find_onsets(series, **kwargs)
+    if episodes.empty:
+        return None
+    significant = episodes[episodes["score"] >= relative * episodes["score"].max()]
+    return pd.Timestamp(significant["start"].min())
+
+
+def error_rate(errors: pd.Series, requests: pd.Series) -> pd.Series:
+    """Share of requests that failed, per timestamp; NaN where there were no requests (unknown,
+    not 0%), and missing error datapoints count as 0 (CloudWatch omits zero-count periods)."""
+    req = pd.to_numeric(requests, errors="coerce").astype("float64")
+    err = pd.to_numeric(errors, errors="coerce").astype("float64")
+    req, err = req.align(err, join="outer")
+    err = err.fillna(0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rate = err / req.where(req > 0)
+    rate.name = "error_rate"
+    return rate

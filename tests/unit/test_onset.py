@@ -1,0 +1,137 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from forensics.analysis.onset import ONSET_COLUMNS, error_rate, find_onsets, first_onset
+
+T0 = pd.Timestamp("2026-05-30T08:00:00Z")
+
+
+def _noise(n: int, *, level=10.0, sigma=1.0, seed=0, freq="1min") -> pd.Series:
+    rng = np.random.default_rng(seed)
+    return pd.Series(level + rng.normal(0, sigma, n), index=pd.date_range(T0, periods=n, freq=freq))
+
+
+def test_step_found_within_one_sample():
+    s = _noise(240, seed=1)
+    step_at = 150
+    s.iloc[step_at:] += 12.0
+    episodes = find_onsets(s)
+    assert list(episodes.columns) == ONSET_COLUMNS
+    assert len(episodes) >= 1
+    top = episodes.iloc[0]
+    assert abs(top["start"] - s.index[step_at]) <= pd.Timedelta(minutes=1)
+    # The baseline is not absorbed by the new level: the episode lasts to the end of the series.
+    assert top["end"] == s.index[-1]
+    assert top["baseline"] == pytest.approx(10.0, abs=0.5)
+    assert top["peak"] > 20
+    assert first_onset(s) == top["start"]
+
+
+def test_step_down_and_direction_filter():
+    s = _noise(200, level=100.0, seed=2)
+    s.iloc[120:] -= 40.0
+    assert abs(first_onset(s, direction="down") - s.index[120]) <= pd.Timedelta(minutes=1)
+    assert find_onsets(s, direction="up").empty
+
+
+def test_flat_noisy_series_gives_none():
+    for seed in range(5):
+        assert find_onsets(_noise(2000, seed=seed)).empty
+    assert first_onset(_noise(500, seed=9)) is None
+
+
+def test_single_point_blip_is_not_an_onset_unless_asked():
+    s = _noise(300, seed=3)
+    s.iloc[200] = 500.0
+    assert find_onsets(s, min_duration=2).empty
+    assert find_onsets(s).empty  # default is 3 samples
+    spikes = find_onsets(s, min_duration=1)
+    assert len(spikes) == 1 and spikes.iloc[0]["start"] == s.index[200]
+    assert spikes.iloc[0]["peak"] == 500.0
+
+
+def test_empty_frame_has_columns_and_utc_dtypes():
+    out = find_onsets(_noise(50))
+    assert out.empty and list(out.columns) == ONSET_COLUMNS
+    assert str(out["start"].dtype) == "datetime64[ns, UTC]"
+
+
+def test_alb_5xx_rate_after_deploy():
+    """The main use: ~0.1% 5xx per minute jumps to ~20% five minutes after a deploy."""
+    rng = np.random.default_rng(42)
+    idx = pd.date_range("2026-05-30T09:00:00Z", periods=120, freq="1min")
+    deploy = idx[60]
+    requests = pd.Series(rng.poisson(800, len(idx)).astype(float), index=idx)
+    p = np.where(idx >= deploy + pd.Timedelta(minutes=5), 0.20, 0.001)
+    errors = pd.Series(rng.binomial(requests.astype(int), p).astype(float), index=idx)
+    # CloudWatch omits zero-count datapoints: drop them from errors.
+    errors = errors[errors > 0]
+    rate = error_rate(errors, requests)
+    onset = first_onset(rate, direction="up")
+    assert onset is not None
+    assert abs(onset - (deploy + pd.Timedelta(minutes=5))) <= pd.Timedelta(minutes=2)
+
+
+def test_nan_gaps_and_irregular_sampling():
+    rng = np.random.default_rng(5)
+    # Irregular: 40-80 s apart, with a NaN hole of 10 points.
+    gaps = rng.integers(40, 80, 400).cumsum()
+    idx = T0 + pd.to_timedelta(gaps, unit="s")
+    values = 5 + rng.normal(0, 0.5, 400)
+    values[100:110] = np.nan
+    values[300:] += 10
+    s = pd.Series(values, index=idx)
+    episodes = find_onsets(s, window="30min", max_gap="3min")
+    assert len(episodes) == 1
+    assert episodes.iloc[0]["start"] == idx[300]
+
+
+def test_fixed_baseline_period_and_level():
+    s = _noise(180, seed=7)
+    s.iloc[90:] += 8
+    quiet = (T0, T0 + pd.Timedelta(minutes=60))
+    assert find_onsets(s, baseline=quiet).iloc[0]["start"] == s.index[90]
+    assert find_onsets(s, baseline=10.0).iloc[0]["start"] == s.index[90]
+
+
+def test_strongest_first_and_first_onset_ignores_weak_early_episode():
+    s = _noise(400, seed=11)
+    s.iloc[100:106] += 7  # weak, early
+    s.iloc[250:] += 60  # the incident
+    episodes = find_onsets(s)
+    assert len(episodes) == 2
+    assert episodes.iloc[0]["start"] == s.index[250]
+    assert episodes["score"].is_monotonic_decreasing
+    assert first_onset(s) == s.index[250]
+    assert first_onset(s, relative=0.0) == s.index[100]
+
+
+def test_min_duration_as_time_span():
+    s = _noise(200, seed=13)
+    s.iloc[100:104] += 30  # 4 minutes
+    assert len(find_onsets(s, min_duration="4min")) == 1
+    assert find_onsets(s, min_duration="10min").empty
+
+
+def test_naive_index_is_taken_as_utc_and_non_datetime_refused():
+    s = _noise(200, seed=4)
+    s.iloc[150:] += 20
+    naive = s.copy()
+    naive.index = naive.index.tz_localize(None)
+    assert first_onset(naive) == s.index[150]
+    with pytest.raises(TypeError):
+        find_onsets(pd.Series([1.0, 2.0, 3.0]))
+
+
+def test_error_rate_safe_with_zero_requests():
+    idx = pd.date_range(T0, periods=4, freq="1min")
+    req = pd.Series([100.0, 0.0, 50.0, 200.0], index=idx)
+    err = pd.Series([1.0, 0.0, 10.0], index=idx[:3])  # last minute missing = zero errors
+    rate = error_rate(err, req)
+    assert rate.iloc[0] == pytest.approx(0.01)
+    assert np.isnan(rate.iloc[1])
+    assert rate.iloc[2] == pytest.approx(0.2)
+    assert rate.iloc[3] == 0.0
