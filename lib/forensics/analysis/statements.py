@@ -1,0 +1,213 @@
+"""What did the database spend its time on *during the window*? The delta of two pg_stat_statements
+snapshots.
+
+pg_stat_statements is cumulative since the last reset, and entries are evicted (least used first)
+when ``pg_stat_statements.max`` is reached, then re-created from zero if the statement runs again.
+A naive ``after - before`` is then silently wrong, so every way a delta can be wrong is flagged:
+
+- per row: ``new`` (no entry before: all its counts are in the window), ``evicted`` (gone after:
+  its window counts are unknown, NaN), ``reset_suspected`` (a counter went backwards: the entry was
+  reset or evicted and re-created; the delta is then the counts since, a lower bound);
+- per frame, from ``pg_stat_statements_info``: ``attrs["stats_reset"]`` (True when its stats_reset
+  changed between the snapshots: every delta is then "since the reset", a lower bound) and
+  ``attrs["dealloc_delta"]`` (entries deallocated in between: any row may be a re-created entry).
+  ``attrs["warnings"]`` says it in words for the notebook.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+KEY = ("queryid", "userid", "dbid", "toplevel")
+#: Cumulative counters (mean/min/max/stddev are not: they are derived or not additive).
+COUNTERS = (
+    "calls",
+    "total_exec_time",
+    "total_plan_time",
+    "plans",
+    "rows",
+    "shared_blks_hit",
+    "shared_blks_read",
+    "shared_blks_dirtied",
+    "shared_blks_written",
+    "local_blks_hit",
+    "local_blks_read",
+    "local_blks_dirtied",
+    "local_blks_written",
+    "temp_blks_read",
+    "temp_blks_written",
+    "blk_read_time",
+    "blk_write_time",
+    "shared_blk_read_time",
+    "shared_blk_write_time",
+    "wal_records",
+    "wal_fpi",
+    "wal_bytes",
+)
+LABELS = ("query", "usename", "datname")
+
+
+def _info(info) -> dict:
+    """pg_stat_statements_info as a dict, from a dict, a Series or a one-row frame."""
+    if info is None:
+        return {}
+    if isinstance(info, pd.DataFrame):
+        return {} if info.empty else info.iloc[0].to_dict()
+    if isinstance(info, (pd.Series, Mapping)):
+        return dict(info)
+    raise TypeError(f"info must be a dict or a pg_stat_statements_info frame, not {type(info).__name__}")
+
+
+def _ts(value) -> pd.Timestamp | None:
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    ts = pd.Timestamp(value)
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+def _snapshot_at(frame: pd.DataFrame) -> pd.Timestamp | None:
+    if "snapshot_at" not in frame or frame.empty:
+        return None
+    return _ts(pd.to_datetime(frame["snapshot_at"], utc=True).max())
+
+
+def delta(
+    before: pd.DataFrame,
+    after: pd.DataFrame,
+    info_before: Mapping | pd.DataFrame | None = None,
+    info_after: Mapping | pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """One row per statement key seen in either snapshot, with the window's counts.
+
+    Columns: the key (``queryid, userid, dbid`` and ``toplevel`` when captured), ``query`` (and
+    ``usename``/``datname`` when present), the delta of every counter present in both snapshots
+    under its own name, ``mean_exec_time`` (in the window: d total / d calls), ``mean_exec_time_before``
+    (cumulative mean up to the first snapshot), ``calls_per_s``, and the flags ``new``, ``evicted``,
+    ``reset_suspected``.
+    """
+    key = [k for k in KEY if k in before.columns and k in after.columns]
+    if "queryid" not in key:
+        raise ValueError("pg_stat_statements snapshots need a queryid column")
+    counters = [c for c in COUNTERS if c in before.columns and c in after.columns]
+    labels = [c for c in LABELS if c in before.columns or c in after.columns]
+
+    b = before.drop_duplicates(key, keep="last").set_index(key)
+    a = after.drop_duplicates(key, keep="last").set_index(key)
+    index = a.index.union(b.index, sort=False)
+    b = b.reindex(index)
+    a = a.reindex(index)
+    in_before = b["calls"].notna().to_numpy() if "calls" in b else np.ones(len(index), bool)
+    in_after = a["calls"].notna().to_numpy() if "calls" in a else np.ones(len(index), bool)
+
+    ib, ia = _info(info_before), _info(info_after)
+    reset_b, reset_a = _ts(ib.get("stats_reset")), _ts(ia.get("stats_reset"))
+    stats_reset = reset_b is not None and reset_a is not None and reset_a != reset_b
+    dealloc_delta = None
+    if ib.get("dealloc") is not None and ia.get("dealloc") is not None:
+        if pd.notna(ib["dealloc"]) and pd.notna(ia["dealloc"]):
+            dealloc_delta = int(ia["dealloc"] - ib["dealloc"])
+
+    out = pd.DataFrame(index=index)
+    for col in labels:
+        left = a[col] if col in a else pd.Series(pd.NA, index=index)
+        right = b[col] if col in b else pd.Series(pd.NA, index=index)
+        out[col] = left.where(left.notna(), right)
+
+    after_vals = a[counters].astype("float64")
+    before_vals = b[counters].astype("float64")
+    backwards = (after_vals < before_vals).any(axis=1).to_numpy() & in_before & in_after
+    reset_rows = backwards | (stats_reset & in_after)
+    diff = after_vals - before_vals.fillna(0.0)
+    # New entries and entries reset in between: the counts since (re)creation are all in the window.
+    since = ~in_before | reset_rows
+    diff.loc[since] = after_vals.loc[since]
+    for col in counters:
+        out[col] = diff[col]
+
+    if "calls" in counters and "total_exec_time" in counters:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out["mean_exec_time"] = (out["total_exec_time"] / out["calls"].where(out["calls"] > 0)).astype(
+                "float64"
+            )
+            out["mean_exec_time_before"] = (
+                b["total_exec_time"].astype("float64") / b["calls"].astype("float64").where(b["calls"] > 0)
+            ).astype("float64")
+    t0, t1 = _snapshot_at(before), _snapshot_at(after)
+    seconds = (t1 - t0).total_seconds() if t0 is not None and t1 is not None else None
+    if "calls" in counters:
+        out["calls_per_s"] = out["calls"] / seconds if seconds and seconds > 0 else np.nan
+    out["new"] = ~in_before
+    out["evicted"] = in_before & ~in_after
+    out["reset_suspected"] = reset_rows
+    out = out.reset_index()
+    if "total_exec_time" in out:
+        out = out.sort_values("total_exec_time", ascending=False, na_position="last", kind="stable")
+    out = out.reset_index(drop=True)
+
+    warnings = []
+    if stats_reset:
+        warnings.append(
+            f"pg_stat_statements was reset at {reset_a.isoformat()} between the snapshots: "
+            "every delta counts only since the reset (a lower bound)"
+        )
+    if dealloc_delta:
+        warnings.append(
+            f"{dealloc_delta} pg_stat_statements entries were deallocated between the snapshots "
+            "(pg_stat_statements.max reached): any statement may have been evicted and re-created"
+        )
+    if out["reset_suspected"].any() and not stats_reset:
+        warnings.append(f"{int(out['reset_suspected'].sum())} statements' counters went backwards (reset or re-created)")
+    if out["evicted"].any():
+        warnings.append(f"{int(out['evicted'].sum())} statements were evicted: their window counts are unknown")
+    out.attrs.update(
+        {
+            "stats_reset": bool(stats_reset),
+            "stats_reset_at": reset_a.isoformat() if stats_reset else None,
+            "dealloc_delta": dealloc_delta,
+            "before_at": t0.isoformat() if t0 is not None else None,
+            "after_at": t1.isoformat() if t1 is not None else None,
+            "seconds": seconds,
+            "warnings": warnings,
+        }
+    )
+    return out
+
+
+def top(delta_frame: pd.DataFrame, n: int = 10, by: str = "total_exec_time") -> pd.DataFrame:
+    """The ``n`` statements with the most ``by`` in the window (evicted ones, unknown, left out)."""
+    sel = delta_frame[delta_frame[by].notna()]
+    if "evicted" in sel:
+        sel = sel[~sel["evicted"].astype(bool)]
+    out = sel.sort_values(by, ascending=False, kind="stable").head(n).reset_index(drop=True)
+    out.attrs = dict(delta_frame.attrs)
+    return out
+
+
+def regressed(
+    delta_frame: pd.DataFrame, before: pd.DataFrame | None = None, factor: float = 2.0, min_calls: int = 1
+) -> pd.DataFrame:
+    """Statements whose mean time in the window is at least ``factor`` x their mean before it.
+
+    The mean before comes from ``delta_frame["mean_exec_time_before"]`` or, when ``before`` is
+    given, from its cumulative totals. Ordered by the time the regression cost in the window
+    (``excess_time = calls x (mean now - mean before)``), with ``ratio``. New statements have no
+    "before" and are not listed (see ``delta_frame["new"]``).
+    """
+    d = delta_frame.copy()
+    if before is not None and {"calls", "total_exec_time"} <= set(before.columns):
+        key = [k for k in KEY if k in before.columns and k in d.columns]
+        b = before.drop_duplicates(key, keep="last")[[*key, "calls", "total_exec_time"]].copy()
+        b["mean_exec_time_before"] = b["total_exec_time"] / b["calls"].where(b["calls"] > 0)
+        d = d.drop(columns=["mean_exec_time_before"], errors="ignore").merge(
+            b[[*key, "mean_exec_time_before"]], on=key, how="left"
+        )
+    d = d[(d["calls"] >= min_calls) & d["mean_exec_time_before"].gt(0) & d["mean_exec_time"].notna()]
+    d = d.assign(ratio=d["mean_exec_time"] / d["mean_exec_time_before"])
+    d = d[d["ratio"] >= factor]
+    d = d.assign(excess_time=d["calls"] * (d["mean_exec_time"] - d["mean_exec_time_before"]))
+    out = d.sort_values("excess_time", ascending=False, kind="stable").reset_index(drop=True)
+    out.attrs = dict(delta_frame.attrs)
+    return out
