@@ -1,0 +1,276 @@
+"""What the sandbox adds to its in-process moto server (moto 5.2.x), each piece small and tested.
+
+moto cannot, through any AWS API, give resources a past (ECS deployments and service events, RDS
+events), and it lacks a few read paths the notebooks use. The sandbox owns an in-process moto server,
+so it sets those on the backend objects here. Nothing here touches forensic code: every result is
+read back through plain boto3 against the server.
+
+- :func:`isolate_account`: every request reaching *this* server is served from its own AWS account
+  (moto's ``x-moto-account-id`` header, injected server-side). In-process moto servers share their
+  backends; without this, two sandboxes (or a sandbox and a test's own moto server) in one process
+  would mix their data.
+- :func:`install` (idempotent, process-wide, additive only):
+  - CloudWatch ``GetMetricData`` with percentile stats ``pNN`` / ``pNN.N`` (moto answers HTTP 500),
+    computed from the raw samples by nearest rank;
+  - RDS ``DescribeEvents`` honours ``StartTime`` / ``EndTime`` / ``Duration`` when given (moto
+    ignores them) and returns events oldest first, as AWS does;
+  - ELBv2 ``DescribeTargetHealth`` reports a state planted by :func:`set_target_health`.
+- :func:`set_service_history`: ECS deployments (``createdAt`` in the past, several deployments) and
+  service events; :func:`add_rds_event`, :func:`backdate_rds_instance`; :func:`rekey_load_balancer` /
+  :func:`rekey_target_group` give an ALB / target group a fixed ARN id (moto draws a random one).
+- :func:`close_server` frees the listening socket (ThreadedMotoServer.stop() leaves it bound);
+  :func:`drop_account` frees an account's data in every backend.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+import threading
+from typing import Any
+
+ACCOUNT_HEADER = "HTTP_X_MOTO_ACCOUNT_ID"
+_PERCENTILE = re.compile(r"^p(\d{1,2}(?:\.\d+)?|100)$")
+_installed = False
+_lock = threading.Lock()
+
+
+# ---- server ---------------------------------------------------------------------------------------
+def _wsgi_server(moto_server):
+    inner = getattr(moto_server, "_server", None)  # forensics MotoServer -> ThreadedMotoServer
+    server = getattr(inner, "_server", None)  # ThreadedMotoServer -> werkzeug BaseWSGIServer
+    if server is None:
+        raise RuntimeError("the moto server is not started")
+    return server
+
+
+def isolate_account(moto_server, account_id: str) -> None:
+    """Serve every request that reaches ``moto_server`` from ``account_id``."""
+    server = _wsgi_server(moto_server)
+    app = server.app
+
+    def with_account(environ, start_response):
+        environ[ACCOUNT_HEADER] = account_id
+        return app(environ, start_response)
+
+    with_account.forensics_account_id = account_id  # type: ignore[attr-defined]
+    server.app = with_account
+
+
+def close_server(moto_server) -> None:
+    """Close the listening socket after ``stop()`` (werkzeug's shutdown() leaves it open)."""
+    inner = getattr(moto_server, "_server", None)
+    server = getattr(inner, "_server", None)
+    if server is not None:
+        try:
+            server.server_close()
+        except OSError:
+            pass
+
+
+def backend(service: str, account_id: str, region: str):
+    from moto.backends import get_backend
+
+    return get_backend(service)[account_id][region]
+
+
+def drop_account(account_id: str, services=("cloudwatch", "logs", "ecs", "rds", "elbv2", "ec2", "sts")) -> None:
+    """Forget everything ``account_id`` holds in ``services`` (memory of a stopped sandbox)."""
+    from moto.backends import get_backend
+
+    for service in services:
+        try:
+            get_backend(service).pop(account_id, None)
+        except Exception:  # noqa: BLE001 - best effort at shutdown
+            pass
+
+
+# ---- process-wide patches -------------------------------------------------------------------------
+def install() -> None:
+    """Patch moto's classes once per process (additive: only what moto answered wrongly changes)."""
+    global _installed
+    with _lock:
+        if _installed:
+            return
+        _install_percentiles()
+        _install_rds_event_window()
+        _install_target_health()
+        _installed = True
+
+
+def percentile(values, p: float):
+    """Nearest-rank percentile of ``values`` (``None`` when there are none)."""
+    data = sorted(values)
+    if not data:
+        return None
+    rank = max(1, math.ceil(p / 100.0 * len(data)))
+    return data[min(rank, len(data)) - 1]
+
+
+def _install_percentiles() -> None:
+    from moto.cloudwatch.models import Statistics
+
+    original = Statistics.get_statistics_for_type
+    if getattr(original, "forensics_patched", False):
+        return
+
+    def get_statistics_for_type(self, stat: str):
+        m = _PERCENTILE.match(stat or "")
+        if m:
+            return percentile(self.metric_single_values_list, float(m.group(1)))
+        return original(self, stat)
+
+    get_statistics_for_type.forensics_patched = True  # type: ignore[attr-defined]
+    Statistics.get_statistics_for_type = get_statistics_for_type
+
+
+def _utc(value) -> dt.datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if value.tzinfo is None:  # moto stamps naive UTC (utcnow())
+        return value.replace(tzinfo=dt.timezone.utc)
+    return value.astimezone(dt.timezone.utc)
+
+
+def _install_rds_event_window() -> None:
+    from moto.rds.models import RDSBackend
+
+    original = RDSBackend.describe_events
+    if getattr(original, "forensics_patched", False):
+        return
+
+    def describe_events(self, source_identifier=None, source_type=None, start_time=None, end_time=None,
+                        duration=None, event_categories=None, **kwargs):
+        events = original(self, source_identifier=source_identifier, source_type=source_type, **kwargs)
+        start, end = _utc(start_time), _utc(end_time)
+        if duration is not None and start is None:
+            end = end or dt.datetime.now(dt.timezone.utc)
+            start = end - dt.timedelta(minutes=int(duration))
+        elif duration is not None and end is None:
+            end = start + dt.timedelta(minutes=int(duration))
+        if start is not None:
+            events = [e for e in events if _utc(e.date) >= start]
+        if end is not None:
+            events = [e for e in events if _utc(e.date) <= end]
+        if event_categories:
+            wanted = set(event_categories)
+            events = [e for e in events if wanted & set(e.event_categories)]
+        return sorted(events, key=lambda e: _utc(e.date))
+
+    describe_events.forensics_patched = True  # type: ignore[attr-defined]
+    RDSBackend.describe_events = describe_events
+
+
+def _install_target_health() -> None:
+    from moto.elbv2.models import FakeHealthStatus, FakeTargetGroup
+
+    original = FakeTargetGroup.health_for
+    if getattr(original, "forensics_patched", False):
+        return
+
+    def health_for(self, target, ec2_backend):
+        planted = getattr(self, "forensics_health", {}).get(target["Id"])
+        if planted is not None and target["Id"] in self.targets:
+            state, reason, description = planted
+            port = self.targets[target["Id"]].get("Port", self.port)
+            return FakeHealthStatus(target["Id"], port, self.health_check_port, state, reason, description)
+        return original(self, target, ec2_backend)
+
+    health_for.forensics_patched = True  # type: ignore[attr-defined]
+    FakeTargetGroup.health_for = health_for
+
+
+# ---- planting a past ------------------------------------------------------------------------------
+def _aware(ts) -> dt.datetime:
+    """pandas/datetime -> aware UTC datetime (what moto's serializers format correctly)."""
+    if hasattr(ts, "to_pydatetime"):
+        ts = ts.to_pydatetime()
+    return _utc(ts)
+
+
+def set_service_history(ecs_backend, cluster: str, service: str, *, deployments: list[dict[str, Any]],
+                        events: list[dict[str, Any]], created_at=None, running_count: int | None = None,
+                        pending_count: int | None = None) -> None:
+    """Give an ECS service its deployments and events as describe_services returns them.
+
+    ``deployments``: dicts in the API's shape (``id``, ``status``, ``taskDefinition``, ``createdAt``...);
+    ``events``: dicts ``{id, createdAt, message}``. Events are served newest first, as ECS does.
+    """
+    svc = ecs_backend.services[f"{cluster}:{service}"]
+    svc.deployments = [{k: (_aware(v) if k in ("createdAt", "updatedAt") else v) for k, v in d.items()}
+                       for d in deployments]
+    svc.events = sorted(({"id": e["id"], "createdAt": _aware(e["createdAt"]), "message": e["message"]}
+                         for e in events), key=lambda e: e["createdAt"], reverse=True)
+    if created_at is not None:
+        svc.createdAt = _aware(created_at)
+    if running_count is not None:
+        svc.running_count = running_count
+    if pending_count is not None:
+        svc.pending_count = pending_count
+
+
+class _RdsEvent:
+    """Duck-typed like moto.rds.models.Event (what the serializer reads)."""
+
+    def __init__(self, source_identifier, source_type, source_arn, message, categories, date):
+        self.source_identifier = source_identifier
+        self.source_type = source_type
+        self.source_arn = source_arn
+        self.message = message
+        self.event_categories = list(categories)
+        self.date = _aware(date)
+
+
+def add_rds_event(rds_backend, instance_id: str, message: str, categories, date) -> None:
+    db = rds_backend.databases[instance_id]
+    rds_backend.events.append(_RdsEvent(instance_id, "db-instance", db.arn, message, categories, date))
+
+
+def backdate_rds_instance(rds_backend, instance_id: str, created) -> None:
+    """The instance and the events moto stamped at creation move to ``created``."""
+    db = rds_backend.databases[instance_id]
+    when = _aware(created)
+    db.created = when
+    db.instance_create_time = when
+    for i, e in enumerate(e for e in rds_backend.events if e.source_identifier == instance_id):
+        e.date = when + dt.timedelta(seconds=i)
+
+
+def rekey_load_balancer(elbv2_backend, arn: str, lb_id: str) -> str:
+    """Give a load balancer a fixed id (the last part of its ARN and of its CloudWatch dimension)."""
+    lb = elbv2_backend.load_balancers.pop(arn)
+    new_arn = arn.rsplit("/", 1)[0] + "/" + lb_id
+    lb.arn = new_arn
+    elbv2_backend.load_balancers[new_arn] = lb
+    _retag(elbv2_backend, arn, new_arn)
+    return new_arn
+
+
+def rekey_target_group(elbv2_backend, arn: str, tg_id: str) -> str:
+    tg = elbv2_backend.target_groups.pop(arn)
+    new_arn = arn.rsplit("/", 1)[0] + "/" + tg_id
+    tg.arn = new_arn
+    elbv2_backend.target_groups[new_arn] = tg
+    _retag(elbv2_backend, arn, new_arn)
+    return new_arn
+
+
+def _retag(elbv2_backend, old: str, new: str) -> None:
+    tagging = getattr(elbv2_backend, "tagging_service", None)
+    tags = getattr(tagging, "tags", None)
+    if isinstance(tags, dict) and old in tags:
+        tags[new] = tags.pop(old)
+
+
+def set_target_health(elbv2_backend, target_group_arn: str, target_id: str, state: str,
+                      reason: str | None = None, description: str | None = None) -> None:
+    """What describe_target_health reports for a registered target (``healthy`` clears it)."""
+    tg = elbv2_backend.target_groups[target_group_arn]
+    planted = tg.__dict__.setdefault("forensics_health", {})
+    if state == "healthy":
+        planted.pop(target_id, None)
+    else:
+        planted[target_id] = (state, reason, description)

@@ -1,0 +1,330 @@
+"""``sandbox up`` / ``down`` / ``status``: a sandbox in a detached background process.
+
+    up(state_dir, params_dir)   starts ``python -m forensics.sandbox.daemon serve ...``, waits until it
+                                has written ``state_dir/state.json`` and returns that state
+    status(state_dir)           the state, with ``running`` true or false
+    down(state_dir)             SIGTERM, wait, clean up; True if a sandbox was running
+
+The child logs to ``state_dir/sandbox.log`` (its stdout and stderr), holds an exclusive ``flock`` on
+``state_dir/daemon.lock`` for its whole life (so a second one refuses to start, and a crashed one
+leaves no stale lock), writes its pid to ``state_dir/daemon.pid`` at once and ``state.json`` when the
+scenario is in place, and writes the parameter files to ``params_dir/environments/sandbox.yaml`` and
+``params_dir/incidents/sandbox.yaml``. On SIGTERM or SIGINT it stops the sandbox and removes its
+state files (the parameter files stay, naming endpoints that are then closed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from ..errors import SandboxError
+
+log = logging.getLogger("forensics.sandbox.daemon")
+
+STATE = "state.json"
+PIDFILE = "daemon.pid"
+LOCKFILE = "daemon.lock"
+LOGFILE = "sandbox.log"
+
+
+def env_path(params_dir: Path) -> Path:
+    return Path(params_dir).absolute() / "environments" / "sandbox.yaml"
+
+
+def incident_path(params_dir: Path) -> Path:
+    return Path(params_dir).absolute() / "incidents" / "sandbox.yaml"
+
+
+# ---- process helpers ----------------------------------------------------------------------------------
+def _alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie child of ours is reaped and counts as gone)."""
+    if pid <= 0:
+        return False
+    with contextlib.suppress(ChildProcessError, OSError):
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def _is_daemon(pid: int) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return _alive(pid)  # no /proc: trust the pid
+    return b"forensics.sandbox.daemon" in cmdline and b"serve" in cmdline
+
+
+def _lock_held(state_dir: Path) -> bool:
+    """Is the daemon lock held by some process? (probes with a non-blocking flock)"""
+    path = Path(state_dir) / LOCKFILE
+    if not path.exists():
+        return False
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(f, fcntl.LOCK_UN)
+        return False
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _read_pid(state_dir: Path) -> int | None:
+    try:
+        return int((Path(state_dir) / PIDFILE).read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _log_tail(state_dir: Path, lines: int = 15) -> str:
+    try:
+        text = (Path(state_dir) / LOGFILE).read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+# ---- public API ---------------------------------------------------------------------------------------
+def status(state_dir: Path) -> dict:
+    """``{"running": bool, "starting": bool, ...state.json}``; ``stale`` when files of a dead one remain."""
+    state_dir = Path(state_dir)
+    state = _read_json(state_dir / STATE) or {}
+    pid = state.get("pid") or _read_pid(state_dir)
+    running = bool(pid) and _alive(pid) and _is_daemon(pid)
+    held = _lock_held(state_dir)
+    out = dict(state)
+    out["running"] = running and bool(state)
+    out["starting"] = (running or held) and not state
+    if pid:
+        out["pid"] = pid
+    out["stale"] = not (running or held) and (bool(state) or (state_dir / PIDFILE).exists())
+    out["state_dir"] = str(state_dir.absolute())
+    out["log"] = str(state_dir.absolute() / LOGFILE)
+    return out
+
+
+def up(state_dir: Path, params_dir: Path, scenario: str = "pool-exhaustion", timeout: float = 120) -> dict:
+    """Start a sandbox in a detached process; return its state once it is ready."""
+    from .scenarios import get as get_scenario
+
+    get_scenario(scenario)  # an unknown name fails here, not in the child
+    state_dir, params_dir = Path(state_dir).absolute(), Path(params_dir).absolute()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    current = status(state_dir)
+    if current["running"] or current["starting"]:
+        where = f" at {current['endpoint_url']}" if current.get("endpoint_url") else ""
+        raise SandboxError(f"a sandbox is already running (pid {current.get('pid')}{where}, state in {state_dir}); "
+                           "stop it first with `forensics sandbox down`")
+    _cleanup(state_dir)
+    logfile = open(state_dir / LOGFILE, "ab")
+    try:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "forensics.sandbox.daemon", "serve", "--state-dir", str(state_dir),
+             "--params-dir", str(params_dir), "--scenario", scenario],
+            stdin=subprocess.DEVNULL, stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True,
+            close_fds=True,
+        )
+    finally:
+        logfile.close()
+    deadline = time.monotonic() + timeout
+    while True:
+        state = _read_json(state_dir / STATE)
+        if state and state.get("pid") == child.pid:
+            state["running"] = True
+            return state
+        code = child.poll()
+        if code is not None:
+            raise SandboxError(f"the sandbox process exited with code {code} before it was ready; "
+                               f"its log ({state_dir / LOGFILE}) ends with:\n{_log_tail(state_dir)}")
+        if time.monotonic() > deadline:
+            _terminate(child.pid, 10)
+            raise SandboxError(f"the sandbox was not ready after {timeout:.0f} s; "
+                               f"its log ({state_dir / LOGFILE}) ends with:\n{_log_tail(state_dir)}")
+        time.sleep(0.1)
+
+
+def down(state_dir: Path, timeout: float = 30) -> bool:
+    """Stop the sandbox of ``state_dir``: SIGTERM, wait, SIGKILL if need be, then remove what it left.
+    True if one was running."""
+    state_dir = Path(state_dir).absolute()
+    state = _read_json(state_dir / STATE) or {}
+    pid = state.get("pid") or _read_pid(state_dir)
+    was_running = bool(pid) and _alive(pid) and _is_daemon(pid)
+    clean = was_running and _terminate(pid, timeout)
+    if was_running and not clean:
+        log.warning("sandbox pid %s did not stop within %.0f s: killed", pid, timeout)
+    if not clean and state.get("pg_workdir"):
+        _stop_cluster(state)  # a killed or crashed daemon leaves its cluster running
+    if pid and _alive(pid):
+        raise SandboxError(f"the sandbox process {pid} is still alive")
+    _cleanup(state_dir)
+    return was_running
+
+
+def _terminate(pid: int, timeout: float) -> bool:
+    """SIGTERM, wait up to ``timeout``, then SIGKILL. True if it ended on SIGTERM."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            return True
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    for _ in range(100):
+        if not _alive(pid):
+            break
+        time.sleep(0.05)
+    return False
+
+
+def _stop_cluster(state: dict) -> None:
+    """The cluster of a daemon that could not stop it (killed, crashed): pg_ctl stop and remove."""
+    from .pg_cluster import PostgresCluster
+
+    workdir = Path(state["pg_workdir"])
+    if not (workdir / "data").exists():
+        return
+    with contextlib.suppress(Exception):
+        PostgresCluster(workdir).stop()
+    if state.get("pg_own_workdir"):
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _cleanup(state_dir: Path) -> None:
+    for name in (STATE, PIDFILE):
+        with contextlib.suppress(FileNotFoundError):
+            (state_dir / name).unlink()
+
+
+# ---- the child ----------------------------------------------------------------------------------------
+def serve(state_dir: Path, params_dir: Path, scenario: str = "pool-exhaustion") -> int:
+    """Run a sandbox until SIGTERM/SIGINT. Exit code 0 on a clean stop, 3 if one already runs here."""
+    import pandas as pd
+
+    from .sandbox import Sandbox
+
+    state_dir, params_dir = Path(state_dir).absolute(), Path(params_dir).absolute()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    lock = open(state_dir / LOCKFILE, "a+")  # held (and the flock with it) until this process ends
+    for _ in range(60):
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            time.sleep(0.05)  # status() probes the lock for an instant
+    else:
+        log.error("another sandbox holds %s: not starting a second one", state_dir / LOCKFILE)
+        return 3
+    (state_dir / PIDFILE).write_text(f"{os.getpid()}\n")
+
+    stop = threading.Event()
+
+    def on_signal(signum, _frame):
+        log.info("received %s: stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+    sb = Sandbox(state_dir / "work", scenario=scenario)
+    started = time.monotonic()
+    log.info("starting sandbox (scenario %s, pid %s)", scenario, os.getpid())
+    try:
+        sb.start()
+        env_file, incident_file = env_path(params_dir), incident_path(params_dir)
+        sb.write_params(env_file, incident_file)
+        cluster = sb.cluster
+        truth = {k: (v.isoformat() if isinstance(v, pd.Timestamp) else v) for k, v in sb.truth.items()}
+        state = {
+            "pid": os.getpid(), "scenario": scenario, "endpoint_url": sb.endpoint_url,
+            "dsn": cluster.dsn("forensics"), "env_path": str(env_file), "incident_path": str(incident_file),
+            "started_at": pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "region": sb.region, "account_id": sb.account_id, "window": sb.incident["window"],
+            "log": str(state_dir / LOGFILE), "pg_workdir": str(cluster.workdir),
+            "pg_own_workdir": bool(getattr(cluster, "_own_workdir", False)), "truth": truth,
+        }
+        _write_json(state_dir / STATE, state)
+        log.info("sandbox ready in %.1f s: moto %s, postgres %s; parameters %s",
+                 time.monotonic() - started, sb.endpoint_url, state["dsn"], incident_file)
+        while not stop.wait(0.2):
+            pass
+    except BaseException:
+        log.exception("sandbox failed")
+        with contextlib.suppress(Exception):
+            sb.stop()
+        _cleanup(state_dir)
+        raise
+    sb.stop()
+    _cleanup(state_dir)
+    log.info("sandbox stopped")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m forensics.sandbox.daemon")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in ("serve", "up", "down", "status"):
+        p = sub.add_parser(name)
+        p.add_argument("--state-dir", type=Path, required=True)
+        if name in ("serve", "up"):
+            p.add_argument("--params-dir", type=Path, required=True)
+            p.add_argument("--scenario", default="pool-exhaustion")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    try:
+        if args.command == "serve":
+            return serve(args.state_dir, args.params_dir, args.scenario)
+        if args.command == "up":
+            print(json.dumps(up(args.state_dir, args.params_dir, args.scenario), indent=2, default=str))
+        elif args.command == "down":
+            print("stopped" if down(args.state_dir) else "no sandbox was running")
+        else:
+            print(json.dumps(status(args.state_dir), indent=2, default=str))
+    except SandboxError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
