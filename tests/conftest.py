@@ -52,3 +52,15 @@ def shared_data():
     if not path.exists():
         pytest.skip("shared/data/real is not beside this checkout")
     return path
+
+
+@pytest.fixture(scope="session")
+def sandbox(tmp_path_factory):
+    """The whole sandbox (moto + PostgreSQL + the pool-exhaustion scenario's live workload), once per
+    session: ``sandbox.environment``, ``sandbox.incident``, ``sandbox.truth``, ``sandbox.write_params``.
+    Its AWS data lives in its own moto account, so it does not mix with ``moto_server``'s."""
+    from forensics.sandbox.sandbox import Sandbox
+
+    box = Sandbox(tmp_path_factory.mktemp("sandbox")).start()
+    yield box
+    box.stop()
