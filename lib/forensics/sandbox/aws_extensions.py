@@ -18,8 +18,8 @@ read back through plain boto3 against the server.
 - :func:`set_service_history`: ECS deployments (``createdAt`` in the past, several deployments) and
   service events; :func:`add_rds_event`, :func:`backdate_rds_instance`; :func:`rekey_load_balancer` /
   :func:`rekey_target_group` give an ALB / target group a fixed ARN id (moto draws a random one).
-- :func:`close_server` frees the listening socket (ThreadedMotoServer.stop() leaves it bound);
-  :func:`drop_account` frees an account's data in every backend.
+- :func:`close_server` makes sure the listening socket is closed (werkzeug's serve_forever closes it
+  on shutdown today; this keeps it so); :func:`drop_account` frees an account's data in every backend.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def isolate_account(moto_server, account_id: str) -> None:
 
 
 def close_server(moto_server) -> None:
-    """Close the listening socket after ``stop()`` (werkzeug's shutdown() leaves it open)."""
+    """Close the listening socket after ``stop()`` (idempotent)."""
     inner = getattr(moto_server, "_server", None)
     server = getattr(inner, "_server", None)
     if server is not None:
