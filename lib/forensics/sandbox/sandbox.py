@@ -14,6 +14,7 @@ server - in one process would see each other's data. Reach the in-process backen
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import os
 import threading
@@ -77,6 +78,7 @@ class Sandbox:
                 self._cluster_future.set_exception(exc)
 
         self._cluster_obj = cluster
+        atexit.register(self.stop)  # an interpreter that exits without stop() leaves no cluster behind
         threading.Thread(target=start_cluster, name="sandbox-pg-start", daemon=True).start()
         try:
             ext.install()
@@ -101,6 +103,7 @@ class Sandbox:
         if self._stopped:
             return
         self._stopped = True
+        atexit.unregister(self.stop)
         errors = []
         played, self._played = self._played, None
         for workload in reversed(played.workloads if played else []):
