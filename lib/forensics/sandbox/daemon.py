@@ -150,6 +150,8 @@ def up(state_dir: Path, params_dir: Path, scenario: str = "pool-exhaustion", tim
         where = f" at {current['endpoint_url']}" if current.get("endpoint_url") else ""
         raise SandboxError(f"a sandbox is already running (pid {current.get('pid')}{where}, state in {state_dir}); "
                            "stop it first with `forensics sandbox down`")
+    if current["stale"] and current.get("pg_workdir"):
+        _stop_cluster(current)  # a killed daemon's cluster
     _cleanup(state_dir)
     logfile = open(state_dir / LOGFILE, "ab")
     try:
