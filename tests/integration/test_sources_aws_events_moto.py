@@ -139,7 +139,7 @@ def test_stopped_tasks_with_reasons_across_describe_batches(moto_server, cluster
     assert len(df) == 109  # 110 stopped api tasks, one outside the window; no worker, no running task
     assert set(df["task_arn"]) == set(api) - {api[1]}
     assert not set(df["task_arn"]) & set(worker + running)
-    reasons = dict(zip(df["task_arn"], df["stopped_reason"]))
+    reasons = dict(zip(df["task_arn"], df["stopped_reason"], strict=True))
     assert reasons[api[57]] == "Essential container in task exited #57"
     assert set(df["kind"]) == {"task-stopped"} and set(df["resource"]) == {f"{cluster['name']}/api"}
     assert set(df["task_definition"]) == {td}

@@ -68,7 +68,8 @@ def test_session_is_read_only_with_our_guards(reader, table):
     s = pgs.settings(reader).iloc[0]
     assert s["default_transaction_read_only"] == "on"
     assert s["application_name"] == "forensics"
-    assert (s["statement_timeout"], s["lock_timeout"], s["idle_in_transaction_session_timeout"]) == ("15s", "2s", "30s")
+    guards = (s["statement_timeout"], s["lock_timeout"], s["idle_in_transaction_session_timeout"])
+    assert guards == ("15s", "2s", "30s")
     assert s["current_user"] == "forensics" and s["max_connections"] == 40
     assert s["superuser_reserved_connections"] == 3 and s["server_version_num"] >= 150000
     assert reader.autocommit is True
@@ -146,7 +147,8 @@ def test_idle_holder_and_blocked_writer_show_up(pg_cluster, reader, table):
         assert mine["blocking_pid"].tolist() == [holder_pid]
         row = mine.iloc[0]
         assert row["locktype"] == "transactionid" and row["mode"] == "ShareLock"
-        assert row["blocking_state"] == "idle in transaction" and row["blocking_application"] == f"holder-{tag}"
+        assert row["blocking_state"] == "idle in transaction"
+        assert row["blocking_application"] == f"holder-{tag}"
         assert row["wait_s"] >= 0 and str(lk["blocking_xact_start"].dtype) == TS_DTYPE
     finally:
         holder.rollback()

@@ -16,7 +16,7 @@ from forensics.window import IncidentWindow
 
 WINDOW = IncidentWindow("2026-05-30T09:00:00Z", "2026-05-30T10:00:00Z")
 OFFLINE = {"region": "eu-west-1", "profile": None, "endpoint_url": "http://127.0.0.1:9"}
-UTC = dt.timezone.utc
+UTC = dt.UTC
 ARN = "arn:aws:ecs:eu-west-1:123456789012"
 _CLIENTS: dict = {}
 
@@ -46,12 +46,11 @@ def test_stopped_tasks_pages_list_and_describes_in_batches_of_100():
     ecs = _client("ecs")
     arns = [_task(i)["taskArn"] for i in range(150)]
     with Stubber(ecs) as stub:
-        stub.add_response("list_tasks", {"taskArns": arns[:100], "nextToken": "n2"},
-                          {"cluster": "c", "serviceName": "api", "desiredStatus": "STOPPED"})
-        stub.add_response("list_tasks", {"taskArns": arns[100:]},
-                          {"cluster": "c", "serviceName": "api", "desiredStatus": "STOPPED", "nextToken": "n2"})
-        stub.add_response("describe_tasks", {"tasks": [_task(i, _t(9, 30)) for i in range(100)], "failures": []},
-                          {"cluster": "c", "tasks": arns[:100]})
+        listing = {"cluster": "c", "serviceName": "api", "desiredStatus": "STOPPED"}
+        stub.add_response("list_tasks", {"taskArns": arns[:100], "nextToken": "n2"}, listing)
+        stub.add_response("list_tasks", {"taskArns": arns[100:]}, {**listing, "nextToken": "n2"})
+        stub.add_response("describe_tasks", {"tasks": [_task(i, _t(9, 30)) for i in range(100)],
+                                             "failures": []}, {"cluster": "c", "tasks": arns[:100]})
         stub.add_response("describe_tasks", {"tasks": [_task(i, _t(9, 40)) for i in range(100, 150)],
                                              "failures": []}, {"cluster": "c", "tasks": arns[100:]})
         df = ev.ecs_stopped_tasks("c", ["api"], WINDOW, client=ecs)
@@ -70,8 +69,8 @@ def test_stopped_tasks_pages_list_and_describes_in_batches_of_100():
 
 def test_stopped_tasks_outside_the_window_or_other_services_are_left_out():
     ecs = _client("ecs")
-    tasks = [_task(0, _t(8, 59)), _task(1, _t(9, 0)), _task(2, _t(10, 0)), _task(3, _t(9, 5), "service:worker"),
-             _task(4, None)]
+    tasks = [_task(0, _t(8, 59)), _task(1, _t(9, 0)), _task(2, _t(10, 0)),
+             _task(3, _t(9, 5), "service:worker"), _task(4, None)]
     with Stubber(ecs) as stub:
         stub.add_response("list_tasks", {"taskArns": [t["taskArn"] for t in tasks]})
         stub.add_response("describe_tasks", {"tasks": tasks})
@@ -85,20 +84,22 @@ def test_deployments_keep_the_ones_before_the_window():
     deployments = [
         {"id": "ecs-svc/new", "status": "PRIMARY", "taskDefinition": f"{ARN}:task-definition/api:8",
          "createdAt": _t(8, 55), "updatedAt": _t(9, 10), "rolloutState": "IN_PROGRESS",
-         "rolloutStateReason": "ECS deployment ecs-svc/new in progress.", "desiredCount": 4, "runningCount": 1,
-         "pendingCount": 3, "failedTasks": 6},
+         "rolloutStateReason": "ECS deployment ecs-svc/new in progress.", "desiredCount": 4,
+         "runningCount": 1, "pendingCount": 3, "failedTasks": 6},
         {"id": "ecs-svc/old", "status": "ACTIVE", "taskDefinition": f"{ARN}:task-definition/api:7",
          "createdAt": _t(6, 0), "rolloutState": "COMPLETED", "desiredCount": 4, "runningCount": 3},
         {"id": "ecs-svc/after", "status": "PRIMARY", "taskDefinition": f"{ARN}:task-definition/api:9",
          "createdAt": _t(10, 0), "rolloutState": "IN_PROGRESS"},
     ]
     with Stubber(ecs) as stub:
-        stub.add_response("describe_services", {"services": [{"serviceName": "api", "deployments": deployments}],
-                                                "failures": []}, {"cluster": "c", "services": ["api"]})
+        stub.add_response("describe_services",
+                          {"services": [{"serviceName": "api", "deployments": deployments}], "failures": []},
+                          {"cluster": "c", "services": ["api"]})
         df = ev.ecs_deployments("c", ["api"], WINDOW, client=ecs)
     assert df["id"].tolist() == ["ecs-svc/old", "ecs-svc/new"]  # sorted by createdAt; after the window: out
     new = df.iloc[1]
-    assert new["task_definition"] == "api:8" and new["status"] == "PRIMARY" and new["rollout_state"] == "IN_PROGRESS"
+    assert (new["task_definition"], new["status"]) == ("api:8", "PRIMARY")
+    assert new["rollout_state"] == "IN_PROGRESS"
     assert "api:8" in new["message"] and "IN_PROGRESS" in new["message"] and "6 failed" in new["message"]
     assert new["failed_tasks"] == 6 and str(df["desired_count"].dtype) == "Int64"
     assert new["kind"] == "deployment" and new["resource"] == "c/api"
@@ -132,16 +133,16 @@ def test_service_events_in_window_only():
 
 def test_rds_events_paginate_and_filter_to_the_window():
     rds = _client("rds")
-    e = {"SourceIdentifier": "db1", "SourceType": "db-instance", "EventCategories": ["failover", "availability"],
+    e = {"SourceIdentifier": "db1", "SourceType": "db-instance",
+         "EventCategories": ["failover", "availability"],
          "SourceArn": "arn:aws:rds:eu-west-1:123456789012:db:db1"}
+    asked = {"SourceIdentifier": "db1", "SourceType": "db-instance", "StartTime": ANY, "EndTime": ANY}
     with Stubber(rds) as stub:
-        stub.add_response("describe_events", {"Events": [{**e, "Message": "Multi-AZ failover started",
-                                                          "Date": _t(9, 12)}], "Marker": "m2"},
-                          {"SourceIdentifier": "db1", "SourceType": "db-instance", "StartTime": ANY, "EndTime": ANY})
-        stub.add_response("describe_events", {"Events": [{**e, "Message": "Multi-AZ failover completed",
-                                                          "Date": _t(9, 14)}, {**e, "Message": "x", "Date": _t(11, 0)}]},
-                          {"SourceIdentifier": "db1", "SourceType": "db-instance", "StartTime": ANY, "EndTime": ANY,
-                           "Marker": "m2"})
+        stub.add_response("describe_events", {"Events": [
+            {**e, "Message": "Multi-AZ failover started", "Date": _t(9, 12)}], "Marker": "m2"}, asked)
+        stub.add_response("describe_events", {"Events": [
+            {**e, "Message": "Multi-AZ failover completed", "Date": _t(9, 14)},
+            {**e, "Message": "x", "Date": _t(11, 0)}]}, {**asked, "Marker": "m2"})
         df = ev.rds_events("db1", WINDOW, client=rds)
         stub.assert_no_pending_responses()
     assert df["message"].tolist() == ["Multi-AZ failover started", "Multi-AZ failover completed"]

@@ -19,7 +19,7 @@ from forensics.window import IncidentWindow
 WINDOW = IncidentWindow("2026-05-30T09:00:00Z", "2026-05-30T10:00:00Z")
 # A loopback endpoint that is never contacted: the Stubber answers before any request is sent.
 OFFLINE = {"region": "eu-west-1", "profile": None, "endpoint_url": "http://127.0.0.1:9"}
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 _CLIENT = []
@@ -39,9 +39,9 @@ def _q(i: int, stat="Sum") -> cw.MetricQuery:
 @pytest.mark.parametrize("bad", ["", "A1", "1a", "a-b", "a b", "é", "a" * 256, "_a"])
 def test_invalid_ids_are_refused_before_any_call(bad):
     client = _client()
-    with Stubber(client):  # no response queued: any call would raise UnStubbedResponseError
-        with pytest.raises(ValueError, match="invalid"):
-            cw.get_metric_data([cw.MetricQuery(bad, "App", "M", {}, "Sum")], WINDOW, 60, client=client)
+    # no response queued: any call would raise UnStubbedResponseError
+    with Stubber(client), pytest.raises(ValueError, match="invalid"):
+        cw.get_metric_data([cw.MetricQuery(bad, "App", "M", {}, "Sum")], WINDOW, 60, client=client)
 
 
 @pytest.mark.parametrize("good", ["a", "aB9_", "latency_p99", "x" * 255])
@@ -88,13 +88,17 @@ def test_next_token_is_followed_and_pages_are_merged():
     with Stubber(client) as stub:
         stub.add_response("get_metric_data", {
             "MetricDataResults": [
-                {"Id": "m1", "Label": "m1", "Timestamps": t[:2], "Values": [1.0, 2.0], "StatusCode": "PartialData"},
-                {"Id": "m2", "Label": "m2", "Timestamps": t[:1], "Values": [9.0], "StatusCode": "PartialData"}],
+                {"Id": "m1", "Label": "m1", "Timestamps": t[:2], "Values": [1.0, 2.0],
+                 "StatusCode": "PartialData"},
+                {"Id": "m2", "Label": "m2", "Timestamps": t[:1], "Values": [9.0],
+                 "StatusCode": "PartialData"}],
             "NextToken": "page-2"}, base)
         stub.add_response("get_metric_data", {
             "MetricDataResults": [
-                {"Id": "m1", "Label": "m1", "Timestamps": t[2:], "Values": [3.0, 4.0], "StatusCode": "Complete"},
-                {"Id": "m2", "Label": "m2", "Timestamps": t[1:2], "Values": [8.0], "StatusCode": "Complete"}]},
+                {"Id": "m1", "Label": "m1", "Timestamps": t[2:], "Values": [3.0, 4.0],
+                 "StatusCode": "Complete"},
+                {"Id": "m2", "Label": "m2", "Timestamps": t[1:2], "Values": [8.0], "StatusCode": "Complete"},
+            ]},
             {**base, "NextToken": "page-2"})
         df = cw.get_metric_data(queries, WINDOW, 60, client=client)
         stub.assert_no_pending_responses()
@@ -173,7 +177,8 @@ def test_access_denied_is_one_line_with_the_fix():
 
 
 def test_split_percentiles():
-    plain, pct = cw.split_percentiles(cw.alb_queries("app/x/1", latency_stats=("Average", "p50", "p99.9", "tm90")))
+    queries = cw.alb_queries("app/x/1", latency_stats=("Average", "p50", "p99.9", "tm90"))
+    plain, pct = cw.split_percentiles(queries)
     assert {q.stat for q in pct} == {"p50", "p99.9", "tm90"}
     assert all(not q.is_percentile for q in plain) and len(plain) == 5
 
@@ -181,8 +186,8 @@ def test_split_percentiles():
 def test_standard_query_sets():
     alb = cw.alb_queries("app/x/1", "targetgroup/t/2")
     ids = [q.id for q in alb]
-    assert ids == ["requests", "target_5xx", "elb_5xx", "target_4xx", "latency_avg", "latency_p50", "latency_p95",
-                   "latency_p99", "unhealthy_hosts", "healthy_hosts"]
+    assert ids == ["requests", "target_5xx", "elb_5xx", "target_4xx", "latency_avg", "latency_p50",
+                   "latency_p95", "latency_p99", "unhealthy_hosts", "healthy_hosts"]
     hosts = {q.id: q for q in alb}["unhealthy_hosts"]
     assert hosts.dimensions == {"TargetGroup": "targetgroup/t/2", "LoadBalancer": "app/x/1"}
     assert hosts.stat == "Maximum"
@@ -211,7 +216,8 @@ def test_call_description_is_json_and_names_the_api():
 
 def test_wide_pivots_in_query_order():
     long = pd.DataFrame({
-        "timestamp": pd.to_datetime(["2026-05-30T09:01Z", "2026-05-30T09:00Z", "2026-05-30T09:00Z"], utc=True),
+        "timestamp": pd.to_datetime(["2026-05-30T09:01Z", "2026-05-30T09:00Z", "2026-05-30T09:00Z"],
+                                    utc=True),
         "id": ["b", "b", "a"], "label": "x", "value": [2.0, 1.0, 5.0], "stat": "Sum", "unit": None})
     w = cw.wide(long)
     assert list(w.columns) == ["b", "a"]

@@ -29,8 +29,8 @@ def _client():
 
 
 def _ev(i: int, msg="m", stream="s1"):
-    return {"timestamp": START_MS + i * 1000, "message": f"{msg} {i}", "eventId": f"e{i}", "logStreamName": stream,
-            "ingestionTime": START_MS + i * 1000 + 5}
+    return {"timestamp": START_MS + i * 1000, "message": f"{msg} {i}", "eventId": f"e{i}",
+            "logStreamName": stream, "ingestionTime": START_MS + i * 1000 + 5}
 
 
 def test_start_ms_constant_is_the_window_start():
@@ -82,7 +82,8 @@ def test_client_regex_reapplies_the_selection_and_counts_kept_events():
               _ev(3, "debug"), _ev(4, "ValueError: x")]
     with Stubber(client) as stub:
         stub.add_response("filter_log_events", {"events": events})
-        df = logs.filter_log_events("a", WINDOW, logs.ERROR_PATTERN, client=client, client_regex=logs.ERROR_REGEX)
+        df = logs.filter_log_events("a", WINDOW, logs.ERROR_PATTERN, client=client,
+                                    client_regex=logs.ERROR_REGEX)
     assert df["event_id"].tolist() == ["e1", "e2", "e4"]
     assert df.attrs["scanned"] == 5
 

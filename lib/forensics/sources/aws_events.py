@@ -63,7 +63,8 @@ def _describe_services(ecs, cluster: str, services: list[str]) -> list[dict]:
             resp = ecs.describe_services(cluster=cluster, services=batch)
         failures = resp.get("failures") or []
         if failures:
-            what = ", ".join(f"{(f.get('arn') or '').rsplit('/', 1)[-1]} ({f.get('reason')})" for f in failures)
+            what = ", ".join(f"{(f.get('arn') or '').rsplit('/', 1)[-1]} ({f.get('reason')})"
+                             for f in failures)
             raise SourceError("ecs", f"DescribeServices in cluster {cluster}: not found: {what}")
         found += resp.get("services") or []
     return found
@@ -110,7 +111,8 @@ def ecs_deployments(cluster: str, services: str | Iterable[str], window: Inciden
 
 def ecs_service_events(cluster: str, services: str | Iterable[str], window: IncidentWindow, *,
                        aws: dict | None = None, client=None, config=None) -> pd.DataFrame:
-    """The services' event messages (``DescribeServices`` ``events``) in ``window``; kind ``service-event``."""
+    """The services' event messages (``DescribeServices`` ``events``) in ``window``;
+    kind ``service-event``."""
     names = _as_list(services, "services")
     if not names:
         return _empty(SERVICE_EVENT_COLUMNS)
@@ -131,7 +133,8 @@ def _task_row(cluster: str, task: dict) -> dict:
     group = task.get("group") or ""
     service = group.split(":", 1)[1] if group.startswith("service:") else None
     containers = task.get("containers") or []
-    exit_codes = "; ".join(f"{c.get('name')}={c['exitCode']}" for c in containers if c.get("exitCode") is not None)
+    exit_codes = "; ".join(f"{c.get('name')}={c['exitCode']}" for c in containers
+                           if c.get("exitCode") is not None)
     reasons = "; ".join(f"{c.get('name')}: {c['reason']}" for c in containers if c.get("reason"))
     ts = task.get("stoppedAt") or task.get("stoppingAt") or task.get("executionStoppedAt")
     td = _family_revision(task.get("taskDefinitionArn"))
@@ -147,7 +150,8 @@ def _task_row(cluster: str, task: dict) -> dict:
         "timestamp": ts, "source": "ecs", "resource": f"{cluster}/{service}" if service else cluster,
         "kind": "task-stopped", "message": msg, "task_arn": task.get("taskArn"), "task_definition": td,
         "group": group or None, "stopped_reason": task.get("stoppedReason") or None,
-        "stop_code": task.get("stopCode"), "exit_codes": exit_codes or None, "container_reasons": reasons or None,
+        "stop_code": task.get("stopCode"), "exit_codes": exit_codes or None,
+        "container_reasons": reasons or None,
         "last_status": task.get("lastStatus"), "started_at": task.get("startedAt"),
         "stopping_at": task.get("stoppingAt"), "stopped_at": task.get("stoppedAt"),
     }
@@ -200,7 +204,8 @@ def rds_events(instance: str, window: IncidentWindow, *, aws: dict | None = None
                 date = e.get("Date")
                 if date is None or not window.contains(pd.Timestamp(date)):
                     continue
-                rows.append({"timestamp": date, "source": "rds", "resource": e.get("SourceIdentifier") or instance,
+                rows.append({"timestamp": date, "source": "rds",
+                             "resource": e.get("SourceIdentifier") or instance,
                              "kind": "rds-event", "message": e.get("Message"),
                              "categories": ", ".join(e.get("EventCategories") or []) or None,
                              "source_type": e.get("SourceType"), "source_arn": e.get("SourceArn")})

@@ -38,6 +38,8 @@ MAX_QUERIES_PER_CALL = 500
 #: CloudWatch's rule for a MetricDataQuery Id.
 ID_RE = re.compile(r"^[a-z][a-zA-Z0-9_]*$")
 ID_MAX_LEN = 255
+#: Periods below a minute that CloudWatch accepts (high-resolution metrics); otherwise multiples of 60.
+HIGH_RES_PERIODS = (1, 5, 10, 20, 30)
 #: Percentile and other extended statistics (p99, p99.9, tm90, wm99, tc90, ts90, PR(..), TM(..), IQM).
 _PERCENTILE_RE = re.compile(r"^(p\d|tm|wm|tc|ts|pr\(|iqm)", re.I)
 
@@ -139,10 +141,9 @@ def validate(queries: Iterable[MetricQuery], period: int | None = None) -> list[
         seen.add(q.id)
         if not q.namespace or not q.metric or not q.stat:
             raise ValueError(f"metric query {q.id!r} needs a namespace, a metric and a stat")
-    if period is not None:
-        if not isinstance(period, int) or isinstance(period, bool) or period <= 0 or (
-                period not in (1, 5, 10, 30) and period % 60):
-            raise ValueError(f"period {period!r} is invalid: 1, 5, 10, 30 or a multiple of 60 seconds")
+    if period is not None and (not isinstance(period, int) or isinstance(period, bool) or period <= 0
+                               or (period not in HIGH_RES_PERIODS and period % 60)):
+        raise ValueError(f"period {period!r} is invalid: 1, 5, 10, 20, 30 or a multiple of 60 seconds")
     return queries
 
 
@@ -151,7 +152,8 @@ def _aligned(window: IncidentWindow, period: int) -> tuple[pd.Timestamp, pd.Time
     return window.start.floor(freq), window.end.ceil(freq)
 
 
-def call_description(queries: Iterable[MetricQuery], window: IncidentWindow, period: int | None = None) -> dict:
+def call_description(queries: Iterable[MetricQuery], window: IncidentWindow,
+                     period: int | None = None) -> dict:
     """What the manifest records for this capture: the API and its arguments (JSON-serialisable)."""
     queries = list(queries)
     period = int(period or window.period())
@@ -175,9 +177,9 @@ def _percentile_hint(batch: list[MetricQuery]):
     def hint(exc):
         status = getattr(exc, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode")
         if stats and isinstance(status, int) and status >= 500:
-            return (f"the request includes percentile statistics ({', '.join(stats)}), which the moto sandbox "
-                    "cannot compute (it answers HTTP 500 once such a series has data); pull percentiles as "
-                    "a separate capture (cloudwatch.split_percentiles)")
+            return (f"the request includes percentile statistics ({', '.join(stats)}), which the moto "
+                    "sandbox cannot compute (it answers HTTP 500 once such a series has data); pull "
+                    "percentiles as a separate capture (cloudwatch.split_percentiles)")
         return None
 
     return hint
@@ -291,7 +293,7 @@ def _slug(text: str) -> str:
     return s or "x"
 
 
-def _prefixed(prefix: str | None, name: str) -> str:
+def _id(prefix: str | None, name: str) -> str:
     qid = f"{prefix}_{name}" if prefix else name
     if not ID_RE.match(qid):
         raise ValueError(f"prefix {prefix!r} makes an invalid metric query id {qid!r}")
@@ -310,21 +312,21 @@ def alb_queries(load_balancer: str, target_group: str | None = None,
     ns = "AWS/ApplicationELB"
     lb = {"LoadBalancer": load_balancer}
     q = [
-        MetricQuery(_prefixed(prefix, "requests"), ns, "RequestCount", lb, "Sum", "requests"),
-        MetricQuery(_prefixed(prefix, "target_5xx"), ns, "HTTPCode_Target_5XX_Count", lb, "Sum", "target 5xx"),
-        MetricQuery(_prefixed(prefix, "elb_5xx"), ns, "HTTPCode_ELB_5XX_Count", lb, "Sum", "ELB 5xx"),
-        MetricQuery(_prefixed(prefix, "target_4xx"), ns, "HTTPCode_Target_4XX_Count", lb, "Sum", "target 4xx"),
+        MetricQuery(_id(prefix, "requests"), ns, "RequestCount", lb, "Sum", "requests"),
+        MetricQuery(_id(prefix, "target_5xx"), ns, "HTTPCode_Target_5XX_Count", lb, "Sum", "target 5xx"),
+        MetricQuery(_id(prefix, "elb_5xx"), ns, "HTTPCode_ELB_5XX_Count", lb, "Sum", "ELB 5xx"),
+        MetricQuery(_id(prefix, "target_4xx"), ns, "HTTPCode_Target_4XX_Count", lb, "Sum", "target 4xx"),
     ]
     for stat in latency_stats:
         name = "avg" if stat == "Average" else _slug(stat)
-        q.append(MetricQuery(_prefixed(prefix, f"latency_{name}"), ns, "TargetResponseTime", lb, stat,
+        q.append(MetricQuery(_id(prefix, f"latency_{name}"), ns, "TargetResponseTime", lb, stat,
                              f"latency {stat}"))
     if target_group:
         tg = {"TargetGroup": target_group, "LoadBalancer": load_balancer}
         q += [
-            MetricQuery(_prefixed(prefix, "unhealthy_hosts"), ns, "UnHealthyHostCount", tg, "Maximum",
+            MetricQuery(_id(prefix, "unhealthy_hosts"), ns, "UnHealthyHostCount", tg, "Maximum",
                         "unhealthy hosts"),
-            MetricQuery(_prefixed(prefix, "healthy_hosts"), ns, "HealthyHostCount", tg, "Maximum",
+            MetricQuery(_id(prefix, "healthy_hosts"), ns, "HealthyHostCount", tg, "Maximum",
                         "healthy hosts"),
         ]
     return q
@@ -335,12 +337,12 @@ def rds_queries(instance: str, *, prefix: str | None = "db") -> list[MetricQuery
     ns = "AWS/RDS"
     d = {"DBInstanceIdentifier": instance}
     return [
-        MetricQuery(_prefixed(prefix, "connections"), ns, "DatabaseConnections", d, "Maximum", "DB connections"),
-        MetricQuery(_prefixed(prefix, "cpu"), ns, "CPUUtilization", d, "Average", "DB CPU %"),
-        MetricQuery(_prefixed(prefix, "freeable_memory"), ns, "FreeableMemory", d, "Minimum", "DB freeable memory"),
-        MetricQuery(_prefixed(prefix, "read_latency"), ns, "ReadLatency", d, "Average", "DB read latency"),
-        MetricQuery(_prefixed(prefix, "write_latency"), ns, "WriteLatency", d, "Average", "DB write latency"),
-        MetricQuery(_prefixed(prefix, "free_storage"), ns, "FreeStorageSpace", d, "Minimum", "DB free storage"),
+        MetricQuery(_id(prefix, "connections"), ns, "DatabaseConnections", d, "Maximum", "DB connections"),
+        MetricQuery(_id(prefix, "cpu"), ns, "CPUUtilization", d, "Average", "DB CPU %"),
+        MetricQuery(_id(prefix, "freeable_memory"), ns, "FreeableMemory", d, "Minimum", "DB freeable memory"),
+        MetricQuery(_id(prefix, "read_latency"), ns, "ReadLatency", d, "Average", "DB read latency"),
+        MetricQuery(_id(prefix, "write_latency"), ns, "WriteLatency", d, "Average", "DB write latency"),
+        MetricQuery(_id(prefix, "free_storage"), ns, "FreeStorageSpace", d, "Minimum", "DB free storage"),
     ]
 
 
@@ -354,6 +356,6 @@ def ecs_queries(cluster: str, service: str, *, prefix: str | None = "ecs") -> li
     out = []
     for metric, short in (("CPUUtilization", "cpu"), ("MemoryUtilization", "mem")):
         for stat, s in (("Average", "avg"), ("Maximum", "max")):
-            out.append(MetricQuery(_prefixed(prefix, f"{short}_{s}"), ns, metric, d, stat,
+            out.append(MetricQuery(_id(prefix, f"{short}_{s}"), ns, metric, d, stat,
                                    f"{service} {short} {stat}"))
     return out

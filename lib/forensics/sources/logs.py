@@ -92,7 +92,7 @@ def filter_log_events(log_groups: str | Iterable[str], window: IncidentWindow, p
             for page in logs.get_paginator("filter_log_events").paginate(**args):
                 pages += 1
                 events = page.get("events") or []
-                for i, ev in enumerate(events):
+                for ev in events:
                     scanned += 1
                     msg = ev.get("message", "")
                     if rx is not None and not rx.search(msg):
@@ -122,7 +122,8 @@ def filter_log_events(log_groups: str | Iterable[str], window: IncidentWindow, p
 
 
 # ---- Logs Insights ------------------------------------------------------------------------------
-def insights_call_description(log_groups, window: IncidentWindow, query: str, *, limit: int | None = None) -> dict:
+def insights_call_description(log_groups, window: IncidentWindow, query: str, *,
+                              limit: int | None = None) -> dict:
     """What the manifest records for :func:`insights_query`: the query text and its range."""
     start_s, end_s = _range_s(window)
     args = {"logGroupNames": _as_list(log_groups, "log_groups"), "startTime": start_s, "endTime": end_s,

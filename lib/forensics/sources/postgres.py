@@ -97,7 +97,8 @@ LOCKS_COLUMNS = {
     "mode": "str", "relation": "str", "transactionid": "str", "waiting_since": "ts", "wait_s": "float64",
     "waiting_query": "str", "blocking_pid": "int64", "blocking_user": "str", "blocking_application": "str",
     "blocking_client_addr": "str", "blocking_state": "str", "blocking_wait_event_type": "str",
-    "blocking_xact_start": "ts", "blocking_xact_age_s": "float64", "blocking_query": "str", "snapshot_at": "ts",
+    "blocking_xact_start": "ts", "blocking_xact_age_s": "float64", "blocking_query": "str",
+    "snapshot_at": "ts",
 }
 
 #: Columns present from PostgreSQL 13 to 17 (PG 17 renamed the blk_*_time columns: left out).
@@ -131,9 +132,11 @@ ORDER BY s.total_exec_time DESC"""
 
 _FLOAT_STATS = ("calls", "total_exec_time", "mean_exec_time", "min_exec_time", "max_exec_time",
                 "stddev_exec_time", "total_plan_time", "rows", "shared_blks_hit", "shared_blks_read",
-                "shared_blks_dirtied", "shared_blks_written", "temp_blks_read", "temp_blks_written", "wal_bytes")
-STATEMENTS_COLUMNS = {"queryid": "Int64", "userid": "int64", "dbid": "int64", "usename": "str", "datname": "str",
-                      "query": "str", **{c: "float64" for c in _FLOAT_STATS}, "snapshot_at": "ts"}
+                "shared_blks_dirtied", "shared_blks_written", "temp_blks_read", "temp_blks_written",
+                "wal_bytes")
+STATEMENTS_COLUMNS = {"queryid": "Int64", "userid": "int64", "dbid": "int64", "usename": "str",
+                      "datname": "str", "query": "str", **{c: "float64" for c in _FLOAT_STATS},
+                      "snapshot_at": "ts"}
 
 STATEMENTS_INFO_SQL = """\
 SELECT i.dealloc::float8 AS dealloc,
@@ -210,8 +213,9 @@ def resolve_dsn(pg: dict | None) -> str:
     if var:
         value = os.environ.get(var)
         if not value or not value.strip():
-            raise SourceError(SOURCE, f"environment variable {var} is not set (the environment's postgres.dsn_env "
-                                      "names it: it should hold a libpq DSN for the read-only collector)")
+            raise SourceError(SOURCE, f"environment variable {var} is not set (the environment's "
+                                      "postgres.dsn_env names it: it should hold a libpq DSN for the "
+                                      "read-only collector)")
         return value
     return pg.get("dsn") or ""
 
@@ -391,8 +395,8 @@ def statements(conn, *, strict: bool = True) -> pd.DataFrame:
     hidden = int((df["query"] == INSUFFICIENT_PRIVILEGE).sum()) if len(df) else 0
     if hidden and strict:
         user = run(conn, "SELECT current_user::text AS u", what="current_user")["u"].iloc[0]
-        raise SourceError(SOURCE, f"pg_stat_statements hides the text of {hidden} of {len(df)} statements from "
-                                  f"{user}; {_GRANT_FIX.format(user=user)}")
+        raise SourceError(SOURCE, f"pg_stat_statements hides the text of {hidden} of {len(df)} statements "
+                                  f"from {user}; {_GRANT_FIX.format(user=user)}")
     df.attrs["hidden_query_text"] = hidden
     return df
 
