@@ -4,8 +4,9 @@ incident window shaded, the onset as a red line, changes as dashed lines with sh
 
 Figures are created without pyplot: nothing is registered globally, so a batch run does not
 accumulate open figures, and a notebook shows a chart once, when it is returned (``_repr_png_``:
-a bare matplotlib Figure shows as text in a kernel whose inline backend was never activated). Long series are reduced to at most ``MAX_POINTS`` per line by keeping
-each bucket's minimum and maximum, so a spike survives the reduction.
+a bare matplotlib Figure shows as text in a kernel whose inline backend was never activated).
+Long series are reduced to at most ``MAX_POINTS`` per line by keeping each bucket's minimum and
+maximum, so a spike survives the reduction.
 """
 
 from __future__ import annotations
@@ -36,8 +37,15 @@ ONSET_COLOR = "red"
 CHANGE_COLOR = "#555555"
 LIMIT_COLOR = "darkred"
 #: Event kinds that get a labelled marker; others get a thin unlabelled one.
-LABELLED_KINDS = ("deployment", "rollback", "task-definition", "config-change", "parameter-change", "rds-event",
-                  "onset")
+LABELLED_KINDS = (
+    "deployment",
+    "rollback",
+    "task-definition",
+    "config-change",
+    "parameter-change",
+    "rds-event",
+    "onset",
+)
 MAX_EVENT_LINES = 60
 MAX_EVENT_LABELS = 8
 _UTC = "UTC"
@@ -172,11 +180,21 @@ def timeseries(
         x_hi.append(s.index[-1])
         drawn += 1
     if not drawn:
-        ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center", va="center", color="grey",
-                fontsize=LABEL_SIZE)
+        ax.text(
+            0.5,
+            0.5,
+            "no data",
+            transform=ax.transAxes,
+            ha="center",
+            va="center",
+            color="grey",
+            fontsize=LABEL_SIZE,
+        )
     if window is not None:
         start, end = (window.start, window.end) if isinstance(window, IncidentWindow) else window
-        ax.axvspan(_num(start), _num(end), color=WINDOW_COLOR, alpha=0.15, linewidth=0, label="incident window")
+        ax.axvspan(
+            _num(start), _num(end), color=WINDOW_COLOR, alpha=0.15, linewidth=0, label="incident window"
+        )
         x_lo.append(_utc_index([start])[0])
         x_hi.append(_utc_index([end])[0])
     if x_lo:
@@ -188,20 +206,38 @@ def timeseries(
         ax.axvline(_num(onset), color=ONSET_COLOR, linewidth=1.6, label="onset")
     all_markers = _events_as_markers(markers) + _events_as_markers(events)
     if x_lo:
-        in_view = [(t, lab, strong) for t, lab, strong in all_markers
-                   if _utc_index([t])[0] >= min(x_lo) and _utc_index([t])[0] <= max(x_hi)]
+        in_view = [
+            (t, lab, strong)
+            for t, lab, strong in all_markers
+            if _utc_index([t])[0] >= min(x_lo) and _utc_index([t])[0] <= max(x_hi)
+        ]
     else:
         in_view = all_markers
     in_view.sort(key=lambda m: (not m[2], _utc_index([m[0]])[0]))
     labelled = 0
     for t, label, strong in in_view[:MAX_EVENT_LINES]:
         x = _num(t)
-        ax.axvline(x, color=CHANGE_COLOR, linestyle="--", linewidth=1.0 if strong else 0.6,
-                   alpha=0.9 if strong else 0.35)
+        ax.axvline(
+            x,
+            color=CHANGE_COLOR,
+            linestyle="--",
+            linewidth=1.0 if strong else 0.6,
+            alpha=0.9 if strong else 0.35,
+        )
         if strong and labelled < MAX_EVENT_LABELS:
-            ax.text(x, 0.98 - 0.07 * (labelled % 4), " " + _short(label), transform=trans, rotation=0,
-                    ha="left", va="top", fontsize=NOTE_SIZE, color=CHANGE_COLOR, clip_on=True,
-                    bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "none", "pad": 1})
+            ax.text(
+                x,
+                0.98 - 0.07 * (labelled % 4),
+                " " + _short(label),
+                transform=trans,
+                rotation=0,
+                ha="left",
+                va="top",
+                fontsize=NOTE_SIZE,
+                color=CHANGE_COLOR,
+                clip_on=True,
+                bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "none", "pad": 1},
+            )
             labelled += 1
     ax.set_title(title, fontsize=TITLE_SIZE, loc="left")
     ax.set_ylabel(ylabel, fontsize=LABEL_SIZE)
@@ -230,8 +266,13 @@ def bar(
     ax.set_yticks(positions, labels, fontsize=TICK_SIZE)
     for rect, value in zip(bars, s.to_numpy()):
         text = f"{value:,.0f}" if float(value).is_integer() else f"{value:,.3g}"
-        ax.text(rect.get_width(), rect.get_y() + rect.get_height() / 2, " " + text, va="center",
-                fontsize=NOTE_SIZE)
+        ax.text(
+            rect.get_width(),
+            rect.get_y() + rect.get_height() / 2,
+            " " + text,
+            va="center",
+            fontsize=NOTE_SIZE,
+        )
     if s.empty:
         ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center", va="center", color="grey")
     ax.set_title(title, fontsize=TITLE_SIZE, loc="left")
@@ -248,6 +289,14 @@ def limit_line(ax: Axes, y: float, label: str, *, color: str = LIMIT_COLOR) -> L
     lo, hi = ax.get_ylim()
     if float(y) >= hi:
         ax.set_ylim(lo, float(y) * 1.08 if y > 0 else float(y) + 1)
-    ax.text(1.0, float(y), f"{label} {float(y):,.0f} ", transform=blended_transform_factory(ax.transAxes,
-            ax.transData), ha="right", va="bottom", fontsize=NOTE_SIZE, color=color)
+    ax.text(
+        1.0,
+        float(y),
+        f"{label} {float(y):,.0f} ",
+        transform=blended_transform_factory(ax.transAxes, ax.transData),
+        ha="right",
+        va="bottom",
+        fontsize=NOTE_SIZE,
+        color=color,
+    )
     return line

@@ -48,7 +48,9 @@ def drain3_groups(messages: list[str], *, sim_th: float, premask: bool) -> pd.Se
     for text in texts:
         miner.add_log_message(text)
     # Clusters keep evolving while messages stream in: assign each message to its final cluster.
-    return pd.Series([getattr(miner.match(t, full_search_strategy="fallback"), "cluster_id", -1) for t in texts])
+    return pd.Series(
+        [getattr(miner.match(t, full_search_strategy="fallback"), "cluster_id", -1) for t in texts]
+    )
 
 
 def test_loghub_grouping_accuracy():
@@ -85,7 +87,9 @@ def test_loghub_grouping_accuracy():
             row["ours_corrected"] = grouping_accuracy(fixed["EventId"], assign(fixed["Content"].astype(str)))
         if have_drain3:
             msgs = list(messages)
-            row["drain3_0.4"] = grouping_accuracy(frame["EventId"], drain3_groups(msgs, sim_th=0.4, premask=False))
+            row["drain3_0.4"] = grouping_accuracy(
+                frame["EventId"], drain3_groups(msgs, sim_th=0.4, premask=False)
+            )
             row["drain3_0.4+mask"] = grouping_accuracy(
                 frame["EventId"], drain3_groups(msgs, sim_th=0.4, premask=True)
             )

@@ -9,7 +9,9 @@ from forensics.analysis import capacity as cap
 AT = pd.Timestamp("2026-05-30T09:30:00Z")
 
 
-def session(pid, app, state, blocked_by=(), xact_age=None, idle=None, query="SELECT 1", backend="client backend"):
+def session(
+    pid, app, state, blocked_by=(), xact_age=None, idle=None, query="SELECT 1", backend="client backend"
+):
     return {
         "pid": pid,
         "application_name": app,

@@ -51,7 +51,9 @@ def test_house_style_window_onset_events_utc():
     onset = pd.Timestamp("2026-05-30T09:05:00Z")
     events = pd.DataFrame(
         {
-            "timestamp": pd.to_datetime(["2026-05-30T09:00:00Z", "2026-05-30T09:02:00Z", "2026-05-01T00:00:00Z"]),
+            "timestamp": pd.to_datetime(
+                ["2026-05-30T09:00:00Z", "2026-05-30T09:02:00Z", "2026-05-01T00:00:00Z"]
+            ),
             "source": "ecs",
             "resource": "prod/api",
             "kind": ["deployment", "service-event", "deployment"],  # the last one is out of view
@@ -59,7 +61,12 @@ def test_house_style_window_onset_events_utc():
         }
     )
     fig = charts.timeseries(
-        minutes(), window=WINDOW, title="CPU", ylabel="%", onset=onset, events=events,
+        minutes(),
+        window=WINDOW,
+        title="CPU",
+        ylabel="%",
+        onset=onset,
+        events=events,
         markers=[(pd.Timestamp("2026-05-30T09:40:00Z"), "rollback")],
     )
     assert isinstance(fig, Figure)

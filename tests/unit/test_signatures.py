@@ -67,7 +67,9 @@ def test_field_name_kept_when_value_varies():
 
 
 def test_first_token_never_generalised():
-    msgs = pd.Series([f"{k} set to {i}" for i, k in enumerate(["tickTime", "maxSession", "a", "b", "c", "d"])])
+    msgs = pd.Series(
+        [f"{k} set to {i}" for i, k in enumerate(["tickTime", "maxSession", "a", "b", "c", "d"])]
+    )
     assert assign(msgs).nunique() == 6
 
 
@@ -87,10 +89,10 @@ def test_top_counts_first_last_example():
     msgs = pd.Series(
         [
             "timeout after 30s on 10.0.0.1",
-            "relation \"users\" does not exist",
+            'relation "users" does not exist',
             "timeout after 31s on 10.0.0.2",
             "timeout after 32s on 10.0.0.3",
-            "relation \"orders\" does not exist",
+            'relation "orders" does not exist',
             "unique",
         ]
     )

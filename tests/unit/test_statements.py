@@ -13,8 +13,17 @@ T1 = pd.Timestamp("2026-05-30T09:10:00Z")
 def snap(rows, at):
     frame = pd.DataFrame(
         rows,
-        columns=["queryid", "userid", "dbid", "query", "calls", "total_exec_time", "rows", "shared_blks_hit",
-                 "shared_blks_read"],
+        columns=[
+            "queryid",
+            "userid",
+            "dbid",
+            "query",
+            "calls",
+            "total_exec_time",
+            "rows",
+            "shared_blks_hit",
+            "shared_blks_read",
+        ],
     )
     frame["mean_exec_time"] = frame["total_exec_time"] / frame["calls"]
     frame["snapshot_at"] = at

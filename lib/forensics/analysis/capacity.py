@@ -74,7 +74,9 @@ def by_state_app(activity: pd.DataFrame, exclude_apps: Iterable[str] = (OWN_APPL
     Our own forensic session is left out."""
     sel = _clients(activity, exclude_apps)
     if sel.empty:
-        return pd.DataFrame({"application_name": pd.Series(dtype="string"), "total": pd.Series(dtype="int64")})
+        return pd.DataFrame(
+            {"application_name": pd.Series(dtype="string"), "total": pd.Series(dtype="int64")}
+        )
     state = sel["state"].astype("string").fillna("(unknown)") if "state" in sel else "(unknown)"
     table = pd.crosstab(_app(sel), state)
     table.columns = [str(c) for c in table.columns]
@@ -83,7 +85,8 @@ def by_state_app(activity: pd.DataFrame, exclude_apps: Iterable[str] = (OWN_APPL
     table = table.reset_index()
     table["application_name"] = table["application_name"].astype("string")
     table = table.sort_values(["total", "application_name"], ascending=[False, True], kind="stable")
-    return table[["application_name", "total", *[c for c in table.columns if c not in ("application_name", "total")]]
+    return table[
+        ["application_name", "total", *[c for c in table.columns if c not in ("application_name", "total")]]
     ].reset_index(drop=True)
 
 
@@ -108,8 +111,18 @@ def idle_in_transaction(
     if "xact_age_s" in sel:
         sel = sel[sel["xact_age_s"].fillna(0) >= min_age_s]
         sel = sel.sort_values("xact_age_s", ascending=False, kind="stable")
-    wanted = ["pid", "application_name", "usename", "client_addr", "state", "xact_age_s", "idle_s", "xact_start",
-              "state_change", "query"]
+    wanted = [
+        "pid",
+        "application_name",
+        "usename",
+        "client_addr",
+        "state",
+        "xact_age_s",
+        "idle_s",
+        "xact_start",
+        "state_change",
+        "query",
+    ]
     return sel[[c for c in wanted if c in sel.columns]].reset_index(drop=True)
 
 

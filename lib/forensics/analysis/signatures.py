@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from typing import Iterable
+from collections.abc import Iterable
 
 import pandas as pd
 
@@ -54,7 +54,8 @@ _MASKS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}(?::\d{1,5})?(?![\w])"), WILDCARD),
     (
         re.compile(
-            rf"(?<![\w:])(?:{_HEX}{{1,4}}:){{7}}{_HEX}{{1,4}}(?![\w:])|(?<![\w:])(?:{_HEX}{{1,4}}:)*:(?::?{_HEX}{{1,4}})+(?![\w:])"
+            rf"(?<![\w:])(?:{_HEX}{{1,4}}:){{7}}{_HEX}{{1,4}}(?![\w:])"
+            rf"|(?<![\w:])(?:{_HEX}{{1,4}}:)*:(?::?{_HEX}{{1,4}})+(?![\w:])"
         ),
         WILDCARD,
     ),
@@ -70,7 +71,8 @@ _MASKS: list[tuple[re.Pattern[str], str]] = [
     # Numbers with a unit (durations, sizes, percentages), then plain numbers.
     (
         re.compile(
-            r"(?<![\w.])[-+]?\d+(?:\.\d+)?\s?(?:ns|us|µs|ms|s|sec|secs|seconds?|min|mins|minutes?|h|hr|hours?"
+            r"(?<![\w.])[-+]?\d+(?:\.\d+)?\s?(?:ns|us|µs|ms|s|sec|secs|seconds?|min|mins|minutes?|h|hr"
+            r"|hours?"
             r"|d|days?|[kKMGT]i?B|[kKMGT]|bytes?|%)(?![\w])"
         ),
         WILDCARD,
@@ -125,7 +127,9 @@ def _generalise(masked: dict[str, int], *, min_distinct: int = 5) -> dict[str, s
         if len(tokens) > 1:
             while _pass(tokens, [(p,) for p in range(1, width)], min_distinct) or (
                 width <= _MAX_PAIR_WIDTH
-                and _pass(tokens, [(p, q) for p in range(1, width) for q in range(p + 1, width)], min_distinct)
+                and _pass(
+                    tokens, [(p, q) for p in range(1, width) for q in range(p + 1, width)], min_distinct
+                )
             ):
                 pass
         for text, tok in zip(texts, tokens):
@@ -158,9 +162,7 @@ def _pass(tokens: list[list[str]], position_sets: list[tuple[int, ...]], min_dis
             news = []
             for p in positions:
                 values = {tokens[i][p] for i in members}
-                if len(values) < 2 or not (
-                    len(values) >= min_distinct or any(WILDCARD in v for v in values)
-                ):
+                if len(values) < 2 or not (len(values) >= min_distinct or any(WILDCARD in v for v in values)):
                     break
                 news.append((p, _common_key(values) + WILDCARD))
             else:
@@ -195,7 +197,9 @@ def assign(messages: pd.Series | Iterable[str], *, min_distinct: int = 5) -> pd.
 TOP_COLUMNS = ["signature", "count", "first_seen", "last_seen", "example"]
 
 
-def top(messages: pd.Series, timestamps: pd.Series | pd.DatetimeIndex | None = None, n: int = 10) -> pd.DataFrame:
+def top(
+    messages: pd.Series, timestamps: pd.Series | pd.DatetimeIndex | None = None, n: int = 10
+) -> pd.DataFrame:
     """The ``n`` most frequent signatures with their first/last occurrence and one real example.
 
     ``timestamps`` aligns positionally with ``messages``; when absent, ``messages``'s index is used

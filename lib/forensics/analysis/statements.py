@@ -159,9 +159,13 @@ def delta(
             "(pg_stat_statements.max reached): any statement may have been evicted and re-created"
         )
     if out["reset_suspected"].any() and not stats_reset:
-        warnings.append(f"{int(out['reset_suspected'].sum())} statements' counters went backwards (reset or re-created)")
+        warnings.append(
+            f"{int(out['reset_suspected'].sum())} statements' counters went backwards (reset or re-created)"
+        )
     if out["evicted"].any():
-        warnings.append(f"{int(out['evicted'].sum())} statements were evicted: their window counts are unknown")
+        warnings.append(
+            f"{int(out['evicted'].sum())} statements were evicted: their window counts are unknown"
+        )
     out.attrs.update(
         {
             "stats_reset": bool(stats_reset),
