@@ -23,10 +23,12 @@ os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
 
 
 @pytest.fixture(scope="session")
-def pg_cluster(tmp_path_factory):
+def pg_cluster():
     from forensics.sandbox.pg_cluster import PostgresCluster
 
-    cluster = PostgresCluster(tmp_path_factory.mktemp("pg"))
+    # Its own folder under /tmp: as root the cluster runs as `postgres`, who cannot enter pytest's
+    # root-only temporary folders.
+    cluster = PostgresCluster()
     cluster.start()
     yield cluster
     cluster.stop()

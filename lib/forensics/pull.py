@@ -72,12 +72,12 @@ def pg_statements(inc) -> pd.DataFrame:
 
 
 def pg_statements_info(inc) -> pd.DataFrame:
-    return _pg(inc, "pg_statements_info", lambda c: pd.DataFrame([postgres.statements_info(c)]),
+    return _pg(inc, "pg_statements_info", postgres.statements_info,
                postgres.STATEMENTS_INFO_SQL)
 
 
 def pg_settings(inc) -> pd.DataFrame:
-    return _pg(inc, "pg_settings", lambda c: pd.DataFrame([postgres.settings(c)]), postgres.SETTINGS_SQL)
+    return _pg(inc, "pg_settings", postgres.settings, postgres.SETTINGS_SQL)
 
 
 VOLATILE: list[Callable] = [pg_activity, pg_locks, pg_statements, pg_statements_info, pg_settings]
