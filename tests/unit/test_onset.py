@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from forensics.analysis.onset import ONSET_COLUMNS, error_rate, find_onsets, first_onset
+from forensics.window import IncidentWindow
 
 T0 = pd.Timestamp("2026-05-30T08:00:00Z")
 
@@ -94,6 +95,7 @@ def test_fixed_baseline_period_and_level():
     s.iloc[90:] += 8
     quiet = (T0, T0 + pd.Timedelta(minutes=60))
     assert find_onsets(s, baseline=quiet).iloc[0]["start"] == s.index[90]
+    assert find_onsets(s, baseline=IncidentWindow(*quiet)).iloc[0]["start"] == s.index[90]
     assert find_onsets(s, baseline=10.0).iloc[0]["start"] == s.index[90]
 
 

@@ -16,6 +16,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from ..window import IncidentWindow
+
 ONSET_COLUMNS = ["start", "end", "score", "peak", "baseline"]
 _MAD_TO_SIGMA = 1.4826
 
@@ -54,7 +56,7 @@ def _step(index: pd.DatetimeIndex) -> pd.Timedelta:
 def find_onsets(
     series: pd.Series,
     *,
-    baseline: tuple | float | None = None,
+    baseline: tuple | float | IncidentWindow | None = None,
     min_duration: int | str | pd.Timedelta = 3,
     threshold: float = 6.0,
     direction: Literal["both", "up", "down"] = "both",
@@ -67,8 +69,9 @@ def find_onsets(
     """Anomalous episodes of ``series``, strongest first: ``[start, end, score, peak, baseline]``.
 
     - ``baseline``: ``None`` for a trailing baseline over ``window`` (samples if an int, else a
-      time span) learnt from normal points only; ``(start, end)`` to take median/MAD over a fixed
-      quiet period (e.g. the hour before the incident); a number for a known normal level.
+      time span) learnt from normal points only; ``(start, end)`` or an ``IncidentWindow`` to take
+      median/MAD over a fixed quiet period (e.g. the hour before the incident); a number for a
+      known normal level.
     - A point is anomalous when ``|x - median| / scale >= threshold`` in ``direction`` and the
       departure is at least ``min_delta`` in the series' units (e.g. 0.01 for one percentage point).
     - An episode is a run of anomalous points of one sign, tolerating up to ``max_gap`` normal
@@ -84,6 +87,8 @@ def find_onsets(
     s = _clean(series)
     if len(s) < 2:
         return _empty()
+    if hasattr(baseline, "start") and hasattr(baseline, "end"):  # an IncidentWindow
+        baseline = (baseline.start, baseline.end)
     values = s.to_numpy()
     times = s.index.asi8
     step = _step(s.index)
