@@ -186,8 +186,13 @@ def write_manifest(record: Path, parts: ManifestParts) -> dict:
         "previous_record_digest": prev_digest,
     }
     manifest["digest"] = manifest_digest(manifest)
-    (record / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=False, default=str) + "\n")
+    (record / MANIFEST).write_bytes(render_manifest(manifest))
     return manifest
+
+
+def render_manifest(manifest: dict) -> bytes:
+    """The one byte-exact form of a manifest: verify re-renders it, so even a whitespace edit shows."""
+    return (json.dumps(manifest, indent=1, ensure_ascii=False, default=str) + "\n").encode()
 
 
 def seal(record: Path) -> None:
@@ -234,6 +239,8 @@ def verify(record: str | os.PathLike) -> Verification:
     result.digest = digest
     if manifest_digest(manifest) != digest:
         result.problems.append(f"changed: {MANIFEST} (its content does not match its digest)")
+    elif render_manifest(manifest) != mpath.read_bytes():
+        result.problems.append(f"changed: {MANIFEST} (not byte for byte as written)")
     present = set(list_files(record))
     for rel, entry in sorted(listed.items()):
         path = record / rel

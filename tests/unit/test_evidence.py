@@ -76,6 +76,13 @@ def test_manifest_edited_to_hide_a_change_is_detected(tmp_path):
     assert evidence.verify(rec).problems == ["changed: manifest.json (its content does not match its digest)"]
 
 
+def test_whitespace_edit_of_the_manifest_is_detected(tmp_path):
+    rec = make_record(tmp_path)
+    m = rec / "manifest.json"
+    m.write_bytes(m.read_bytes().rstrip(b"\n"))
+    assert evidence.verify(rec).problems == ["changed: manifest.json (not byte for byte as written)"]
+
+
 def test_missing_manifest(tmp_path):
     rec = make_record(tmp_path)
     (rec / "manifest.json").unlink()
@@ -100,7 +107,7 @@ def test_records_of_one_incident_form_a_hash_chain(tmp_path):
     m["files"] = [f | ({"sha256": evidence.sha256_file(r1 / f["path"]), "size": (r1 / f["path"]).stat().st_size})
                   for f in m["files"]]
     m["digest"] = evidence.manifest_digest(m)
-    (r1 / "manifest.json").write_text(json.dumps(m))
+    (r1 / "manifest.json").write_bytes(evidence.render_manifest(m))
     assert evidence.verify(r1).ok
     assert any("chain broken" in p for p in evidence.verify_chain(r1.parent))
 

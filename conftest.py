@@ -1,0 +1,118 @@
+"""Shared fixtures for tests/ and for nbval on notebooks/: real servers on loopback, started once.
+
+- ``pg_cluster``: a throwaway PostgreSQL cluster with pg_stat_statements preloaded.
+- ``moto_server``: an in-process moto server; ``aws_env`` is the matching environment ``aws`` section.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent
+SHARED = REPO.parent / "shared"
+os.environ.setdefault("MPLBACKEND", "Agg")
+# Never reach a real AWS account from the tests, whatever the machine has configured.
+for _var in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+    os.environ.pop(_var, None)
+os.environ["AWS_CONFIG_FILE"] = os.devnull
+os.environ["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
+os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    from forensics.sandbox.pg_cluster import PostgresCluster
+
+    # Its own folder under /tmp: as root the cluster runs as `postgres`, who cannot enter pytest's
+    # root-only temporary folders.
+    cluster = PostgresCluster()
+    cluster.start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def moto_server():
+    from forensics.sandbox.moto_server import MotoServer
+
+    server = MotoServer(region="eu-west-1").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def aws_env(moto_server):
+    return {"region": moto_server.region, "profile": None, "endpoint_url": moto_server.endpoint_url}
+
+
+@pytest.fixture(scope="session")
+def shared_data():
+    path = SHARED / "data" / "real"
+    if not path.exists():
+        pytest.skip("shared/data/real is not beside this checkout")
+    return path
+
+
+_SANDBOX = None
+
+
+def _sandbox():
+    """One sandbox per test session, shared by the `sandbox` fixture and the notebooks run by nbval
+    (nbval's cells are not fixture-aware items, so they reach it through a hook)."""
+    global _SANDBOX
+    if _SANDBOX is None:
+        from forensics.sandbox.sandbox import Sandbox
+
+        _SANDBOX = Sandbox(Path(tempfile.mkdtemp(prefix="forensics-test-sandbox-"))).start()
+    return _SANDBOX
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if _SANDBOX is not None:
+        _SANDBOX.stop()
+        shutil.rmtree(_SANDBOX.workdir, ignore_errors=True)
+    shutil.rmtree(_PARAMS_DIR, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def sandbox():
+    """The whole sandbox (moto + PostgreSQL + the pool-exhaustion scenario's live workload), once per
+    session: ``sandbox.environment``, ``sandbox.incident``, ``sandbox.truth``, ``sandbox.write_params``.
+    Its AWS data lives in its own moto account, so it does not mix with ``moto_server``'s."""
+    return _sandbox()
+
+
+#: nbval starts a notebook's kernel before any fixture runs, so the incident file the notebooks
+#: default to ($FORENSICS_INCIDENT) is named here, at import, and written by `sandbox_params`.
+_PARAMS_DIR = Path(tempfile.mkdtemp(prefix="forensics-test-params-"))
+os.environ["FORENSICS_INCIDENT"] = str(_PARAMS_DIR / "sandbox-incident.yaml")
+
+
+def _write_sandbox_params() -> dict:
+    env, incident = _PARAMS_DIR / "sandbox-env.yaml", Path(os.environ["FORENSICS_INCIDENT"])
+    if not incident.exists():
+        _sandbox().write_params(env, incident)
+    return {"environment": env, "incident": incident}
+
+
+@pytest.fixture(scope="session")
+def sandbox_params(sandbox):
+    """The sandbox's environment and incident YAML files, as `forensics sandbox up` writes them."""
+    return _write_sandbox_params()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    if str(item.fspath).endswith(".ipynb"):
+        _write_sandbox_params()
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if str(item.fspath).endswith(".ipynb"):
+            item.add_marker(pytest.mark.sandbox)
