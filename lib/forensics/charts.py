@@ -138,6 +138,8 @@ def _events_as_markers(events) -> list[tuple[pd.Timestamp, str, bool]]:
             kind = str(r.get("kind") or "")
             message = str(r.get("message") or "")
             label = kind if not message else f"{kind}: {message}" if kind else message
+            if kind == "deployment":
+                label = f"deploy {message}"
             out.append((pd.Timestamp(r["timestamp"]), label, kind in LABELLED_KINDS))
         return out
     return [(pd.Timestamp(t), str(label), True) for t, label in events]
@@ -285,7 +287,7 @@ def bar(
 
 def limit_line(ax: Axes, y: float, label: str, *, color: str = LIMIT_COLOR) -> Line2D:
     """A horizontal limit (max_connections, a budget) with its label, kept inside the view."""
-    line = ax.axhline(float(y), color=color, linestyle=":", linewidth=1.4, label=label)
+    line = ax.axhline(float(y), color=color, linestyle=":", linewidth=1.4, label=label, zorder=1.5)
     lo, hi = ax.get_ylim()
     if float(y) >= hi:
         ax.set_ylim(lo, float(y) * 1.08 if y > 0 else float(y) + 1)

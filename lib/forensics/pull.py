@@ -94,11 +94,12 @@ def precapture(inc) -> None:
 
 # ---- CloudWatch metrics ----------------------------------------------------------------------------
 def _metrics(inc, name: str, queries) -> pd.DataFrame:
-    period = inc.window.period()
+    window = inc.context_window
+    period = window.period()
     return inc.capture(
-        name, lambda: cloudwatch.get_metric_data(queries, inc.window, period, aws=inc.aws),
+        name, lambda: cloudwatch.get_metric_data(queries, window, period, aws=inc.aws),
         source="cloudwatch", call="GetMetricData",
-        args=cloudwatch.call_description(queries, inc.window, period), columns=METRIC_COLUMNS)
+        args=cloudwatch.call_description(queries, window, period), columns=METRIC_COLUMNS)
 
 
 def alb_metrics(inc) -> pd.DataFrame:
@@ -130,12 +131,13 @@ def ecs_metrics(inc) -> pd.DataFrame:
 # ---- Logs ------------------------------------------------------------------------------------------
 def app_error_logs(inc, max_events: int = 200_000) -> pd.DataFrame:
     groups = inc.env["logs"]["app"]
+    window = inc.context_window
     return inc.capture(
         "app_error_logs",
-        lambda: logs.filter_log_events(groups, inc.window, logs.ERROR_PATTERN, aws=inc.aws,
+        lambda: logs.filter_log_events(groups, window, logs.ERROR_PATTERN, aws=inc.aws,
                                        max_events=max_events, client_regex=logs.ERROR_REGEX),
         source="logs", call="FilterLogEvents",
-        args=logs.call_description(groups, inc.window, logs.ERROR_PATTERN), columns=LOG_COLUMNS)
+        args=logs.call_description(groups, window, logs.ERROR_PATTERN), columns=LOG_COLUMNS)
 
 
 # ---- Change events ---------------------------------------------------------------------------------

@@ -25,6 +25,8 @@ from .params import PARAMS_DIR, Incident, load_incident, load_resolved
 
 FINDINGS_DIR = ".findings"
 FIGURES_DIR = "figures"
+#: How much time before the incident window the time series are pulled for (the baseline).
+CONTEXT = "30min"
 #: What `forensics sandbox up` writes, and so the default in JupyterLab.
 DEFAULT_INCIDENT = PARAMS_DIR / "incidents" / "sandbox.yaml"
 
@@ -49,6 +51,12 @@ class IncidentSession:
     @property
     def window(self):
         return self.incident.window
+
+    @property
+    def context_window(self):
+        """The window with :data:`CONTEXT` before it: metrics and logs are pulled over this so the
+        baseline before the incident is visible (and the shaded incident window stands out)."""
+        return self.incident.window.padded(before=CONTEXT)
 
     @property
     def env(self) -> dict:

@@ -55,7 +55,7 @@ def _metric_data(sb, truth, queries):
                          "Stat": stat}}
          for i, (label, ns, name, dims, stat) in enumerate(queries)]
     out = {}
-    kwargs = {"MetricDataQueries": q, "StartTime": truth["window_start"].to_pydatetime(),
+    kwargs = {"MetricDataQueries": q, "StartTime": truth["data_start"].to_pydatetime(),
               "EndTime": truth["window_end"].to_pydatetime()}
     while True:
         resp = cw.get_metric_data(**kwargs)
@@ -79,7 +79,8 @@ def test_start_is_quick_and_environment_valid(sb, truth):
     assert env["postgres"]["dsn"] == sb.cluster.dsn("forensics") and "password" not in env["postgres"]["dsn"]
     assert env["logs"] == {"app": ["/ecs/scr-api-production"]}
     assert truth["onset"] == truth["deploy_time"] + pd.Timedelta("5min")
-    assert truth["window_end"] - truth["window_start"] == pd.Timedelta("120min")
+    assert truth["window_end"] - truth["window_start"] == pd.Timedelta("90min")
+    assert truth["window_end"] - truth["data_start"] == pd.Timedelta("120min")
 
 
 def test_alb_metrics_step_at_onset(sb, truth):
@@ -97,7 +98,7 @@ def test_alb_metrics_step_at_onset(sb, truth):
     onset, deploy = truth["onset"], truth["deploy_time"]
     req = m["requests"]
     assert len(req) == 120 and (req.index.to_series().diff().dropna() == MIN).all()
-    assert req.index[0] == truth["window_start"] and req.between(1000, 1500).all()
+    assert req.index[0] == truth["data_start"] and req.between(1000, 1500).all()
 
     t5 = m["t5xx"]
     assert (t5[t5.index < onset] <= 3).all() and (t5[t5.index >= onset] >= 150).all()
@@ -186,7 +187,7 @@ def test_ecs_deployments_and_events(sb, truth):
     times = [pd.Timestamp(e["createdAt"]) for e in events]
     assert times == sorted(times, reverse=True)  # newest first, as ECS returns them
     in_window = [(pd.Timestamp(e["createdAt"]), e["message"]) for e in events
-                 if truth["window_start"] <= pd.Timestamp(e["createdAt"]) < truth["window_end"]]
+                 if truth["data_start"] <= pd.Timestamp(e["createdAt"]) < truth["window_end"]]
     assert any("has reached a steady state" in m and ts < truth["deploy_time"] for ts, m in in_window)
     assert any("has started 2 tasks" in m and truth["deploy_time"] <= ts < truth["onset"] for ts, m in in_window)
     assert any("has stopped 1 running tasks" in m for ts, m in in_window)
@@ -203,12 +204,12 @@ def test_rds_instance_and_events(sb, truth):
     rds = sb.client("rds")
     db = rds.describe_db_instances(DBInstanceIdentifier="scr-production-postgres")["DBInstances"][0]
     assert db["Engine"] == "postgres"
-    assert pd.Timestamp(db["InstanceCreateTime"]) < truth["window_start"] - pd.Timedelta(days=300)
+    assert pd.Timestamp(db["InstanceCreateTime"]) < truth["data_start"] - pd.Timedelta(days=300)
     events = rds.describe_events(SourceType="db-instance", SourceIdentifier="scr-production-postgres",
-                                 StartTime=truth["window_start"].to_pydatetime(),
+                                 StartTime=truth["data_start"].to_pydatetime(),
                                  EndTime=truth["window_end"].to_pydatetime())["Events"]
     assert [e["Message"] for e in events] == ["Backing up DB instance", "Finished DB instance backup"]
-    assert all(truth["window_start"] <= pd.Timestamp(e["Date"]) <= truth["window_end"] for e in events)
+    assert all(truth["data_start"] <= pd.Timestamp(e["Date"]) <= truth["window_end"] for e in events)
     # without a time range, moto's behaviour is kept: the creation events, long ago, come back too
     assert any(e["Message"] == "DB instance created" for e in rds.describe_events()["Events"])
 

@@ -86,7 +86,7 @@ def test_house_style_window_onset_events_utc():
     dashed = [ln for ln in ax.lines if ln.get_linestyle() == "--"]
     assert len(dashed) == 3
     texts = [t.get_text() for t in ax.texts]
-    assert any("deployment: api:42" in t for t in texts)
+    assert any("deploy api:42" in t for t in texts)
     assert any("rollback" in t for t in texts)
     assert not any("has started" in t for t in texts)
     assert ax.get_xlabel() == "UTC"

@@ -90,7 +90,7 @@ def ecs_deployments(cluster: str, services: str | Iterable[str], window: Inciden
                 continue
             td = _family_revision(d.get("taskDefinition"))
             rollout = d.get("rolloutState")
-            msg = f"deployment {d.get('id')} of {td}: {d.get('status')}"
+            msg = f"{td} {d.get('status')} (deployment {d.get('id')})"
             if rollout:
                 msg += f", rollout {rollout}"
             if d.get("rolloutStateReason"):

@@ -11,7 +11,7 @@ replaces new tasks, so the rollout never completes. Meanwhile a reporting job ru
 unindexed ``ILIKE`` over ``orders`` and a worker's balance update waits on a row lock held by one of
 the API's idle transactions.
 
-Times: end = now floored to the minute; T0 = end - 60 min; window = [T0 - 60 min, end];
+Times: end = now floored to the minute; T0 = end - 60 min; data from T0 - 60 min; window = [T0 - 30 min, end];
 onset = T0 + 5 min. Everything random comes from one seeded generator, so two plays with the same
 ``now`` plant the same data.
 
@@ -90,8 +90,10 @@ MIN = pd.Timedelta(minutes=1)
 def timeline(now: pd.Timestamp) -> dict[str, pd.Timestamp]:
     end = now.floor("min")
     t0 = end - pd.Timedelta(minutes=60)
+    # Data from T0-60 min; the incident window from T0-30 min, so the notebooks' context padding
+    # (30 min before the window) shows a real baseline outside the shaded window.
     return {"end": end, "deploy": t0, "start": t0 - pd.Timedelta(minutes=60),
-            "onset": t0 + pd.Timedelta(minutes=5)}
+            "window_start": t0 - pd.Timedelta(minutes=30), "onset": t0 + pd.Timedelta(minutes=5)}
 
 
 def _iso(ts: pd.Timestamp) -> str:
@@ -597,7 +599,7 @@ def play(sb) -> Played:
     queuepool = [(ts, msg) for events in plan.log_events.values() for ts, msg in events if "QueuePool limit" in msg]
     truth = {
         "scenario": "pool-exhaustion",
-        "window_start": t["start"], "window_end": t["end"], "deploy_time": t["deploy"], "onset": t["onset"],
+        "data_start": t["start"], "window_start": t["window_start"], "window_end": t["end"], "deploy_time": t["deploy"], "onset": t["onset"],
         "deployment_id": plan.deployment_id, "previous_deployment_id": plan.previous_deployment_id,
         "new_task_definition": f"{FAMILY}:{NEW_REVISION}", "previous_task_definition": f"{FAMILY}:{PREVIOUS_REVISION}",
         "new_task_definition_arn": aws["new_task_definition_arn"],
@@ -622,7 +624,7 @@ def play(sb) -> Played:
         "incident": "SANDBOX-POOL-EXHAUSTION",
         "title": f"scr-api 5xx spike and timeouts after deploy of {FAMILY}:{NEW_REVISION}",
         "severity": "P1",
-        "window": {"start": _iso(t["start"]), "end": _iso(t["end"])},
+        "window": {"start": _iso(t["window_start"]), "end": _iso(t["end"])},
     }
     resources = {
         "alb": {"load_balancer": LB_DIMENSION, "target_group": TG_DIMENSION},
