@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -27,6 +28,7 @@ from .session import FINDINGS_DIR, IncidentSession
 from .window import utcnow
 
 CELL_TIMEOUT_S = 900
+_EXTERNAL_SCRIPT = re.compile(r"<script[^>]*\ssrc=[\"']https?://[^>]*>\s*</script>", re.I)
 
 
 @dataclass
@@ -165,7 +167,9 @@ def _run_one(nb_path: str, record: str, name: str, params: dict) -> NotebookRun:
     try:
         pm.execute_notebook(nb_path, str(out_nb), parameters=params, cwd=record, kernel_name="python3",
                             progress_bar=False, log_output=False, execution_timeout=CELL_TIMEOUT_S,
-                            request_save_on_cell_execute=True)
+                            request_save_on_cell_execute=True,
+                            # ipykernel 7 warns on stderr that loopback TCP is unencrypted, per kernel.
+                            extra_arguments=["--IPKernelApp.log_level=ERROR"])
     except Exception as exc:  # noqa: BLE001 - PapermillExecutionError, DeadKernelError, timeouts
         status = "failed"
         error = redact.text(_exec_error(exc))
@@ -195,6 +199,9 @@ def _render_html(nb_path: Path, html_path: Path) -> str:
     nb = nbformat.read(nb_path, as_version=4)
     exporter = HTMLExporter(template_name="lab", embed_images=True)
     body, _ = exporter.from_notebook_node(nb)
+    # Self-contained and offline: drop the template's CDN scripts (require.js, MathJax); nothing in
+    # these notebooks needs them, and an evidence file must not fetch anything when opened.
+    body = _EXTERNAL_SCRIPT.sub("", body)
     html_path.write_text(redact.text(body), encoding="utf-8")
     return html_path.relative_to(html_path.parent.parent).as_posix()
 

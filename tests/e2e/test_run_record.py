@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -47,6 +48,7 @@ def test_record_layout(record, sandbox):
         assert (record / "notebooks" / f"{name}.ipynb").exists()
         html = (record / "html" / f"{name}.html").read_text()
         assert "data:image/png;base64," in html, "charts are embedded in the HTML"
+        assert not re.search(r"(src|href)=[\"']https?://", html), "the HTML is self-contained"
     data = {p.name for p in (record / "data").glob("*.parquet")}
     assert {"alb_metrics.parquet", "pg_activity.parquet", "pg_statements.parquet", "app_error_logs.parquet",
             "ecs_deployments.parquet", "rds_metrics.parquet"} <= data
