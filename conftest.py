@@ -68,7 +68,7 @@ def _sandbox():
     if _SANDBOX is None:
         from forensics.sandbox.sandbox import Sandbox
 
-        _SANDBOX = Sandbox(Path(tempfile.mkdtemp(prefix="forensics-test-sandbox-"))).start()
+        _SANDBOX = Sandbox(Path(tempfile.mkdtemp(prefix="forensics-test-sandbox-")), scenario="all").start()
     return _SANDBOX
 
 

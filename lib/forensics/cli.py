@@ -110,7 +110,7 @@ def sandbox():
 
 
 @sandbox.command("up")
-@click.option("--scenario", default="pool-exhaustion", show_default=True)
+@click.option("--scenario", default="all", show_default=True, help="A scenario name, several joined by commas, or all.")
 def sandbox_up(scenario):
     """Start the sandbox in the background and write params/{environments,incidents}/sandbox.yaml."""
     from .params import PARAMS_DIR, REPO_ROOT
@@ -154,7 +154,8 @@ def sandbox_status():
 
 
 @cli.command()
-@click.option("--scenario", default="pool-exhaustion", show_default=True, help="Scenario to play.")
+@click.option("--scenario", default="all", show_default=True,
+              help="Scenario to play: a name, several joined by commas, or all (one incident touching every notebook).")
 @click.option("--out", default="evidence", show_default=True, type=click.Path(file_okay=False))
 @click.option("--jobs", type=click.IntRange(min=1), default=None)
 def demo(scenario, out, jobs):

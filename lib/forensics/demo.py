@@ -9,7 +9,7 @@ from typing import Callable
 from . import runner
 
 
-def run(scenario: str = "pool-exhaustion", out: str | Path = "evidence", jobs: int | None = None,
+def run(scenario: str = "all", out: str | Path = "evidence", jobs: int | None = None,
         echo: Callable[[str], None] = print) -> runner.RunResult:
     from .sandbox.sandbox import Sandbox
 

@@ -64,7 +64,8 @@ class Sandbox:
         from .moto_server import MotoServer
         from .pg_cluster import PostgresCluster
 
-        play = scenario_registry.get(self.scenario)  # unknown name: SandboxError before anything starts
+        # "all", "a,b" or one name; an unknown name is a SandboxError before anything starts
+        plays = [(name, scenario_registry.get(name)) for name in scenario_registry.resolve(self.scenario)]
         self._stopped = False
         self.workdir.mkdir(parents=True, exist_ok=True)
         cluster = PostgresCluster(_cluster_dir(self.workdir / "pg"), max_connections=self.max_connections)
@@ -84,7 +85,13 @@ class Sandbox:
             ext.install()
             self.moto = MotoServer(self.region).start()
             ext.isolate_account(self.moto, self.account_id)
-            self._played = play(self)
+            played = []
+            try:
+                for name, play in plays:
+                    played.append((name, play(self)))
+            finally:  # a scenario that failed half-way still has its earlier workloads stopped
+                self._played = scenario_registry.combine(played) if played else None
+            self._played = scenario_registry.combine(played)
             self.cluster  # noqa: B018 - a scenario without a workload still needs the cluster up
         except BaseException:
             self.stop()
@@ -172,9 +179,8 @@ class Sandbox:
         return {
             "name": "sandbox",
             "aws": {"region": self.region, "profile": None, "endpoint_url": self.moto.endpoint_url},
-            **{k: p.resources[k] for k in ("alb", "ecs", "rds")},
+            **{k: v for k, v in p.resources.items() if k not in ("name", "aws", "postgres")},
             "postgres": {"dsn": self.cluster.dsn("forensics"), "dsn_env": None},
-            "logs": p.resources["logs"],
         }
 
     @property
@@ -186,6 +192,10 @@ class Sandbox:
     @property
     def truth(self) -> dict:
         return dict(self.played.truth)
+
+    def truth_for(self, scenario: str) -> dict:
+        """What one of the scenarios played in this sandbox planted."""
+        return dict(self.played.truth["scenarios"][scenario])
 
     def write_params(self, env_path: str | os.PathLike, incident_path: str | os.PathLike) -> None:
         """Write the environment and the incident YAML; the incident names the environment file by its

@@ -57,6 +57,50 @@ def _load() -> None:
         _loaded = True
 
 
+#: Plays every scenario into one sandbox, the first one's incident standing for all of them.
+ALL = "all"
+PRIMARY = "pool-exhaustion"
+
+
+def resolve(spec: str) -> list[str]:
+    """``"all"`` -> every scenario (pool-exhaustion first); ``"a,b"`` -> those; ``"a"`` -> [a]."""
+    if spec == ALL:
+        rest = [n for n in names() if n != PRIMARY]
+        return [PRIMARY, *rest] if PRIMARY in names() else rest
+    out = [n.strip() for n in spec.split(",") if n.strip()]
+    for n in out:
+        get(n)  # unknown name: SandboxError
+    if not out:
+        raise SandboxError("no scenario named")
+    return out
+
+
+def combine(plays: list[tuple[str, Played]]) -> Played:
+    """Several scenarios in one sandbox: the first one's incident and flat truth; every scenario's
+    truth under ``truth["scenarios"][name]``; resources deep-merged (lists united); all workloads."""
+    first = plays[0][1]
+    truth = dict(first.truth)
+    truth["scenarios"] = {name: p.truth for name, p in plays}
+    resources: dict[str, Any] = {}
+    for _, p in plays:
+        resources = _merge(resources, p.resources)
+    return Played(truth=truth, incident=first.incident, resources=resources,
+                  workloads=[w for _, p in plays for w in p.workloads])
+
+
+def _merge(a: Any, b: Any) -> Any:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = dict(a)
+        for k, v in b.items():
+            out[k] = _merge(out[k], v) if k in out else v
+        return out
+    if isinstance(a, list) and isinstance(b, list):
+        return a + [x for x in b if x not in a]
+    if a != b:
+        raise SandboxError(f"scenarios disagree on a resource: {a!r} vs {b!r}")
+    return a
+
+
 def names() -> list[str]:
     _load()
     return sorted(SCENARIOS)
