@@ -174,3 +174,22 @@ def rds_events(inc) -> pd.DataFrame:
     instance = inc.env["rds"]["instance"]
     return _events(inc, "rds_events", lambda: aws_events.rds_events(instance, inc.window, aws=inc.aws),
                    "rds:DescribeEvents", {"SourceIdentifier": instance, **inc.window.as_dict()})
+
+
+# ---- Everything on one timeline ---------------------------------------------------------------------
+#: Captures of change events, each ``fn(inc) -> events frame``, with the environment section it needs.
+#: A notebook that adds a source of change events registers it here so the overview sees it too.
+CHANGE_EVENT_CAPTURES: list[tuple[str, Callable]] = [
+    ("ecs", ecs_deployments),
+    ("ecs", ecs_service_events),
+    ("ecs", ecs_stopped_tasks),
+    ("rds", rds_events),
+]
+
+
+def all_change_events(inc) -> pd.DataFrame:
+    """Every change-event capture the environment has the section for, merged and sorted."""
+    from .analysis import timeline
+
+    frames = [fn(inc) for section, fn in CHANGE_EVENT_CAPTURES if inc.env.get(section)]
+    return timeline.merge(*frames)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from . import evidence, redact
+from . import evidence, postmortem, redact
 from .capture import SIDECAR_DIR, CaptureStore, collect_sidecars, iso_ms
 from .errors import ParamsError, RecordError
 from .notebooks import catalogue
@@ -142,6 +142,9 @@ def _execute(incident: Incident, selected: list[str], out: Path, jobs: int | Non
     findings = _collect_findings(record, runs)
     (record / "findings.json").write_text(json.dumps(findings, indent=2, sort_keys=False) + "\n")
     captures = collect_sidecars(record)
+    (record / "postmortem.md").write_text(redact.text(postmortem.render(
+        incident, findings, [r.to_json() for r in runs], [c["file"] for c in captures if c.get("file")],
+        record_name=f"{record.parent.name}/{captured_at}")))
     db_user = _db_user(record, captures)
     for d in (*evidence.SCRATCH,):
         shutil.rmtree(record / d, ignore_errors=True)

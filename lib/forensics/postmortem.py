@@ -1,0 +1,161 @@
+"""The postmortem draft: Markdown that follows the team's template (shared/seeds/004, "Postmortem
+Template") filled from the record's findings, with clear blanks where the data cannot speak.
+
+Written by the runner after every notebook has ended, so it sees all of their findings; the overview
+notebook shows the same draft interactively.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import pandas as pd
+
+from .params import Incident
+
+BLANK = "_(to be completed by the incident team)_"
+
+
+def _hhmm(iso_time: str | None) -> str:
+    if not iso_time:
+        return "--:--"
+    return pd.Timestamp(iso_time).tz_convert("UTC").strftime("%H:%M")
+
+
+def _fmt_int(v) -> str:
+    return f"{int(v):,}" if isinstance(v, (int, float)) and v == v else "unknown"
+
+
+def _root_cause(findings: dict) -> list[str]:
+    """Evidence-backed statements, one per notebook that found something; never a guess."""
+    lines = []
+    api = findings.get("api-errors", {})
+    change = api.get("suspected_change")
+    if change:
+        lines.append(f"- **Suspected change**: {change.get('kind')} at {_hhmm(change.get('time'))} UTC on "
+                     f"`{change.get('resource')}`: {change.get('message')} (api-errors: the last change before "
+                     f"the 5xx onset at {_hhmm(api.get('onset'))} UTC).")
+    sigs = api.get("top_error_signatures") or []
+    # An access-log line ("GET ... 500") says that requests failed, not why: prefer an error line.
+    causes = [s for s in sigs if "HTTP/" not in s] or sigs
+    if causes:
+        lines.append(f"- **Most frequent application error**: `{causes[0][:300]}`.")
+    db = findings.get("db-connections", {})
+    if db.get("peak_connections") is not None and db.get("max_connections"):
+        lines.append(f"- **Database connections**: peak {_fmt_int(db['peak_connections'])} of max_connections "
+                     f"{_fmt_int(db['max_connections'])}; {_fmt_int(db.get('idle_in_transaction'))} sessions idle in "
+                     f"transaction (by application: {db.get('idle_in_transaction_by_app') or {}}); top holder "
+                     f"`{db.get('top_holder')}`.")
+    for b in (db.get("blockers") or [])[:3]:
+        lines.append(f"- **Lock chain**: pid {b.get('pid')} (`{b.get('application_name')}`, {b.get('state')}) "
+                     f"blocks {b.get('waiting')} session(s).")
+    if db.get("slow_statements"):
+        lines.append(f"- **Slow statement**: `{str(db['slow_statements'][0])[:200]}`.")
+    for name, f in findings.items():
+        if name in ("api-errors", "db-connections", "overview") or f.get("status") != "ok":
+            continue
+        headline = {k: v for k, v in f.items() if k not in ("status", "unknown", "failed_sources", "error")
+                    and v not in (None, [], {}, False)}
+        if headline:
+            key, value = next(iter(headline.items()))
+            lines.append(f"- **{name}**: {key} = `{str(value)[:200]}` (see its notebook).")
+    return lines
+
+
+def render(incident: Incident, findings: dict, notebooks: Iterable[dict], data_files: Iterable[str],
+           record_name: str | None = None) -> str:
+    ov = findings.get("overview", {})
+    api = findings.get("api-errors", {})
+    onset = ov.get("onset") or api.get("onset")
+    duration = ov.get("duration_minutes")
+    impact = ov.get("impact") or api.get("impact") or {}
+    failed = ov.get("failed_requests", impact.get("failed_requests"))
+    lines = [
+        f"# Incident Postmortem: {incident.title}",
+        "",
+        "> Draft generated from the evidence record"
+        + (f" `{record_name}`" if record_name else "") + ". Every figure below comes from a notebook of the "
+        "record and links to it; sections marked as blanks need the incident team.",
+        "",
+        f"**Incident**: {incident.incident}  ",
+        f"**Date**: {incident.window.start:%Y-%m-%d}  ",
+        f"**Severity**: {incident.severity}  ",
+        f"**Duration**: " + (f"{duration:g} minutes" + (" (still ongoing at the end of the window)"
+                                                          if ov.get("ongoing") else "")
+                             if duration is not None else BLANK) + "  ",
+        f"**Affected**: {incident.environment.get('name', BLANK)}  ",
+        f"**Window examined**: {incident.window}",
+        "",
+        "## What Happened",
+        "",
+    ]
+    if onset:
+        summary = (f"From {_hhmm(onset)} UTC the service returned errors"
+                   + (f" (5xx peaked at {api['error_rate_peak'] * 100:.1f}% of requests)"
+                      if isinstance(api.get("error_rate_peak"), (int, float)) else "")
+                   + (f"; {_fmt_int(failed)} requests failed" if failed is not None else "")
+                   + (f", until {_hhmm(ov.get('recovered'))} UTC." if ov.get("recovered") else
+                      ", and had not recovered by the end of the window."))
+        change = api.get("suspected_change")
+        if change:
+            summary += (f" It began {_minutes_between(change.get('time'), onset)} after a {change.get('kind')} "
+                        f"of `{change.get('resource')}`.")
+        lines += [summary, ""]
+    else:
+        lines += [BLANK + " (no onset was detected in the ALB series)", ""]
+    lines += ["## Timeline", "", "Times in UTC. Detection, triage, mitigation and fix times are the team's.", ""]
+    timeline = ov.get("timeline") or []
+    if timeline:
+        for ev in timeline:
+            lines.append(f"- {_hhmm(ev.get('time'))} - {ev.get('source')}: {ev.get('kind')}: "
+                         f"{str(ev.get('message'))[:160]}")
+    else:
+        lines.append(f"- {BLANK}")
+    lines += ["- --:-- - Incident detected " + BLANK, "- --:-- - Mitigation deployed " + BLANK,
+              "- --:-- - Service restored " + BLANK, "", "## Root Cause", "",
+              "Suspected, from the evidence (confirm before publishing):", ""]
+    lines += _root_cause(findings) or [BLANK]
+    lines += ["", "## Impact", "",
+              f"- Requests affected: {_fmt_int(failed) if failed is not None else BLANK}"
+              + (f" of {_fmt_int(impact.get('requests'))} from the onset" + (" to the recovery" if ov.get("recovered") else
+                                                                    " to the end of the window")
+                 if impact.get("requests") else ""),
+              f"- Users / tenants / organisations affected: {_affected(findings) or BLANK}",
+              f"- Revenue impact: {BLANK}", "",
+              "## What Went Well", "", f"- {BLANK}", "",
+              "## What Went Wrong", "", f"- {BLANK}", "",
+              "## Action Items", "", f"- [ ] {BLANK} - Owner: @name - Due: YYYY-MM-DD", "",
+              "## Evidence", ""]
+    for nb in notebooks:
+        status = nb.get("status")
+        link = f"[{nb['name']}](html/{nb['name']}.html)"
+        lines.append(f"- {link} ({status}) · executed notebook [notebooks/{nb['name']}.ipynb]"
+                     f"(notebooks/{nb['name']}.ipynb)" + (f" · error: {nb.get('error')}" if nb.get("error") else ""))
+    files = sorted(data_files)
+    if files:
+        lines += ["", "Data pulled: " + ", ".join(f"[{f.split('/')[-1]}]({f})" for f in files)]
+    unknown = {n: f.get("unknown") for n, f in findings.items() if f.get("unknown")}
+    if unknown:
+        lines += ["", "Unknown because a source failed: "
+                  + "; ".join(f"{n}: {', '.join(keys)}" for n, keys in unknown.items())]
+    lines += ["", "Verify this record with `forensics verify <record>`; the manifest lists every file's SHA-256.", ""]
+    return "\n".join(lines)
+
+
+def _minutes_between(earlier: str | None, later: str | None) -> str:
+    if not earlier or not later:
+        return "some time"
+    minutes = (pd.Timestamp(later) - pd.Timestamp(earlier)).total_seconds() / 60
+    return f"{minutes:.0f} min"
+
+
+def _affected(findings: dict) -> str | None:
+    parts = []
+    ai = findings.get("ai-cost", {})
+    if ai.get("orgs_over_90pct"):
+        parts.append(f"{len(ai['orgs_over_90pct'])} organisation(s) over 90% of AI budget")
+    integ = findings.get("data-integrity", {})
+    if integ.get("first_broken_event"):
+        tenant = integ["first_broken_event"].get("tenant") if isinstance(integ["first_broken_event"], dict) else None
+        parts.append(f"tenant {tenant} audit chain broken" if tenant else "an audit chain is broken")
+    return "; ".join(parts) or None
