@@ -122,3 +122,24 @@ def test_a_second_run_never_overwrites(record, sandbox_params):
     first_digest = json.loads((record / "manifest.json").read_text())["digest"]
     assert manifest["previous_record_digest"] == first_digest
     assert [n["name"] for n in manifest["notebooks"]] == ["api-errors"]
+
+
+def test_overview_timeline_and_postmortem_draft(record, findings, sandbox):
+    f = findings["overview"]
+    truth = sandbox.truth
+    assert f["status"] == "ok", f
+    assert abs(pd.Timestamp(f["onset"]) - truth["onset"]) <= pd.Timedelta(minutes=2)
+    assert f["ongoing"] is True and f["recovered"] is None  # the scenario has not recovered by its end
+    assert f["failed_requests"] > 1000
+    kinds = [e["kind"] for e in f["timeline"]]
+    assert "deployment" in kinds and "onset" in kinds
+    assert kinds.index("deployment") < kinds.index("onset")
+    md = (record / "postmortem.md").read_text()
+    assert md.startswith(f"# Incident Postmortem: {sandbox.incident['title']}")
+    for heading in ("## What Happened", "## Timeline", "## Root Cause", "## Impact", "## Action Items"):
+        assert heading in md
+    assert truth["new_task_definition"] in md
+    assert "QueuePool limit" in md
+    assert "(html/api-errors.html)" in md and "(html/db-connections.html)" in md
+    manifest = json.loads((record / "manifest.json").read_text())
+    assert "postmortem.md" in {f["path"] for f in manifest["files"]}
