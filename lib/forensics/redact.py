@@ -44,15 +44,21 @@ _PATTERNS: list[tuple[str, re.Pattern, int]] = [
     ("datadog-key", re.compile(r"(?i)\b(?:dd_api_key|dd_app_key|datadog_api_key)[\"']?\s*[:=]\s*[\"']?([a-f0-9]{32,40})"), 1),
     ("bearer-token", re.compile(r"(?i)\b(?:bearer|token)\s+([A-Za-z0-9._~+/=-]{16,})"), 1),
     ("basic-auth", re.compile(r"(?i)\bbasic\s+([A-Za-z0-9+/]{12,}={0,2})"), 1),
-    ("url-password", re.compile(r"(?i)\b[a-z][a-z0-9+.-]*://[^/\s:@]+:([^@\s/]+)@"), 1),
+    ("url-password", re.compile(r"(?i)\b[a-z][a-z0-9+.-]*://[^/\s:@]*:([^@\s/]+)@"), 1),
     ("dsn-password", re.compile(r"(?i)\bpassword\s*=\s*('(?:[^'\\]|\\.)*'|\"[^\"]*\"|[^\s'\",;&]+)"), 1),
     ("secret-pair", re.compile(
-        r"(?i)\b(?:passw(?:or)?d|pwd|secret|client_secret|api[_-]?key|apikey|access[_-]?token|auth[_-]?token|"
+        r"(?i)\b(?:passw(?:or)?d|pwd|secret|client_secret|api[_-]?key|apikey|access[_-]?token|auth[_-]?token|token|"
         r"refresh[_-]?token|private[_-]?key|signing[_-]?key|encryption[_-]?key)[\"']?\s*[:=]\s*"
         r"('(?:[^'\\]|\\.)+'|\"(?:[^\"\\]|\\.)+\"|[^\s'\",;&}]+)"), 1),
     ("sql-password", re.compile(r"(?i)\bpassword\s+('(?:[^']|'')*')"), 1),
 ]
 _MARKER = re.compile(r"\[REDACTED:[a-z-]+:[0-9a-f]{8}\]")
+#: Splits text into the parts between markers and the markers themselves (odd indices): a marker is
+#: never matched again by a later pattern (its kind, e.g. "password:", would look like a secret).
+_MARKER_SPLIT = re.compile(r"(\[REDACTED:[a-z-]+:[0-9a-f]{8}\])")
+#: Values of a key=value pair that are not secrets: bind placeholders ($1, ?, %s, :name), masks, empty.
+_PLACEHOLDER = re.compile(r"^(?:\$\d+|\?|%s|%\(\w+\)s|:\w+|\*+|x+|<[^>]*>|\{\{?[^}]*\}\}?|null|none|redacted|)$",
+                          re.I)
 
 
 def marker(kind: str, secret: str) -> str:
@@ -65,7 +71,9 @@ def text(value: str) -> str:
     if not isinstance(value, str) or not value:
         return value
     for kind, rx, group in _PATTERNS:
-        value = rx.sub(lambda m, k=kind, g=group: _replace(m, k, g), value)
+        parts = _MARKER_SPLIT.split(value)
+        value = "".join(part if i % 2 else rx.sub(lambda m, k=kind, g=group: _replace(m, k, g), part)
+                        for i, part in enumerate(parts))
     return value
 
 
@@ -76,6 +84,11 @@ def _replace(m: re.Match, kind: str, group: int) -> str:
     if group == 0:
         return marker(kind, secret)
     start, end = m.span(group)
+    quote = secret[0] if len(secret) >= 2 and secret[0] in "'\"" and secret[-1] == secret[0] else ""
+    if quote:  # keep the quotes; the marker hashes what is inside, as for an unquoted value
+        secret, start, end = secret[1:-1], start + 1, end - 1
+    if group and _PLACEHOLDER.match(secret):
+        return m.group(0)
     s0 = m.start(0)
     whole = m.group(0)
     return whole[: start - s0] + marker(kind, secret) + whole[end - s0:]
@@ -85,7 +98,8 @@ def found(value: str) -> list[str]:
     """The kinds of secret seen in ``value`` (used to refuse secret-looking parameters)."""
     if not isinstance(value, str):
         return []
-    return [kind for kind, rx, _ in _PATTERNS if rx.search(value)]
+    return [kind for kind, rx, group in _PATTERNS
+            if rx.search(value) and rx.sub(lambda m, k=kind, g=group: _replace(m, k, g), value) != value]
 
 
 def obj(value: Any) -> Any:
