@@ -60,8 +60,31 @@ _ENV_SCHEMA: dict[str, Any] = {
         "statement_timeout_ms": (False, int, "statement_timeout of the read-only session"),
     },
     "logs": {"app": (True, list, "application log group names")},
+    "elasticache": {
+        "replication_group": (True, str, "ElastiCache replication group id"),
+        "nodes": (False, list, "cache cluster ids of its nodes (CloudWatch CacheClusterId), e.g. <group>-001"),
+    },
+    "queues": {
+        "namespace": (True, str, "CloudWatch namespace of the queue-depth metric, e.g. SCR/Celery"),
+        "metric": (True, str, "queue-depth metric name, e.g. QueueDepth"),
+        "dimension": (True, str, "dimension naming the queue, e.g. Queue"),
+        "names": (True, list, "queue names (dimension values)"),
+        "log_groups": (False, list, "worker log group names"),
+        "failed_table": (False, (str, type(None)), "table of failed deliveries (status, attempts, last_error, "
+                                                    "created_at), e.g. webhook_deliveries"),
+    },
+    "ai": {
+        "logs_table": (True, str, "table of LLM calls (org_id, model, provider, tokens, cost_usd, status, "
+                                  "created_at), e.g. ai_task_logs"),
+        "budgets_table": (False, (str, type(None)), "table of monthly budgets (org_id, monthly_budget_usd)"),
+        "organizations_table": (False, (str, type(None)), "table of organizations (id, name)"),
+    },
 }
-_ENV_OPTIONAL_SECTIONS = {"postgres"}
+_ENV_OPTIONAL_SECTIONS = {"postgres", "elasticache", "queues", "ai"}
+#: fields naming a PostgreSQL table: a plain identifier (optionally schema-qualified), nothing else
+_TABLE_FIELDS = (("queues", "failed_table"), ("ai", "logs_table"), ("ai", "budgets_table"),
+                 ("ai", "organizations_table"))
+_TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}(\.[A-Za-z_][A-Za-z0-9_$]{0,62})?$")
 
 _INCIDENT_SCHEMA: dict[str, Any] = {
     "incident": (True, str, "incident id, e.g. INC-2026-0530"),
@@ -186,6 +209,10 @@ def load_environment(ref: str | os.PathLike, base: Path | None = None) -> dict:
             raise ParamsError(path, f"field ecs.{key} must be a list of names")
     if not all(isinstance(g, str) and g for g in data["logs"]["app"]):
         raise ParamsError(path, "field logs.app must be a list of log group names")
+    for section, key in _TABLE_FIELDS:
+        value = (data.get(section) or {}).get(key)
+        if value is not None and not _TABLE_NAME.match(value):
+            raise ParamsError(path, f"field {section}.{key} must be a table name ([schema.]identifier), got {value!r}")
     _refuse_secrets(path, data)
     return data
 

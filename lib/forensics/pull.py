@@ -193,3 +193,96 @@ def all_change_events(inc) -> pd.DataFrame:
 
     frames = [fn(inc) for section, fn in CHANGE_EVENT_CAPTURES if inc.env.get(section)]
     return timeline.merge(*frames)
+
+
+# ---- Redis (ElastiCache), queues, AI spend: cache-redis, queue-backlog, ai-cost ---------------------
+def elasticache_nodes(inc) -> list[str]:
+    """The environment's nodes, else the group's first two conventional node ids."""
+    ec = inc.env["elasticache"]
+    return list(ec.get("nodes") or [f"{ec['replication_group']}-001", f"{ec['replication_group']}-002"])
+
+
+def elasticache_metrics(inc) -> pd.DataFrame:
+    from .sources import elasticache
+
+    return _metrics(inc, "elasticache_metrics", elasticache.metric_queries(elasticache_nodes(inc)))
+
+
+def elasticache_group(inc) -> pd.DataFrame:
+    from .sources import elasticache
+
+    group = inc.env["elasticache"]["replication_group"]
+    return inc.capture("elasticache_group", lambda: elasticache.replication_group(group, aws=inc.aws),
+                       source="aws-events", call="elasticache:DescribeReplicationGroups",
+                       args={"ReplicationGroupId": group})
+
+
+def elasticache_events(inc) -> pd.DataFrame:
+    from .sources import elasticache
+
+    group, nodes = inc.env["elasticache"]["replication_group"], elasticache_nodes(inc)
+    window = inc.context_window
+    return _events(inc, "elasticache_events",
+                   lambda: elasticache.events(group, nodes, window, aws=inc.aws),
+                   "elasticache:DescribeEvents", elasticache.call_description(group, nodes, window))
+
+
+def queue_depth(inc) -> pd.DataFrame:
+    from .sources import queues
+
+    q = inc.env["queues"]
+    return _metrics(inc, "queue_depth", queues.depth_queries(q["namespace"], q["metric"], q["dimension"], q["names"]))
+
+
+def worker_failure_logs(inc, max_events: int = 200_000) -> pd.DataFrame:
+    from .sources import queues
+
+    groups = inc.env["queues"].get("log_groups") or []
+    window = inc.context_window
+    if not groups:
+        raise LookupError("the environment's queues section names no log_groups")
+    return inc.capture(
+        "worker_failure_logs",
+        lambda: logs.filter_log_events(groups, window, queues.TASK_FAILURE_PATTERN, aws=inc.aws,
+                                       max_events=max_events, client_regex=queues.TASK_FAILURE_REGEX),
+        source="logs", call="FilterLogEvents",
+        args=logs.call_description(groups, window, queues.TASK_FAILURE_PATTERN,
+                                   client_regex=queues.TASK_FAILURE_REGEX), columns=LOG_COLUMNS)
+
+
+def _table(inc, name: str, fn: Callable, composed, args: dict) -> pd.DataFrame:
+    from .sources import tables
+
+    return inc.capture(name, lambda: fn(_PgConnection.get(inc)), source="postgres",
+                       call=tables.sql_text(composed), args={"database": _pg_target(inc), **args})
+
+
+def failed_deliveries(inc) -> pd.DataFrame:
+    from .sources import tables
+
+    table = inc.env["queues"]["failed_table"]
+    window = inc.context_window
+    return _table(inc, "failed_deliveries", lambda conn: tables.failed_deliveries(conn, table, window),
+                  tables.failed_deliveries_sql(table), {"table": table, **window.as_dict()})
+
+
+def ai_calls(inc) -> pd.DataFrame:
+    from .sources import tables
+
+    table = inc.env["ai"]["logs_table"]
+    window = inc.context_window
+    return _table(inc, "ai_calls", lambda conn: tables.ai_calls_per_minute(conn, table, window),
+                  tables.ai_calls_sql(table), {"table": table, **window.as_dict()})
+
+
+def ai_budgets(inc) -> pd.DataFrame:
+    from .sources import tables
+
+    ai = inc.env["ai"]
+    as_of = inc.window.end
+    return _table(inc, "ai_budgets",
+                  lambda conn: tables.ai_budget_use(conn, ai["logs_table"], ai["budgets_table"], as_of,
+                                                    ai.get("organizations_table")),
+                  tables.ai_budget_sql(ai["logs_table"], ai["budgets_table"], ai.get("organizations_table")),
+                  {"logs_table": ai["logs_table"], "budgets_table": ai["budgets_table"],
+                   "as_of": as_of.isoformat()})

@@ -14,7 +14,9 @@ read back through plain boto3 against the server.
     computed from the raw samples by nearest rank;
   - RDS ``DescribeEvents`` honours ``StartTime`` / ``EndTime`` / ``Duration`` when given (moto
     ignores them) and returns events oldest first, as AWS does;
-  - ELBv2 ``DescribeTargetHealth`` reports a state planted by :func:`set_target_health`.
+  - ELBv2 ``DescribeTargetHealth`` reports a state planted by :func:`set_target_health`;
+  - ElastiCache ``DescribeEvents`` (moto: not implemented) serves events planted by
+    :func:`add_elasticache_event`, filtered by source, type and time, oldest first, paged by ``Marker``.
 - :func:`set_service_history`: ECS deployments (``createdAt`` in the past, several deployments) and
   service events; :func:`add_rds_event`, :func:`backdate_rds_instance`; :func:`rekey_load_balancer` /
   :func:`rekey_target_group` give an ALB / target group a fixed ARN id (moto draws a random one).
@@ -75,7 +77,8 @@ def backend(service: str, account_id: str, region: str):
     return get_backend(service)[account_id][region]
 
 
-def drop_account(account_id: str, services=("cloudwatch", "logs", "ecs", "rds", "elbv2", "ec2", "sts")) -> None:
+def drop_account(account_id: str, services=("cloudwatch", "logs", "ecs", "rds", "elbv2", "ec2", "sts",
+                                            "elasticache")) -> None:
     """Forget everything ``account_id`` holds in ``services`` (memory of a stopped sandbox)."""
     from moto.backends import get_backend
 
@@ -96,6 +99,7 @@ def install() -> None:
         _install_percentiles()
         _install_rds_event_window()
         _install_target_health()
+        _install_elasticache_events()
         _installed = True
 
 
@@ -181,6 +185,48 @@ def _install_target_health() -> None:
 
     health_for.forensics_patched = True  # type: ignore[attr-defined]
     FakeTargetGroup.health_for = health_for
+
+
+def _install_elasticache_events() -> None:
+    from moto.core.responses import ActionResult
+    from moto.elasticache.responses import ElastiCacheResponse
+
+    if getattr(getattr(ElastiCacheResponse, "describe_events", None), "forensics_patched", False):
+        return
+
+    def describe_events(self):
+        events = list(getattr(self.elasticache_backend, "forensics_events", []))
+        return ActionResult(elasticache_events_page(
+            events, source_identifier=self._get_param("SourceIdentifier"),
+            source_type=self._get_param("SourceType"), start_time=self._get_param("StartTime"),
+            end_time=self._get_param("EndTime"), duration=self._get_int_param("Duration"),
+            max_records=self._get_int_param("MaxRecords"), marker=self._get_param("Marker")))
+
+    describe_events.forensics_patched = True  # type: ignore[attr-defined]
+    ElastiCacheResponse.describe_events = describe_events
+
+
+def elasticache_events_page(events: list[dict], *, source_identifier=None, source_type=None, start_time=None,
+                            end_time=None, duration=None, max_records=None, marker=None) -> dict:
+    """One ``DescribeEvents`` page of ``events`` (dicts in the API's shape), as ElastiCache serves it:
+    oldest first, ``Duration`` minutes back from ``EndTime`` (or now) when no ``StartTime``, at most
+    ``MaxRecords`` (20..100, default 100) per page, ``Marker`` naming the next page."""
+    start, end = _utc(start_time), _utc(end_time)
+    if duration is not None and start is None:
+        end = end or dt.datetime.now(dt.timezone.utc)
+        start = end - dt.timedelta(minutes=int(duration))
+    selected = [e for e in events
+                if (source_identifier is None or e["SourceIdentifier"] == source_identifier)
+                and (source_type is None or e["SourceType"] == source_type)
+                and (start is None or _utc(e["Date"]) >= start) and (end is None or _utc(e["Date"]) <= end)]
+    selected.sort(key=lambda e: _utc(e["Date"]))
+    size = min(max(int(max_records or 100), 20), 100)
+    first = int(marker) if marker else 0
+    page = selected[first:first + size]
+    out: dict[str, Any] = {"Events": page}
+    if first + size < len(selected):
+        out["Marker"] = str(first + size)
+    return out
 
 
 # ---- planting a past ------------------------------------------------------------------------------
@@ -274,3 +320,11 @@ def set_target_health(elbv2_backend, target_group_arn: str, target_id: str, stat
         planted.pop(target_id, None)
     else:
         planted[target_id] = (state, reason, description)
+
+
+def add_elasticache_event(elasticache_backend, source_identifier: str, source_type: str, message: str,
+                          date) -> None:
+    """An event ``DescribeEvents`` returns (``source_type``: replication-group, cache-cluster...)."""
+    planted = elasticache_backend.__dict__.setdefault("forensics_events", [])
+    planted.append({"SourceIdentifier": source_identifier, "SourceType": source_type, "Message": message,
+                    "Date": _aware(date)})
