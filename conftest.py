@@ -91,6 +91,9 @@ def sandbox():
 #: default to ($FORENSICS_INCIDENT) is named here, at import, and written by `sandbox_params`.
 _PARAMS_DIR = Path(tempfile.mkdtemp(prefix="forensics-test-params-"))
 os.environ["FORENSICS_INCIDENT"] = str(_PARAMS_DIR / "sandbox-incident.yaml")
+# The sandbox's audit endpoints take a bearer token from this variable (data-integrity scenario); set
+# here, at import, so nbval's kernels (started before any fixture) inherit it too.
+os.environ.setdefault("FORENSICS_SANDBOX_AUDIT_TOKEN", __import__("secrets").token_hex(24))
 
 
 def _write_sandbox_params() -> dict:

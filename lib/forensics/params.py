@@ -79,8 +79,23 @@ _ENV_SCHEMA: dict[str, Any] = {
         "budgets_table": (False, (str, type(None)), "table of monthly budgets (org_id, monthly_budget_usd)"),
         "organizations_table": (False, (str, type(None)), "table of organizations (id, name)"),
     },
+    "audit": {
+        "base_url": (True, str, "the application's base URL serving /api/v1/tenants/<id>/audit-replay and "
+                                "verify-chain (https://; http:// only on loopback)"),
+        "token_env": (True, str, "name of the environment variable holding the bearer token (never the token)"),
+        "tenants": (True, list, "tenant ids to replay"),
+        "service_actors": (False, list, "actor prefixes of the service's own writers (default: service:)"),
+        "export_file": (False, (str, type(None)), "an exported JSON/NDJSON audit file read instead of the API"),
+        "timeout_s": (False, int, "read timeout of one request, seconds (default 30)"),
+    },
+    "cloudtrail": {
+        "baseline_hours": (False, int, "hours before the window pulled as the baseline of known principals "
+                                       "and IPs (default 24)"),
+        "known_ips": (False, list, "addresses or CIDR ranges never reported as new (office, CI runners)"),
+        "max_events": (False, int, "stop LookupEvents after this many events per capture (default 20000)"),
+    },
 }
-_ENV_OPTIONAL_SECTIONS = {"postgres", "elasticache", "queues", "ai"}
+_ENV_OPTIONAL_SECTIONS = {"postgres", "elasticache", "queues", "ai", "audit", "cloudtrail"}
 #: fields naming a PostgreSQL table: a plain identifier (optionally schema-qualified), nothing else
 _TABLE_FIELDS = (("queues", "failed_table"), ("ai", "logs_table"), ("ai", "budgets_table"),
                  ("ai", "organizations_table"))
@@ -213,6 +228,16 @@ def load_environment(ref: str | os.PathLike, base: Path | None = None) -> dict:
         value = (data.get(section) or {}).get(key)
         if value is not None and not _TABLE_NAME.match(value):
             raise ParamsError(path, f"field {section}.{key} must be a table name ([schema.]identifier), got {value!r}")
+    audit = data.get("audit") or {}
+    if audit.get("token_env") is not None and not _ENV_VAR.match(audit["token_env"]):
+        raise ParamsError(path, f"audit.token_env must be an environment variable name, got {audit['token_env']!r}")
+    if audit.get("base_url"):
+        from ._aws import is_loopback_url
+
+        if not (audit["base_url"].startswith("https://") or (audit["base_url"].startswith("http://")
+                                                               and is_loopback_url(audit["base_url"]))):
+            raise ParamsError(path, "audit.base_url must be https:// (http:// only on loopback): a bearer token "
+                                    "never travels in clear text")
     _refuse_secrets(path, data)
     return data
 

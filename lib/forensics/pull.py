@@ -286,3 +286,69 @@ def ai_budgets(inc) -> pd.DataFrame:
                   tables.ai_budget_sql(ai["logs_table"], ai["budgets_table"], ai.get("organizations_table")),
                   {"logs_table": ai["logs_table"], "budgets_table": ai["budgets_table"],
                    "as_of": as_of.isoformat()})
+
+
+# ---- Audit trail (data integrity) ---------------------------------------------------------------------
+AUDIT_COLUMNS = ["ts", "event_id", "tenant", "actor", "action", "entity", "payload", "prev_hash", "chain_hash"]
+
+
+def audit_events(inc) -> pd.DataFrame:
+    """The tenants' audit events in the window: the application's audit-replay (the bearer token from
+    the variable named by ``audit.token_env``; neither it nor its value is recorded), or an export."""
+    from .sources import audit
+
+    a = inc.env["audit"]
+    window = inc.window
+    if a.get("export_file"):
+        return inc.capture("audit_events", lambda: audit.read_export(a["export_file"], window, a["tenants"]),
+                           source="audit", call="read export", args={"file": a["export_file"], "tenants": a["tenants"],
+                                                                     **window.as_dict()}, columns=AUDIT_COLUMNS)
+    return inc.capture(
+        "audit_events",
+        lambda: audit.audit_replay(a["base_url"], a["tenants"], window, token_env=a["token_env"],
+                                   timeout=float(a.get("timeout_s") or 30)),
+        source="audit", call="GET " + audit.REPLAY_PATH + "?from=&to=",
+        args=audit.call_description(a["base_url"], a["tenants"], window, a["token_env"]), columns=AUDIT_COLUMNS)
+
+
+def audit_verify(inc) -> pd.DataFrame:
+    """The application's own verify-chain verdict per tenant."""
+    from .sources import audit
+
+    a = inc.env["audit"]
+    if a.get("export_file"):
+        raise LookupError("audit.export_file is set: the application's verify-chain is not asked")
+    return inc.capture(
+        "audit_verify",
+        lambda: audit.verify_chain_endpoint(a["base_url"], a["tenants"], token_env=a["token_env"],
+                                            timeout=float(a.get("timeout_s") or 60)),
+        source="audit", call="GET " + audit.VERIFY_PATH,
+        args=audit.call_description(a["base_url"], a["tenants"], None, a["token_env"]),
+        columns=list(audit.VERIFY_COLUMNS))
+
+
+# ---- CloudTrail (security) ------------------------------------------------------------------------------
+def _cloudtrail(inc, name: str, window) -> pd.DataFrame:
+    from .sources import cloudtrail
+
+    ct = inc.env.get("cloudtrail") or {}
+    max_events = int(ct.get("max_events") or cloudtrail.DEFAULT_MAX_EVENTS)
+    return inc.capture(name, lambda: cloudtrail.lookup_events(window, aws=inc.aws, max_events=max_events),
+                       source="cloudtrail", call="LookupEvents",
+                       args=cloudtrail.call_description(window, max_events=max_events),
+                       columns=list(cloudtrail.COLUMNS))
+
+
+def cloudtrail_events(inc) -> pd.DataFrame:
+    """Every CloudTrail management event in the incident window."""
+    return _cloudtrail(inc, "cloudtrail_events", inc.window)
+
+
+def cloudtrail_baseline(inc) -> pd.DataFrame:
+    """CloudTrail events of the ``cloudtrail.baseline_hours`` (default 24) before the window: what
+    "known" principals and source IPs means."""
+    from .window import IncidentWindow
+
+    hours = int((inc.env.get("cloudtrail") or {}).get("baseline_hours") or 24)
+    start = inc.window.start
+    return _cloudtrail(inc, "cloudtrail_baseline", IncidentWindow(start - pd.Timedelta(hours=hours), start))

@@ -15,6 +15,8 @@ read back through plain boto3 against the server.
   - RDS ``DescribeEvents`` honours ``StartTime`` / ``EndTime`` / ``Duration`` when given (moto
     ignores them) and returns events oldest first, as AWS does;
   - ELBv2 ``DescribeTargetHealth`` reports a state planted by :func:`set_target_health`;
+  - CloudTrail ``LookupEvents`` (moto: not implemented) serves records fed by
+    :func:`add_cloudtrail_events`: time range, one lookup attribute, newest first, paged by ``NextToken``;
   - ElastiCache ``DescribeEvents`` (moto: not implemented) serves events planted by
     :func:`add_elasticache_event`, filtered by source, type and time, oldest first, paged by ``Marker``.
 - :func:`set_service_history`: ECS deployments (``createdAt`` in the past, several deployments) and
@@ -78,7 +80,7 @@ def backend(service: str, account_id: str, region: str):
 
 
 def drop_account(account_id: str, services=("cloudwatch", "logs", "ecs", "rds", "elbv2", "ec2", "sts",
-                                            "elasticache")) -> None:
+                                            "elasticache", "cloudtrail")) -> None:
     """Forget everything ``account_id`` holds in ``services`` (memory of a stopped sandbox)."""
     from moto.backends import get_backend
 
@@ -99,6 +101,7 @@ def install() -> None:
         _install_percentiles()
         _install_rds_event_window()
         _install_target_health()
+        _install_cloudtrail_lookup()
         _install_elasticache_events()
         _installed = True
 
@@ -227,6 +230,101 @@ def elasticache_events_page(events: list[dict], *, source_identifier=None, sourc
     if first + size < len(selected):
         out["Marker"] = str(first + size)
     return out
+
+
+def _install_cloudtrail_lookup() -> None:
+    from moto.cloudtrail.responses import CloudTrailResponse
+
+    if getattr(getattr(CloudTrailResponse, "lookup_events", None), "forensics_patched", False):
+        return
+
+    def lookup_events(self):
+        import json
+
+        page = cloudtrail_lookup_page(
+            list(getattr(self.cloudtrail_backend, "forensics_events", [])),
+            lookup_attributes=self._get_param("LookupAttributes"), start_time=self._get_param("StartTime"),
+            end_time=self._get_param("EndTime"), max_results=self._get_param("MaxResults"),
+            next_token=self._get_param("NextToken"))
+        return json.dumps(page)
+
+    lookup_events.forensics_patched = True  # type: ignore[attr-defined]
+    CloudTrailResponse.lookup_events = lookup_events
+
+
+#: LookupEvents attribute keys and the record field each one matches
+_CLOUDTRAIL_ATTRIBUTES = ("EventId", "EventName", "ReadOnly", "Username", "ResourceType", "ResourceName",
+                          "EventSource", "AccessKeyId")
+
+
+def cloudtrail_event(record: dict) -> dict:
+    """A CloudTrail record (as delivered to S3) -> one ``LookupEvents`` event, as CloudTrail serves it."""
+    import json
+
+    ident = record.get("userIdentity") or {}
+    issuer = ((ident.get("sessionContext") or {}).get("sessionIssuer") or {})
+    arn = ident.get("arn") or ""
+    username = ident.get("userName") or (arn.rsplit("/", 1)[-1] if ident.get("type") == "AssumedRole" else None) \
+        or issuer.get("userName") or ident.get("invokedBy")
+    resources = [{"ResourceType": r.get("type"), "ResourceName": r.get("ARN")} for r in record.get("resources") or []]
+    out = {"EventId": record["eventID"], "EventName": record["eventName"],
+           "ReadOnly": str(bool(record.get("readOnly"))).lower(), "EventTime": _utc(record["eventTime"]).timestamp(),
+           "EventSource": record.get("eventSource"), "Resources": resources,
+           "CloudTrailEvent": json.dumps(record, sort_keys=True)}
+    if ident.get("accessKeyId"):
+        out["AccessKeyId"] = ident["accessKeyId"]
+    if username:
+        out["Username"] = username
+    return out
+
+
+def cloudtrail_lookup_page(records: list[dict], *, lookup_attributes=None, start_time=None, end_time=None,
+                           max_results=None, next_token=None) -> dict:
+    """One ``LookupEvents`` page over ``records`` (CloudTrail records), as CloudTrail serves it: newest
+    first, ``StartTime`` <= EventTime <= ``EndTime``, at most one lookup attribute, ``MaxResults`` 1..50
+    (default 50), ``NextToken`` naming the next page."""
+    from moto.core.exceptions import JsonRESTError
+
+    attrs = list(lookup_attributes or [])
+    if len(attrs) > 1:
+        raise JsonRESTError("InvalidLookupAttributesException", "You cannot specify more than one lookup attribute.")
+    size = int(max_results or 50)
+    if not 1 <= size <= 50:
+        raise JsonRESTError("InvalidMaxResultsException", "MaxResults must be between 1 and 50.")
+    start, end = _epoch_utc(start_time), _epoch_utc(end_time)
+    if start is not None and end is not None and start > end:
+        raise JsonRESTError("InvalidTimeRangeException", "StartTime must be before EndTime.")
+    events = [cloudtrail_event(r) for r in records]
+    if attrs:
+        key, value = attrs[0].get("AttributeKey"), attrs[0].get("AttributeValue")
+        if key not in _CLOUDTRAIL_ATTRIBUTES:
+            raise JsonRESTError("InvalidLookupAttributesException", f"Invalid attribute key {key!r}.")
+        if key in ("ResourceType", "ResourceName"):
+            field = key
+            events = [e for e in events if any(r.get(field) == value for r in e["Resources"])]
+        else:
+            events = [e for e in events if str(e.get(key)) == str(value)]
+    events = [e for e in events if (start is None or e["EventTime"] >= start.timestamp())
+              and (end is None or e["EventTime"] <= end.timestamp())]
+    events.sort(key=lambda e: (e["EventTime"], e["EventId"]), reverse=True)
+    first = int(next_token) if next_token else 0
+    out: dict[str, Any] = {"Events": events[first:first + size]}
+    if first + size < len(events):
+        out["NextToken"] = str(first + size)
+    return out
+
+
+def _epoch_utc(value) -> dt.datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return dt.datetime.fromtimestamp(float(value), dt.timezone.utc)
+    return _utc(value)
+
+
+def add_cloudtrail_events(cloudtrail_backend, records: list[dict]) -> None:
+    """Feed CloudTrail records (dicts as delivered to S3) to ``LookupEvents`` of this account/region."""
+    cloudtrail_backend.__dict__.setdefault("forensics_events", []).extend(records)
 
 
 # ---- planting a past ------------------------------------------------------------------------------

@@ -35,7 +35,7 @@ class Played:
 PlayFunction = Callable[["Sandbox"], Played]
 SCENARIOS: dict[str, PlayFunction] = {}
 #: modules that register scenarios when imported
-_MODULES = ("pool_exhaustion", "cache_redis", "queue_backlog", "ai_cost")
+_MODULES = ("pool_exhaustion", "cache_redis", "queue_backlog", "ai_cost", "data_integrity", "security")
 _loaded = False
 
 

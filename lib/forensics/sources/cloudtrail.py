@@ -1,0 +1,104 @@
+"""CloudTrail management events (``LookupEvents``) as change/timeline events:
+``[timestamp, source, resource, kind, message]`` + who, from where, with what.
+
+Detail columns: ``event_name, event_source, principal`` (the ARN), ``username, principal_type,
+source_ip, user_agent, access_key_id, read_only, error_code, aws_region, event_id``. ``kind`` is the
+event name, ``resource`` the first resource named by the event (else the calling service's host).
+
+``access_key_id`` is the key the call was signed with: it is written to a record only through the
+capture store, which redacts it (``[REDACTED:aws-access-key-id:<hash>]``: the same key gives the same
+marker everywhere, so "the key used at 09:03 is the one used at 11:40" stays visible).
+
+Limits of the API worth knowing during an incident: ``LookupEvents`` covers the last 90 days of
+management events of one region (IAM and STS global events are in us-east-1), takes at most one lookup
+attribute, serves 50 events per call and is throttled at 2 calls per second per account and region:
+a busy day is thousands of calls, so :func:`lookup_events` stops at ``max_events`` and says so
+(``attrs["truncated"]``). For more, query the trail's S3 copy with Athena.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+from ..window import IncidentWindow
+from . import _aws_client, _aws_errors, _empty, _typed
+
+COLUMNS = {"timestamp": "ts", "source": "str", "resource": "str", "kind": "str", "message": "str",
+           "event_name": "str", "event_source": "str", "principal": "str", "username": "str",
+           "principal_type": "str", "source_ip": "str", "user_agent": "str", "access_key_id": "str",
+           "read_only": "boolean", "error_code": "str", "aws_region": "str", "event_id": "str"}
+#: LookupEvents serves at most 50 events per call
+PAGE = 50
+DEFAULT_MAX_EVENTS = 20_000
+
+
+def _row(event: dict) -> dict:
+    try:
+        record = json.loads(event.get("CloudTrailEvent") or "{}")
+    except ValueError:
+        record = {}
+    ident = record.get("userIdentity") or {}
+    issuer = (ident.get("sessionContext") or {}).get("sessionIssuer") or {}
+    principal = ident.get("arn") or issuer.get("arn") or ident.get("invokedBy") or event.get("Username")
+    service = (event.get("EventSource") or record.get("eventSource") or "").split(".")[0]
+    name = event.get("EventName") or record.get("eventName")
+    ip = record.get("sourceIPAddress")
+    who = event.get("Username") or principal or "unknown principal"
+    error = record.get("errorCode")
+    resources = event.get("Resources") or []
+    resource = next((r.get("ResourceName") for r in resources if r.get("ResourceName")), None)
+    read_only = event.get("ReadOnly")
+    return {
+        "timestamp": pd.Timestamp(event["EventTime"], unit="s", tz="UTC") if isinstance(event.get("EventTime"),
+                                                                                      (int, float))
+        else event.get("EventTime"),
+        "source": "cloudtrail", "resource": resource or event.get("EventSource"), "kind": name,
+        "message": f"{who} called {service}:{name} from {ip or 'unknown IP'}" + (f" - failed: {error}" if error else ""),
+        "event_name": name, "event_source": event.get("EventSource"), "principal": principal,
+        "username": event.get("Username"), "principal_type": ident.get("type"), "source_ip": ip,
+        "user_agent": record.get("userAgent"), "access_key_id": event.get("AccessKeyId") or ident.get("accessKeyId"),
+        "read_only": None if read_only is None else str(read_only).lower() == "true", "error_code": error,
+        "aws_region": record.get("awsRegion"), "event_id": event.get("EventId"),
+    }
+
+
+def lookup_events(window: IncidentWindow, *, aws: dict | None = None, attribute: tuple[str, str] | None = None,
+                  max_events: int = DEFAULT_MAX_EVENTS, client=None, config=None) -> pd.DataFrame:
+    """Every management event in ``window`` (optionally matching one lookup ``attribute``, e.g.
+    ``("Username", "ci-deploy")``), oldest first; paginated; stops at ``max_events``."""
+    ct = _aws_client("cloudtrail", aws, client, config)
+    kwargs: dict = {"StartTime": window.start.to_pydatetime(), "EndTime": window.end.to_pydatetime(),
+                    "MaxResults": PAGE}
+    if attribute:
+        kwargs["LookupAttributes"] = [{"AttributeKey": attribute[0], "AttributeValue": attribute[1]}]
+    rows: list[dict] = []
+    truncated = False
+    token = None
+    while True:
+        with _aws_errors("cloudtrail", "LookupEvents"):
+            resp = ct.lookup_events(**kwargs, **({"NextToken": token} if token else {}))
+        rows += [_row(e) for e in resp.get("Events") or []]
+        token = resp.get("NextToken")
+        if not token:
+            break
+        if len(rows) >= max_events:
+            truncated = True
+            break
+    if not rows:
+        return _empty(COLUMNS)
+    df = _typed(pd.DataFrame(rows), COLUMNS)
+    # EndTime is inclusive in the API; the window is [start, end)
+    df = df[(df["timestamp"] >= window.start) & (df["timestamp"] < window.end)]
+    df = df.sort_values(["timestamp", "event_id"], kind="stable").reset_index(drop=True)
+    df.attrs["truncated"] = truncated
+    return df
+
+
+def call_description(window: IncidentWindow, attribute: tuple[str, str] | None = None,
+                     max_events: int = DEFAULT_MAX_EVENTS) -> dict:
+    out = {**window.as_dict(), "max_events": max_events}
+    if attribute:
+        out["LookupAttributes"] = [{"AttributeKey": attribute[0], "AttributeValue": attribute[1]}]
+    return out
