@@ -91,15 +91,59 @@ def client_config(connect_timeout: float = 5, read_timeout: float = 30, max_atte
     )
 
 
+def _limits(aws: dict | None) -> dict:
+    """The environment's optional ``aws.max_attempts`` (every attempt, the first included) /
+    ``connect_timeout_s`` / ``read_timeout_s``. botocore's ``max_attempts`` counts retries only."""
+    aws = aws or {}
+    out = {kw: aws[key] for key, kw in (("connect_timeout_s", "connect_timeout"), ("read_timeout_s", "read_timeout"))
+           if aws.get(key) is not None}
+    if aws.get("max_attempts") is not None:
+        out["max_attempts"] = max(0, int(aws["max_attempts"]) - 1)
+    return out
+
+
+def _check_response(http_response=None, **_):
+    """A 200 whose body is not what the protocol promises (an HTML page from a proxy, JSON or XML cut
+    short) would parse as an empty answer: "no events" where the truth is "unknown". Refuse it."""
+    if http_response is None or not 200 <= http_response.status_code < 300:
+        return
+    body = http_response.content or b""
+    ctype = (http_response.headers.get("Content-Type") or "").lower()
+    head = body.lstrip()[:64].lower()
+    problem = None
+    if b"<html" in head or b"<!doctype" in head or "text/html" in ctype:
+        problem = "an HTML page"
+    elif "json" in ctype and body:
+        import json
+
+        try:
+            json.loads(body)
+        except ValueError:
+            problem = "JSON that does not parse (truncated?)"
+    elif "xml" in ctype and body:
+        import xml.etree.ElementTree as ET
+
+        try:
+            ET.fromstring(body)
+        except ET.ParseError:
+            problem = "XML that does not parse (truncated?)"
+    if problem:
+        from botocore.parsers import ResponseParserError
+
+        raise ResponseParserError(f"malformed response: HTTP {http_response.status_code} with {problem} "
+                                  f"({len(body)} bytes, Content-Type {ctype or 'none'})")
+
+
 def client(service: str, aws: dict | None = None, *, boto3_session=None, config=None):
     """A read-only boto3 client for ``service``."""
     if service not in READ_OPERATIONS:
         raise ReadOnlyViolation(f"no read operations are allowed for service {service!r}")
     sess = boto3_session or session(aws)
-    c = sess.client(service, endpoint_url=endpoint_url(aws), config=config or client_config())
+    c = sess.client(service, endpoint_url=endpoint_url(aws), config=config or client_config(**_limits(aws)))
     # A client's event emitter is its own copy: an unqualified event name hooks every operation of
     # this client only, whatever botocore's event prefix for the service is.
     c.meta.events.register("before-parameter-build", _refuse_writes(service))
+    c.meta.events.register("after-call", _check_response)
     return c
 
 

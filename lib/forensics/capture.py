@@ -22,6 +22,7 @@ import fcntl
 import json
 import os
 import re
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -159,7 +160,10 @@ class CaptureStore:
             path = self.record_dir / DATA_DIR / f"{meta.name}.parquet"
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(".parquet.tmp")
-            _to_parquet(frame, tmp)
+            if meta.replayed_from and meta.file:  # a replay carries the original bytes, not a re-encoding
+                shutil.copyfile(Path(meta.replayed_from) / meta.file, tmp)
+            else:
+                _to_parquet(frame, tmp)
             os.replace(tmp, path)
             meta.file = f"{DATA_DIR}/{meta.name}.parquet"
         sidecar = self.record_dir / SIDECAR_DIR / f"{meta.name}.json"

@@ -60,24 +60,25 @@ def _pg_target(inc) -> str:
 
 
 def pg_activity(inc) -> pd.DataFrame:
-    return _pg(inc, "pg_activity", postgres.activity, postgres.ACTIVITY_SQL)
+    return _pg(inc, "pg_activity", postgres.activity, postgres.ACTIVITY_SQL, list(postgres.ACTIVITY_COLUMNS))
 
 
 def pg_locks(inc) -> pd.DataFrame:
-    return _pg(inc, "pg_locks", postgres.locks, postgres.LOCKS_SQL)
+    return _pg(inc, "pg_locks", postgres.locks, postgres.LOCKS_SQL, list(postgres.LOCKS_COLUMNS))
 
 
 def pg_statements(inc) -> pd.DataFrame:
-    return _pg(inc, "pg_statements", postgres.statements, postgres.STATEMENTS_SQL)
+    return _pg(inc, "pg_statements", postgres.statements, postgres.STATEMENTS_SQL,
+               list(postgres.STATEMENTS_COLUMNS))
 
 
 def pg_statements_info(inc) -> pd.DataFrame:
     return _pg(inc, "pg_statements_info", postgres.statements_info,
-               postgres.STATEMENTS_INFO_SQL)
+               postgres.STATEMENTS_INFO_SQL, list(postgres.STATEMENTS_INFO_COLUMNS))
 
 
 def pg_settings(inc) -> pd.DataFrame:
-    return _pg(inc, "pg_settings", postgres.settings, postgres.SETTINGS_SQL)
+    return _pg(inc, "pg_settings", postgres.settings, postgres.SETTINGS_SQL, list(postgres.SETTINGS_COLUMNS))
 
 
 VOLATILE: list[Callable] = [pg_activity, pg_locks, pg_statements, pg_statements_info, pg_settings]

@@ -179,11 +179,32 @@ def _run_one(nb_path: str, record: str, name: str, params: dict) -> NotebookRun:
     duration = round(time.perf_counter() - t0, 2)
     html = None
     if out_nb.exists():
+        _redact_notebook(out_nb)
         try:
             html = _render_html(out_nb, Path(record) / "html" / f"{name}.html")
         except Exception as exc:  # noqa: BLE001
             error = (error + "; " if error else "") + f"HTML rendering failed: {exc}"
     return NotebookRun(name, status, duration, error, html)
+
+
+def _redact_notebook(path: Path) -> None:
+    """Scrub secrets from an executed notebook: a traceback or a printed value may carry one that no
+    capture saw (captures are redacted when pulled). Images are left alone (base64 is not text)."""
+
+    def walk(value, key=""):
+        if isinstance(value, str):
+            return value if key.startswith("image/") else redact.text(value)
+        if isinstance(value, list):
+            return [walk(v, key) for v in value]
+        if isinstance(value, dict):
+            return {k: walk(v, k) for k, v in value.items()}
+        return value
+
+    raw = path.read_text(encoding="utf-8")
+    nb = json.loads(raw)
+    clean = walk(nb)
+    if clean != nb:
+        path.write_text(json.dumps(clean, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def _exec_error(exc: Exception) -> str:

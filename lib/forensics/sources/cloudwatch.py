@@ -175,7 +175,8 @@ def _percentile_hint(batch: list[MetricQuery]):
     stats = sorted({q.stat for q in batch if q.is_percentile})
 
     def hint(exc):
-        status = getattr(exc, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode")
+        # a timeout or a connection error has no response (its .response is None)
+        status = (getattr(exc, "response", None) or {}).get("ResponseMetadata", {}).get("HTTPStatusCode")
         if stats and isinstance(status, int) and status >= 500:
             return (f"the request includes percentile statistics ({', '.join(stats)}), which the moto "
                     "sandbox cannot compute (it answers HTTP 500 once such a series has data); pull "
