@@ -56,7 +56,8 @@ _ENV_SCHEMA: dict[str, Any] = {
     "alb": {"load_balancer": (True, str, "ALB dimension value, app/<name>/<id>"),
             "target_group": (False, (str, type(None)), "target group dimension value, targetgroup/<name>/<id>")},
     "ecs": {"cluster": (True, str, "ECS cluster name"), "services": (True, list, "ECS service names")},
-    "rds": {"instance": (True, str, "RDS DB instance identifier")},
+    "rds": {"instance": (True, str, "RDS DB instance identifier"),
+            "replica": (False, (str, type(None)), "a read replica's DB instance identifier (ReplicaLag, its events)")},
     "postgres": {
         "dsn_env": (False, (str, type(None)), "name of the environment variable holding a libpq DSN"),
         "dsn": (False, (str, type(None)), "a libpq DSN without password (the sandbox); PG*/PGSERVICE also work"),
@@ -97,8 +98,14 @@ _ENV_SCHEMA: dict[str, Any] = {
         "known_ips": (False, list, "addresses or CIDR ranges never reported as new (office, CI runners)"),
         "max_events": (False, int, "stop LookupEvents after this many events per capture (default 20000)"),
     },
+    "schema": {
+        "expected_alembic_head": (False, (str, type(None)), "the alembic revision the deployed code expects "
+                                                            "(its migrations' head)"),
+        "alembic_table": (False, (str, type(None)), "alembic's version table (default alembic_version)"),
+        "enums": (False, dict, "PostgreSQL enum type -> the values the application expects"),
+    },
 }
-_ENV_OPTIONAL_SECTIONS = {"postgres", "elasticache", "queues", "ai", "audit", "cloudtrail"}
+_ENV_OPTIONAL_SECTIONS = {"postgres", "elasticache", "queues", "ai", "audit", "cloudtrail", "schema"}
 #: fields naming a PostgreSQL table: a plain identifier (optionally schema-qualified), nothing else
 _TABLE_FIELDS = (("queues", "failed_table"), ("ai", "logs_table"), ("ai", "budgets_table"),
                  ("ai", "organizations_table"))

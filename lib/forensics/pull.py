@@ -353,3 +353,102 @@ def cloudtrail_baseline(inc) -> pd.DataFrame:
     hours = int((inc.env.get("cloudtrail") or {}).get("baseline_hours") or 24)
     start = inc.window.start
     return _cloudtrail(inc, "cloudtrail_baseline", IncidentWindow(start - pd.Timedelta(hours=hours), start))
+
+
+# ---- ECS deploys: target groups behind the services (ecs-deploy) ---------------------------------------
+def ecs_target_groups(inc) -> pd.DataFrame:
+    """The target groups the environment's services register into (found through DescribeServices)."""
+    from .sources import ecs_health
+
+    ecs = inc.env["ecs"]
+    return inc.capture("ecs_target_groups",
+                       lambda: ecs_health.service_target_groups(ecs["cluster"], ecs["services"], aws=inc.aws),
+                       source="aws-events", call="ecs:DescribeServices+elbv2:DescribeTargetGroups",
+                       args={"cluster": ecs["cluster"], "services": ecs["services"], "field": "loadBalancers"},
+                       columns=list(ecs_health.TARGET_GROUP_COLUMNS))
+
+
+def ecs_target_health(inc) -> pd.DataFrame:
+    """Each of those target groups' targets and their health now."""
+    from .sources import ecs_health
+
+    arns = ecs_target_groups(inc)["target_group_arn"].dropna().tolist()
+    return inc.capture("ecs_target_health", lambda: ecs_health.target_health(arns, aws=inc.aws),
+                       source="aws-events", call="elbv2:DescribeTargetHealth", args={"target_groups": arns},
+                       columns=list(ecs_health.TARGET_HEALTH_COLUMNS))
+
+
+def ecs_target_group_metrics(inc) -> pd.DataFrame:
+    """HealthyHostCount / UnHealthyHostCount of every service's target group over the context window."""
+    from .sources import ecs_health
+
+    return _metrics(inc, "ecs_target_group_metrics", ecs_health.target_group_queries(ecs_target_groups(inc)))
+
+
+# ---- slow-queries: a second pg_stat_statements snapshot -------------------------------------------------
+def pg_statements_after(inc, wait_s: float = 8.0) -> pd.DataFrame:
+    """A second pg_stat_statements snapshot, ``wait_s`` seconds (at most) after the first one
+    (``pg_statements``, taken by the runner before any notebook): the delta of the two is what the
+    database did in between. The wait is bounded: never more than ``wait_s`` from now."""
+    import time
+
+    first = pg_statements(inc)
+    pg_statements_info(inc)
+
+    def fetch():
+        if len(first) and "snapshot_at" in first:
+            elapsed = (pd.Timestamp.now(tz="UTC") - pd.to_datetime(first["snapshot_at"], utc=True).max())
+            time.sleep(min(max(wait_s - elapsed.total_seconds(), 0.0), wait_s))
+        else:
+            time.sleep(wait_s)
+        return postgres.statements(_PgConnection.get(inc))
+
+    return inc.capture("pg_statements_after", fetch, source="postgres", call=postgres.STATEMENTS_SQL,
+                       args={"database": _pg_target(inc), "after": "pg_statements", "wait_s": wait_s},
+                       volatile=True)
+
+
+def pg_statements_info_after(inc) -> pd.DataFrame:
+    """pg_stat_statements_info with the second snapshot (stats_reset, dealloc: was the delta cut?)."""
+    return _pg(inc, "pg_statements_info_after", postgres.statements_info, postgres.STATEMENTS_INFO_SQL)
+
+
+# ---- db-health: replica, schema --------------------------------------------------------------------------
+def rds_replica_metrics(inc) -> pd.DataFrame:
+    """The read replica's ReplicaLag (Maximum), CPU and free storage; empty when ``rds.replica`` is unset."""
+    replica = (inc.env.get("rds") or {}).get("replica")
+    if not replica:
+        return pd.DataFrame(columns=METRIC_COLUMNS)
+    queries = [cloudwatch.MetricQuery("replica_lag", "AWS/RDS", "ReplicaLag", {"DBInstanceIdentifier": replica},
+                                      "Maximum", "replica lag (s)"),
+               *[q for q in cloudwatch.rds_queries(replica, prefix="replica") if q.metric in ("CPUUtilization",
+                                                                                            "FreeStorageSpace")]]
+    return _metrics(inc, "rds_replica_metrics", queries)
+
+
+def rds_replica_events(inc) -> pd.DataFrame:
+    """RDS events of the read replica in the window; empty when ``rds.replica`` is unset."""
+    replica = (inc.env.get("rds") or {}).get("replica")
+    if not replica:
+        return pd.DataFrame(columns=EVENT_COLUMNS)
+    return _events(inc, "rds_replica_events", lambda: aws_events.rds_events(replica, inc.window, aws=inc.aws),
+                   "rds:DescribeEvents", {"SourceIdentifier": replica, **inc.window.as_dict()})
+
+
+def pg_alembic_version(inc) -> pd.DataFrame:
+    from .sources import pg_schema
+
+    table = (inc.env.get("schema") or {}).get("alembic_table") or "alembic_version"
+    return _table(inc, "pg_alembic_version", lambda conn: pg_schema.alembic_version(conn, table),
+                  pg_schema.alembic_sql(table), {"table": table})
+
+
+def pg_enums(inc) -> pd.DataFrame:
+    from .sources import pg_schema
+
+    return inc.capture("pg_enums", lambda: pg_schema.enums(_PgConnection.get(inc)), source="postgres",
+                       call=pg_schema.ENUMS_SQL, args={"database": _pg_target(inc)},
+                       columns=list(pg_schema.ENUM_COLUMNS))
+
+
+CHANGE_EVENT_CAPTURES.append(("rds", rds_replica_events))

@@ -19,6 +19,8 @@ read back through plain boto3 against the server.
     :func:`add_cloudtrail_events`: time range, one lookup attribute, newest first, paged by ``NextToken``;
   - ElastiCache ``DescribeEvents`` (moto: not implemented) serves events planted by
     :func:`add_elasticache_event`, filtered by source, type and time, oldest first, paged by ``Marker``.
+- :func:`set_task_stopped`: a stopped task's ``startedAt``/``stoppedAt``, ``stopCode``, exit code and
+  container reason (moto's ``StopTask`` sets only ``stoppedReason``);
 - :func:`set_service_history`: ECS deployments (``createdAt`` in the past, several deployments) and
   service events; :func:`add_rds_event`, :func:`backdate_rds_instance`; :func:`rekey_load_balancer` /
   :func:`rekey_target_group` give an ALB / target group a fixed ARN id (moto draws a random one).
@@ -426,3 +428,19 @@ def add_elasticache_event(elasticache_backend, source_identifier: str, source_ty
     planted = elasticache_backend.__dict__.setdefault("forensics_events", [])
     planted.append({"SourceIdentifier": source_identifier, "SourceType": source_type, "Message": message,
                     "Date": _aware(date)})
+
+
+def set_task_stopped(ecs_backend, cluster: str, task_arn: str, *, started_at, stopped_at, stop_code: str,
+                     exit_code: int | None = None, container_reason: str | None = None) -> None:
+    """Give a task stopped with ``stop_task`` what ECS reports and moto leaves out: ``startedAt``,
+    ``stoppingAt``/``stoppedAt`` in the past, ``stopCode`` and its container's exit code and reason."""
+    task = next(t for arn, t in ecs_backend.tasks[cluster].items() if arn == task_arn or t.task_arn == task_arn)
+    task.started_at = _aware(started_at)
+    task.stopping_at = _aware(stopped_at) - dt.timedelta(seconds=1)
+    task.stopped_at = _aware(stopped_at)
+    task.stop_code = stop_code
+    for c in task.containers:
+        c.last_status = "STOPPED"
+        c.exitCode = exit_code
+        if container_reason:
+            c.reason = container_reason
