@@ -8,6 +8,9 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+#: beyond ten years the "trend" is noise
+MAX_HOURS = 24 * 365 * 10
+
 
 def storage_hours_to_full(free_bytes: pd.Series, lookback: str | pd.Timedelta = "2h",
                           min_points: int = 10) -> dict:
@@ -30,6 +33,8 @@ def storage_hours_to_full(free_bytes: pd.Series, lookback: str | pd.Timedelta = 
         return out
     now_fit = slope * hours[-1] + intercept
     h = max(float(now_fit) / -float(slope), 0.0)
+    if h > MAX_HOURS:  # flat within rounding: not running out
+        return out
     out["hours_to_full"] = round(h, 2)
     out["full_at"] = (s.index[-1] + pd.Timedelta(hours=h)).floor("min")
     return out
