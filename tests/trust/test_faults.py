@@ -33,7 +33,7 @@ from .secrets_corpus import corpus
 
 pytestmark = [pytest.mark.sandbox]
 FORENSICS = [sys.executable, "-m", "forensics.cli"]
-LIMITS = {"max_attempts": 2, "connect_timeout_s": 1, "read_timeout_s": 1}
+LIMITS = {"max_attempts": 2, "connect_timeout_s": 1, "read_timeout_s": 0.5}
 NOW = pd.Timestamp.now(tz="UTC").floor("min")
 WINDOW = {"start": (NOW - pd.Timedelta("2h")).isoformat(), "end": (NOW - pd.Timedelta("1h")).isoformat()}
 
@@ -54,7 +54,7 @@ def session(env: dict, tmp_path: Path) -> IncidentSession:
 
 @pytest.fixture(scope="module")
 def servers():
-    started = {mode: FaultServer(mode, delay_s=2.5).start() for mode in ("throttle", "429", "slow", "html", "truncated")}
+    started = {mode: FaultServer(mode, delay_s=1.2).start() for mode in ("throttle", "429", "slow", "html", "truncated")}
     yield started
     for s in started.values():
         s.stop()
@@ -164,7 +164,7 @@ def broken_record(tmp_path_factory):
                               f"raise RuntimeError('payment provider rejected key ' + {SECRET.secret[::-1]!r}[::-1])",
                               "print('never')"]), nbdir / "zz-raises.ipynb")
     mixed = FaultServer(per_service={"monitoring": "throttle", "logs": "slow", "ecs": "html", "rds": "truncated",
-                                     "sts": "429", "elasticloadbalancing": "html"}, delay_s=2.5).start()
+                                     "sts": "429", "elasticloadbalancing": "html"}, delay_s=1.2).start()
     env_path, inc_path = work / "env.yaml", work / "incident.yaml"
     import yaml
 
