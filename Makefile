@@ -37,7 +37,7 @@ demo: $(STAMP) postgres
 	$(BIN)/forensics demo
 
 test: $(STAMP) postgres
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests notebooks --nbval-lax --nbval-current-env
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests notebooks --ignore=tests/bench --nbval-lax --nbval-current-env
 
 bench: $(STAMP) postgres
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/bench -s --override-ini testpaths=tests/bench

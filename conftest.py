@@ -119,3 +119,19 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if str(item.fspath).endswith(".ipynb"):
             item.add_marker(pytest.mark.sandbox)
+
+
+@pytest.fixture(scope="session")
+def catalogue_record(sandbox_params, tmp_path_factory):
+    """One `forensics run` of every notebook over the session sandbox, as a user runs it (a
+    subprocess); the end-to-end tests of every notebook read their findings from this record."""
+    import subprocess
+    import sys
+
+    out = tmp_path_factory.mktemp("evidence")
+    proc = subprocess.run([sys.executable, "-m", "forensics.cli", "run", str(sandbox_params["incident"]),
+                           "--out", str(out), "--jobs", "2"], capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    path = Path(proc.stdout.strip().splitlines()[-1])
+    assert path.is_dir() and path.parent.parent == out
+    return path

@@ -80,7 +80,7 @@ def render(incident: Incident, findings: dict, notebooks: Iterable[dict], data_f
         f"**Incident**: {incident.incident}  ",
         f"**Date**: {incident.window.start:%Y-%m-%d}  ",
         f"**Severity**: {incident.severity}  ",
-        f"**Duration**: " + (f"{duration:g} minutes" + (" (still ongoing at the end of the window)"
+        "**Duration**: " + (f"{duration:g} minutes" + (" (still ongoing at the end of the window)"
                                                           if ov.get("ongoing") else "")
                              if duration is not None else BLANK) + "  ",
         f"**Affected**: {incident.environment.get('name', BLANK)}  ",

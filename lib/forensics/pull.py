@@ -452,3 +452,5 @@ def pg_enums(inc) -> pd.DataFrame:
 
 
 CHANGE_EVENT_CAPTURES.append(("rds", rds_replica_events))
+CHANGE_EVENT_CAPTURES.append(("elasticache", elasticache_events))
+CHANGE_EVENT_CAPTURES.append(("cloudtrail", cloudtrail_events))

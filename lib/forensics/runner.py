@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import evidence, postmortem, redact
-from .capture import SIDECAR_DIR, CaptureStore, collect_sidecars, iso_ms
+from .capture import CaptureStore, collect_sidecars, iso_ms
 from .errors import ParamsError, RecordError
 from .notebooks import catalogue
 from .params import Incident, dump, load_incident, load_resolved
@@ -257,7 +257,8 @@ def _aws_identity(aws: dict) -> tuple[dict, dict]:
         before = utcnow()
         resp = sts.get_caller_identity()
         after = utcnow()
-        ident = {k: resp.get(k) for k in ("Account", "Arn", "UserId")}
+        # The UserId of a user or role is an AIDA/AROA id, key-shaped: kept as its stable marker.
+        ident = redact.obj({k: resp.get(k) for k in ("Account", "Arn", "UserId")})
         clock = {}
         date = resp.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
         if date:

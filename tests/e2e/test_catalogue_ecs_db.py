@@ -4,9 +4,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -15,14 +12,9 @@ NOTEBOOKS = ("ecs-deploy", "slow-queries", "db-health")
 
 
 @pytest.fixture(scope="module")
-def record(sandbox_params, tmp_path_factory):
-    out = tmp_path_factory.mktemp("evidence-catalogue-ecs-db")
-    only = [a for nb in NOTEBOOKS for a in ("--only", nb)]
-    proc = subprocess.run([sys.executable, "-m", "forensics.cli", "run", str(sandbox_params["incident"]), "--out",
-                           str(out), "--jobs", "2", *only], capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return Path(proc.stdout.strip().splitlines()[-1])
-
+def record(catalogue_record):
+    """The one `forensics run` of every notebook over the session sandbox (see conftest.py)."""
+    return catalogue_record
 
 @pytest.fixture(scope="module")
 def findings(record):

@@ -23,16 +23,9 @@ AKID = re.compile(rb"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b")
 
 
 @pytest.fixture(scope="module")
-def record(sandbox_params, tmp_path_factory):
-    out = tmp_path_factory.mktemp("evidence-integrity-security")
-    proc = subprocess.run([sys.executable, "-m", "forensics.cli", "run", str(sandbox_params["incident"]), "--out",
-                           str(out), "--only", "data-integrity", "--only", "security", "--jobs", "2"],
-                          capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    path = Path(proc.stdout.strip().splitlines()[-1])
-    assert path.is_dir()
-    return path
-
+def record(catalogue_record):
+    """The one `forensics run` of every notebook over the session sandbox (see conftest.py)."""
+    return catalogue_record
 
 @pytest.fixture(scope="module")
 def findings(record):

@@ -29,13 +29,9 @@ def forensics(*args, cwd=None, check=False):
 
 
 @pytest.fixture(scope="module")
-def record(sandbox_params, tmp_path_factory):
-    out = tmp_path_factory.mktemp("evidence")
-    proc = forensics("run", sandbox_params["incident"], "--out", out, "--jobs", 2, check=True)
-    path = Path(proc.stdout.strip().splitlines()[-1])
-    assert path.is_dir() and path.parent.parent == out
-    return path
-
+def record(catalogue_record):
+    """The one `forensics run` of every notebook over the session sandbox (see conftest.py)."""
+    return catalogue_record
 
 @pytest.fixture(scope="module")
 def findings(record):

@@ -6,7 +6,6 @@ import shutil
 import stat
 
 import pandas as pd
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -71,3 +71,12 @@ def test_postmortem_follows_the_template_and_marks_blanks():
     assert "[db-connections](html/db-connections.html) (failed)" in md and "error: boom" in md
     assert "db-connections: peak_connections" in md
     assert md.count(postmortem.BLANK) >= 5
+
+
+def test_bursts_of_one_kind_are_one_timeline_line():
+    t = pd.to_datetime(["2026-11-23T10:10:00Z", "2026-11-23T10:11:00Z", "2026-11-23T10:12:30Z",
+                        "2026-11-23T10:40:00Z"], utc=True)
+    events = pd.DataFrame({"timestamp": t, "source": "cloudtrail", "resource": "secretsmanager",
+                           "kind": "GetSecretValue", "message": "GetSecretValue by svc-legacy"})
+    tl = overview.build_timeline(events, window=WINDOW)
+    assert tl["message"].tolist() == ["GetSecretValue by svc-legacy (x3 until 10:12)", "GetSecretValue by svc-legacy"]

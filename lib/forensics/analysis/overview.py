@@ -8,12 +8,15 @@ import pandas as pd
 from ..window import iso
 from . import onset as onset_mod
 from . import timeline
+from .security import SENSITIVE_EVENTS
 
 #: Series whose departure from baseline marks the incident, most user-visible first.
 HEADLINE_SERIES = ("error_rate", "latency_p99_s", "latency_avg_s")
 #: Timeline kinds that make the postmortem (service events and the like are too many to list).
 TIMELINE_KINDS = ("deployment", "rollback", "onset", "recovered", "task-stopped", "rds-event", "failover",
-                  "alarm", "config-change", "security", "cloudtrail")
+                  "elasticache-event", "alarm", "config-change", *sorted(SENSITIVE_EVENTS))
+#: Events of one kind from one source closer than this are one line ("x36") in the timeline.
+BURST_GAP = pd.Timedelta(minutes=10)
 MAX_TIMELINE_ROWS = 40
 
 
@@ -76,7 +79,28 @@ def build_timeline(*event_frames: pd.DataFrame, span: dict | None = None, kinds=
     if window is not None:
         lo = pd.Timestamp(window.start) - pd.Timedelta(hours=1)
         merged = merged[(merged["timestamp"] >= lo) & (merged["timestamp"] <= pd.Timestamp(window.end))]
-    return merged.tail(MAX_TIMELINE_ROWS).reset_index(drop=True)
+    return _collapse_bursts(merged).tail(MAX_TIMELINE_ROWS).reset_index(drop=True)
+
+
+def _collapse_bursts(events: pd.DataFrame) -> pd.DataFrame:
+    """36 GetSecretValue calls in two minutes are one line of a postmortem timeline, not 36."""
+    if events.empty:
+        return events
+    rows, last = [], {}
+    for _, r in events.iterrows():
+        key = (r["source"], r["kind"])
+        prev = last.get(key)
+        if prev is not None and r["timestamp"] - prev["until"] <= BURST_GAP and r["kind"] not in ("onset", "recovered"):
+            prev["count"] += 1
+            prev["until"] = r["timestamp"]
+            continue
+        entry = {**r.to_dict(), "count": 1, "until": r["timestamp"]}
+        rows.append(entry)
+        last[key] = entry
+    for e in rows:
+        if e["count"] > 1:
+            e["message"] = (f"{e['message']} (x{e['count']} until {e['until']:%H:%M})")
+    return pd.DataFrame(rows)[list(events.columns)]
 
 
 def timeline_records(events: pd.DataFrame) -> list[dict]:

@@ -90,8 +90,8 @@ class Sandbox:
                 for name, play in plays:
                     played.append((name, play(self)))
             finally:  # a scenario that failed half-way still has its earlier workloads stopped
-                self._played = scenario_registry.combine(played) if played else None
-            self._played = scenario_registry.combine(played)
+                focus = scenario_registry.focus(self.scenario)
+                self._played = scenario_registry.combine(played, focus) if played else None
             self.cluster  # noqa: B018 - a scenario without a workload still needs the cluster up
         except BaseException:
             self.stop()
@@ -186,8 +186,11 @@ class Sandbox:
     @property
     def incident(self) -> dict:
         inc = self.played.incident
-        return {"incident": inc["incident"], "title": inc["title"], "severity": inc["severity"],
-                "environment": self._env_ref, "window": dict(inc["window"])}
+        out = {"incident": inc["incident"], "title": inc["title"], "severity": inc["severity"],
+               "environment": self._env_ref, "window": dict(inc["window"])}
+        if inc.get("notebooks"):
+            out["notebooks"] = list(inc["notebooks"])
+        return out
 
     @property
     def truth(self) -> dict:

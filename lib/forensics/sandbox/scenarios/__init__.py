@@ -63,8 +63,16 @@ ALL = "all"
 PRIMARY = "pool-exhaustion"
 
 
+#: The notebooks a scenario is there for (by default the notebook of the same name).
+SERVES = {PRIMARY: ["db-connections", "api-errors"]}
+
+
 def resolve(spec: str) -> list[str]:
-    """``"all"`` -> every scenario (pool-exhaustion first); ``"a,b"`` -> those; ``"a"`` -> [a]."""
+    """``"all"`` -> every scenario (pool-exhaustion first); ``"a,b"`` -> those.
+
+    The primary scenario is the platform every other one runs on (the ALB, the API service, RDS and
+    the app logs, and their incident): a scenario played on its own is played on top of it, so its
+    environment is complete; the sandbox's incident is then that scenario's (see :func:`focus`)."""
     if spec == ALL:
         rest = [n for n in names() if n != PRIMARY]
         return [PRIMARY, *rest] if PRIMARY in names() else rest
@@ -73,19 +81,32 @@ def resolve(spec: str) -> list[str]:
         get(n)  # unknown name: SandboxError
     if not out:
         raise SandboxError("no scenario named")
+    if PRIMARY not in out:
+        out.insert(0, PRIMARY)
     return out
 
 
-def combine(plays: list[tuple[str, Played]]) -> Played:
-    """Several scenarios in one sandbox: the first one's incident and flat truth; every scenario's
-    truth under ``truth["scenarios"][name]``; resources deep-merged (lists united); all workloads."""
+def focus(spec: str) -> str | None:
+    """The scenario whose incident the sandbox stands for: a single named one, else the primary."""
+    names_ = [n.strip() for n in spec.split(",") if n.strip()] if spec != ALL else []
+    return names_[0] if len(names_) == 1 else None
+
+
+def combine(plays: list[tuple[str, Played]], focus: str | None = None) -> Played:
+    """Several scenarios in one sandbox: the first one's incident and flat truth (or, with ``focus``,
+    that scenario's incident, restricted to its notebooks and the overview); every scenario's truth
+    under ``truth["scenarios"][name]``; resources deep-merged (lists united); all workloads."""
     first = plays[0][1]
     truth = dict(first.truth)
+    incident = first.incident
+    focused = dict(plays).get(focus) if focus else None
+    if focused is not None:
+        incident = {**focused.incident, "notebooks": [*SERVES.get(focus, [focus]), "overview"]}
     truth["scenarios"] = {name: p.truth for name, p in plays}
     resources: dict[str, Any] = {}
     for _, p in plays:
         resources = _merge(resources, p.resources)
-    return Played(truth=truth, incident=first.incident, resources=resources,
+    return Played(truth=truth, incident=incident, resources=resources,
                   workloads=[w for _, p in plays for w in p.workloads])
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import datetime as dt
 import random
 
-import numpy as np
 import pandas as pd
 import psycopg
 

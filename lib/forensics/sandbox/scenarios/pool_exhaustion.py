@@ -568,7 +568,8 @@ def start_workload(cluster) -> tuple[Workload, dict]:
         w.idle(API_APP, N_IDLE_API)
         w.idle(WORKER_APP, N_IDLE_WORKER)
         waiters = [w.blocked(WORKER_APP, WAITER_SQL, (5000 + i, 1)) for i in range(N_WAITERS)]
-        slow = w.loop(REPORTS_APP, SLOW_SQL, SLOW_PARAMS)
+        # A pause between runs: a report job, not a spinning core (the machine runs the notebooks too).
+        slow = w.loop(REPORTS_APP, SLOW_SQL, SLOW_PARAMS, pause=1.0)
         w.wait_ready()
     except BaseException:
         w.stop()
