@@ -172,7 +172,7 @@ def _run_one(nb_path: str, record: str, name: str, params: dict) -> NotebookRun:
                             progress_bar=False, log_output=False, execution_timeout=CELL_TIMEOUT_S,
                             request_save_on_cell_execute=True,
                             # ipykernel 7 warns on stderr that loopback TCP is unencrypted, per kernel.
-                            extra_arguments=["--IPKernelApp.log_level=ERROR"])
+                            extra_arguments=["--IPKernelApp.log_level=CRITICAL"])
     except Exception as exc:  # noqa: BLE001 - PapermillExecutionError, DeadKernelError, timeouts
         status = "failed"
         error = redact.text(_exec_error(exc))
