@@ -26,6 +26,19 @@ def _fail(exc: ForensicsError):
     sys.exit(exc.exit_code)
 
 
+def _finish(execute):
+    """Run, print the summary on stderr and the record's path on stdout; exit 1 if a notebook failed."""
+    from . import runner
+
+    try:
+        result = execute()
+    except ForensicsError as exc:
+        _fail(exc)
+    runner.print_summary(result, _echo)
+    click.echo(str(result.record))
+    sys.exit(0 if result.ok else 1)
+
+
 @click.group(context_settings=CONTEXT)
 @click.version_option(package_name="forensics")
 def cli():
@@ -53,13 +66,7 @@ def run(incident_file, out, jobs, only):
     """Run the notebooks over an incident's window and write an evidence record."""
     from . import runner
 
-    try:
-        result = runner.run(incident_file, out=out, jobs=jobs, only=list(only) or None, echo=_echo)
-    except ForensicsError as exc:
-        _fail(exc)
-    runner.print_summary(result, _echo)
-    click.echo(str(result.record))
-    sys.exit(0 if result.ok else 1)
+    _finish(lambda: runner.run(incident_file, out=out, jobs=jobs, only=list(only) or None, echo=_echo))
 
 
 @cli.command()
@@ -71,13 +78,7 @@ def replay(record, out, jobs):
     """Re-execute a record's notebooks from its data files, with no network, into a new record."""
     from . import runner
 
-    try:
-        result = runner.replay(record, out=out, jobs=jobs, echo=_echo)
-    except ForensicsError as exc:
-        _fail(exc)
-    runner.print_summary(result, _echo)
-    click.echo(str(result.record))
-    sys.exit(0 if result.ok else 1)
+    _finish(lambda: runner.replay(record, out=out, jobs=jobs, echo=_echo))
 
 
 @cli.command()

@@ -12,16 +12,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.sandbox]
 NOTEBOOKS = ("cache-redis", "queue-backlog", "ai-cost")
 
 
-@pytest.fixture(scope="module")
-def record(catalogue_record):
-    """The one `forensics run` of every notebook over the session sandbox (see conftest.py)."""
-    return catalogue_record
-
-@pytest.fixture(scope="module")
-def findings(record):
-    return json.loads((record / "findings.json").read_text())
-
-
 def test_cache_redis_finds_degradation_failover_and_app_errors(findings, sandbox):
     f, truth = findings["cache-redis"], sandbox.truth_for("cache-redis")
     assert f["status"] == "ok", f

@@ -11,16 +11,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.sandbox]
 NOTEBOOKS = ("ecs-deploy", "slow-queries", "db-health")
 
 
-@pytest.fixture(scope="module")
-def record(catalogue_record):
-    """The one `forensics run` of every notebook over the session sandbox (see conftest.py)."""
-    return catalogue_record
-
-@pytest.fixture(scope="module")
-def findings(record):
-    return json.loads((record / "findings.json").read_text())
-
-
 def test_ecs_deploy_finds_the_failed_deployment_its_stop_reasons_and_the_rollback(findings, sandbox):
     f, truth = findings["ecs-deploy"], sandbox.truth_for("ecs-deploy")
     assert f["status"] == "ok", f

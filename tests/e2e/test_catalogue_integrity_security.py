@@ -22,16 +22,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.sandbox]
 AKID = re.compile(rb"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b")
 
 
-@pytest.fixture(scope="module")
-def record(catalogue_record):
-    """The one `forensics run` of every notebook over the session sandbox (see conftest.py)."""
-    return catalogue_record
-
-@pytest.fixture(scope="module")
-def findings(record):
-    return json.loads((record / "findings.json").read_text())
-
-
 def test_data_integrity_finds_the_broken_link_and_the_writer(findings, sandbox):
     f = findings["data-integrity"]
     truth = sandbox.truth_for("data-integrity")

@@ -28,16 +28,6 @@ def forensics(*args, cwd=None, check=False):
     return proc
 
 
-@pytest.fixture(scope="module")
-def record(catalogue_record):
-    """The one `forensics run` of every notebook over the session sandbox (see conftest.py)."""
-    return catalogue_record
-
-@pytest.fixture(scope="module")
-def findings(record):
-    return json.loads((record / "findings.json").read_text())
-
-
 def test_record_layout(record, sandbox):
     assert record.parent.name == f"{sandbox.truth['window_start']:%Y-%m-%d}_{sandbox.incident['incident']}"
     for name in ("api-errors", "db-connections"):
