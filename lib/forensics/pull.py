@@ -454,3 +454,16 @@ def pg_enums(inc) -> pd.DataFrame:
 CHANGE_EVENT_CAPTURES.append(("rds", rds_replica_events))
 CHANGE_EVENT_CAPTURES.append(("elasticache", elasticache_events))
 CHANGE_EVENT_CAPTURES.append(("cloudtrail", cloudtrail_events))
+
+
+# ---- CloudWatch alarm history (every environment: section "aws") -------------------------------------
+def alarm_history(inc) -> pd.DataFrame:
+    """Every alarm state change (DescribeAlarmHistory, StateUpdate) over the context window."""
+    window = inc.context_window
+    return inc.capture("alarm_history", lambda: cloudwatch.alarm_history(window, aws=inc.aws),
+                       source="cloudwatch", call="DescribeAlarmHistory",
+                       args=cloudwatch.alarm_history_description(window),
+                       columns=list(cloudwatch.ALARM_HISTORY_COLUMNS))
+
+
+CHANGE_EVENT_CAPTURES.append(("aws", alarm_history))

@@ -120,6 +120,11 @@ def test_overview_timeline_and_postmortem_draft(record, findings, sandbox):
     kinds = [e["kind"] for e in f["timeline"]]
     assert "deployment" in kinds and "onset" in kinds
     assert kinds.index("deployment") < kinds.index("onset")
+    # CloudWatch alarm history (DescribeAlarmHistory) on the timeline, at the time the scenario planted it
+    planted = truth["alarms"]["scr-api-production-5xx-rate"]["time"]
+    alarms = [e for e in f["timeline"] if e["kind"] == "alarm" and e["resource"] == "scr-api-production-5xx-rate"]
+    assert alarms and pd.Timestamp(alarms[0]["time"]) == planted, f["timeline"]
+    assert alarms[0]["source"] == "cloudwatch" and "OK to ALARM" in alarms[0]["message"]
     md = (record / "postmortem.md").read_text()
     assert md.startswith(f"# Incident Postmortem: {sandbox.incident['title']}")
     for heading in ("## What Happened", "## Timeline", "## Root Cause", "## Impact", "## Action Items"):

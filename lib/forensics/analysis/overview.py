@@ -88,7 +88,8 @@ def _collapse_bursts(events: pd.DataFrame) -> pd.DataFrame:
         return events
     rows, last = [], {}
     for _, r in events.iterrows():
-        key = (r["source"], r["kind"])
+        # one alarm flapping is a burst; two different alarms firing are two lines
+        key = (r["source"], r["kind"], r["resource"] if r["kind"] == "alarm" else "")
         prev = last.get(key)
         if prev is not None and r["timestamp"] - prev["until"] <= BURST_GAP and r["kind"] not in ("onset", "recovered"):
             prev["count"] += 1

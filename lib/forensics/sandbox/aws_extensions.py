@@ -18,7 +18,10 @@ read back through plain boto3 against the server.
   - CloudTrail ``LookupEvents`` (moto: not implemented) serves records fed by
     :func:`add_cloudtrail_events`: time range, one lookup attribute, newest first, paged by ``NextToken``;
   - ElastiCache ``DescribeEvents`` (moto: not implemented) serves events planted by
-    :func:`add_elasticache_event`, filtered by source, type and time, oldest first, paged by ``Marker``.
+    :func:`add_elasticache_event`, filtered by source, type and time, oldest first, paged by ``Marker``;
+  - CloudWatch ``DescribeAlarmHistory`` (moto: not implemented) serves state changes planted by
+    :func:`add_alarm_history`: ``StartDate``/``EndDate``, ``HistoryItemType``, ``AlarmName``,
+    ``AlarmTypes``, ``ScanBy``, paged by ``MaxRecords``/``NextToken``.
 - :func:`set_task_stopped`: a stopped task's ``startedAt``/``stoppedAt``, ``stopCode``, exit code and
   container reason (moto's ``StopTask`` sets only ``stoppedReason``);
 - :func:`set_service_history`: ECS deployments (``createdAt`` in the past, several deployments) and
@@ -105,6 +108,7 @@ def install() -> None:
         _install_target_health()
         _install_cloudtrail_lookup()
         _install_elasticache_events()
+        _install_alarm_history()
         _installed = True
 
 
@@ -444,3 +448,76 @@ def set_task_stopped(ecs_backend, cluster: str, task_arn: str, *, started_at, st
         c.exitCode = exit_code
         if container_reason:
             c.reason = container_reason
+
+
+# ---- CloudWatch alarm history ---------------------------------------------------------------------
+def _install_alarm_history() -> None:
+    from moto.cloudwatch.responses import CloudWatchResponse
+    from moto.core.responses import ActionResult
+
+    if getattr(getattr(CloudWatchResponse, "describe_alarm_history", None), "forensics_patched", False):
+        return
+
+    def describe_alarm_history(self):
+        params = self._get_params()
+        return ActionResult(alarm_history_page(
+            list(getattr(self.cloudwatch_backend, "forensics_alarm_history", [])),
+            alarm_name=params.get("AlarmName"), alarm_types=params.get("AlarmTypes"),
+            history_item_type=params.get("HistoryItemType"), start_date=params.get("StartDate"),
+            end_date=params.get("EndDate"), max_records=params.get("MaxRecords"),
+            next_token=params.get("NextToken"), scan_by=params.get("ScanBy")))
+
+    describe_alarm_history.forensics_patched = True  # type: ignore[attr-defined]
+    CloudWatchResponse.describe_alarm_history = describe_alarm_history
+
+
+def alarm_history_page(items: list[dict], *, alarm_name=None, alarm_types=None, history_item_type=None,
+                       start_date=None, end_date=None, max_records=None, next_token=None, scan_by=None) -> dict:
+    """One ``DescribeAlarmHistory`` page of ``items`` (AlarmHistoryItem dicts), as CloudWatch serves it:
+    metric alarms only unless ``AlarmTypes`` says otherwise, ``StartDate`` <= Timestamp <= ``EndDate``,
+    newest first unless ``ScanBy=TimestampAscending``, ``MaxRecords`` 1..100 (default 100)."""
+    from moto.cloudwatch.exceptions import InvalidParameterValue
+
+    size = int(max_records or 100)
+    if not 1 <= size <= 100:
+        raise InvalidParameterValue("MaxRecords must be between 1 and 100.")
+    if scan_by not in (None, "TimestampDescending", "TimestampAscending"):
+        raise InvalidParameterValue(f"Invalid ScanBy {scan_by!r}.")
+    types = set(alarm_types or ["MetricAlarm"])
+    start, end = _epoch_utc(start_date), _epoch_utc(end_date)
+    selected = [i for i in items
+                if (alarm_name is None or i["AlarmName"] == alarm_name) and i["AlarmType"] in types
+                and (history_item_type is None or i["HistoryItemType"] == history_item_type)
+                and (start is None or i["Timestamp"] >= start) and (end is None or i["Timestamp"] <= end)]
+    selected.sort(key=lambda i: (i["Timestamp"], i["AlarmName"]), reverse=scan_by != "TimestampAscending")
+    first = int(next_token) if next_token else 0
+    out: dict[str, Any] = {"AlarmHistoryItems": selected[first:first + size]}
+    if first + size < len(selected):
+        out["NextToken"] = str(first + size)
+    return out
+
+
+def add_alarm_history(cloudwatch_backend, alarm_name: str, old_state: str, new_state: str, date, *,
+                      reason: str, reason_data: dict | None = None, alarm_type: str = "MetricAlarm") -> dict:
+    """A ``StateUpdate`` history item ``DescribeAlarmHistory`` returns (shaped as CloudWatch writes it).
+    When the alarm exists (``put_metric_alarm``) and this is its latest change, ``describe_alarms``
+    shows the same state, reason and time."""
+    import json
+
+    when = _aware(date)
+    item = {"AlarmName": alarm_name, "AlarmType": alarm_type, "Timestamp": when, "HistoryItemType": "StateUpdate",
+            "HistorySummary": f"Alarm updated from {old_state} to {new_state}",
+            "HistoryData": json.dumps({
+                "version": "1.0",
+                "oldState": {"stateValue": old_state},
+                "newState": {"stateValue": new_state, "stateReason": reason,
+                             **({"stateReasonData": reason_data} if reason_data else {})}})}
+    cloudwatch_backend.__dict__.setdefault("forensics_alarm_history", []).append(item)
+    alarm = getattr(cloudwatch_backend, "alarms", {}).get(alarm_name)
+    if alarm is not None and (getattr(alarm, "forensics_state_at", None) is None or alarm.forensics_state_at <= when):
+        alarm.forensics_state_at = when
+        alarm.state_value = new_state
+        alarm.state_reason = reason
+        alarm.state_reason_data = json.dumps(reason_data or {})
+        alarm.state_updated_timestamp = when
+    return item

@@ -360,3 +360,75 @@ def ecs_queries(cluster: str, service: str, *, prefix: str | None = "ecs") -> li
             out.append(MetricQuery(_id(prefix, f"{short}_{s}"), ns, metric, d, stat,
                                    f"{service} {short} {stat}"))
     return out
+
+
+# ---- alarm history (DescribeAlarmHistory) ---------------------------------------------------------
+#: The change-event contract plus the alarm's name and the state it moved to.
+ALARM_HISTORY_COLUMNS = {"timestamp": "ts", "source": "str", "resource": "str", "kind": "str", "message": "str",
+                         "alarm_name": "str", "new_state": "str", "alarm_type": "str"}
+ALARM_TYPES = ("MetricAlarm", "CompositeAlarm")
+
+
+def _new_state(history_data) -> str | None:
+    """``newState.stateValue`` of a StateUpdate's ``HistoryData`` JSON (``None`` when absent/unparsable)."""
+    import json
+
+    if not history_data:
+        return None
+    try:
+        data = json.loads(history_data)
+    except (TypeError, ValueError):
+        return None
+    state = (data.get("newState") or {}) if isinstance(data, dict) else {}
+    value = state.get("stateValue") if isinstance(state, dict) else None
+    return str(value) if value else None
+
+
+def alarm_history_description(window: IncidentWindow, alarm_names: Iterable[str] | None = None) -> dict:
+    """What the manifest records for :func:`alarm_history` (JSON-serialisable)."""
+    from . import _as_list
+
+    args: dict = {"HistoryItemType": "StateUpdate", "AlarmTypes": list(ALARM_TYPES),
+                  "StartDate": iso(window.start), "EndDate": iso(window.end), "ScanBy": "TimestampAscending"}
+    names = _as_list(alarm_names, "alarm_names")
+    if names:
+        args["AlarmNames"] = names
+    return {"api": "cloudwatch:DescribeAlarmHistory", "args": args}
+
+
+def alarm_history(window: IncidentWindow, *, aws: dict | None = None, client=None, config=None,
+                  alarm_names: Iterable[str] | None = None) -> pd.DataFrame:
+    """Alarm state changes in ``window`` (``DescribeAlarmHistory``, ``HistoryItemType=StateUpdate``).
+
+    Change-event frame ``[timestamp, source="cloudwatch", resource=<alarm name>, kind="alarm",
+    message=<HistorySummary>, alarm_name, new_state, alarm_type]``, oldest first. ``new_state`` is
+    ``newState.stateValue`` of the item's ``HistoryData`` when present. ``alarm_names``: only these alarms
+    (one paginated call each; the API takes one name); otherwise every metric and composite alarm.
+    CloudWatch keeps alarm history for 30 days.
+    """
+    from . import _as_list
+
+    names = _as_list(alarm_names, "alarm_names")
+    cw = _aws_client("cloudwatch", aws, client, config)
+    base = {"HistoryItemType": "StateUpdate", "AlarmTypes": list(ALARM_TYPES),
+            "StartDate": window.start.to_pydatetime(), "EndDate": window.end.to_pydatetime(),
+            "ScanBy": "TimestampAscending"}
+    rows = []
+    for name in names or [None]:
+        args = dict(base, AlarmName=name) if name else base
+        with _aws_errors(SOURCE, f"DescribeAlarmHistory{f' for {name}' if name else ''}"):
+            for page in cw.get_paginator("describe_alarm_history").paginate(**args):
+                for item in page.get("AlarmHistoryItems") or []:
+                    when = item.get("Timestamp")
+                    if when is None or not window.contains(pd.Timestamp(when)):
+                        continue
+                    alarm = item.get("AlarmName")
+                    rows.append({"timestamp": when, "source": SOURCE, "resource": alarm, "kind": "alarm",
+                                 "message": item.get("HistorySummary"), "alarm_name": alarm,
+                                 "new_state": _new_state(item.get("HistoryData")),
+                                 "alarm_type": item.get("AlarmType")})
+    if not rows:
+        return _empty(ALARM_HISTORY_COLUMNS)
+    out = _typed(pd.DataFrame(rows), ALARM_HISTORY_COLUMNS)
+    return (out.drop_duplicates(["timestamp", "alarm_name", "message"])
+            .sort_values(["timestamp", "alarm_name"], kind="stable").reset_index(drop=True))

@@ -52,6 +52,8 @@ STREAM_PREFIX = "ecs/scr-api"
 CONTAINER = "scr-api"
 PREVIOUS_REVISION, NEW_REVISION = 41, 42
 IMAGE_REPO = "scr-api"
+ALARM_5XX = "scr-api-production-5xx-rate"
+ALARM_CONNECTIONS = "scr-production-postgres-connections"
 
 # ---- application names in pg_stat_activity ----------------------------------------------------------
 API_APP = "scr-api-production"
@@ -134,6 +136,7 @@ class Plan:
         self.metrics = self._metrics()
         self.log_events = self._logs()
         self.ecs_events = self._ecs_events()
+        self.alarms = self._alarms()
 
     # -- tasks ------------------------------------------------------------------------------------
     def _tasks(self) -> list[dict]:
@@ -251,6 +254,30 @@ class Plan:
             "AWS/ECS": (items("CPUUtilization", ecs, np.round(ecs_cpu, 2), "Percent")
                         + items("MemoryUtilization", ecs, np.round(ecs_mem, 2), "Percent")),
         }
+
+    # -- CloudWatch alarms ---------------------------------------------------------------------------
+    def _alarms(self) -> list[dict]:
+        """The alarms the platform has and the state changes they made (deterministic: no draw from the
+        generator, so the other planted data stay as they were). CloudWatch evaluates a 1-minute period
+        once it is complete, so an alarm goes off a minute (and a few seconds) after the breaching minute."""
+        t = self.t
+        conns = self.series["DatabaseConnections"]
+        full = self.minutes[int(np.argmax(conns >= self.max_connections))]
+        lb = [{"Name": "LoadBalancer", "Value": LB_DIMENSION}]
+        rds = [{"Name": "DBInstanceIdentifier", "Value": RDS_INSTANCE}]
+        five_xx = self.series["HTTPCode_Target_5XX_Count"]
+        first_5xx = self.minutes[int(np.argmax(self.minutes >= t["onset"]))]
+        return [
+            {"name": ALARM_5XX, "namespace": "AWS/ApplicationELB", "metric": "HTTPCode_Target_5XX_Count",
+             "dimensions": lb, "statistic": "Sum", "threshold": 50.0, "time": t["onset"] + MIN,
+             "description": "scr-api 5xx above 50 a minute", "value": float(five_xx[self.minutes == first_5xx][0]),
+             "breach": first_5xx},
+            {"name": ALARM_CONNECTIONS, "namespace": "AWS/RDS", "metric": "DatabaseConnections",
+             "dimensions": rds, "statistic": "Maximum", "threshold": float(self.max_connections),
+             "time": full + MIN + pd.Timedelta(seconds=21),
+             "description": "scr-production-postgres connections at max_connections",
+             "value": float(conns[self.minutes == full][0]), "breach": full},
+        ]
 
     # -- logs ---------------------------------------------------------------------------------------
     def _logs(self) -> dict[str, list[tuple[int, str]]]:
@@ -551,6 +578,23 @@ def load_aws(sb, plan: Plan) -> dict:
     ext.add_rds_event(rds_backend, RDS_INSTANCE, "Backing up DB instance", ["backup"], backup)
     ext.add_rds_event(rds_backend, RDS_INSTANCE, "Finished DB instance backup", ["backup"],
                       backup + pd.Timedelta("11min 37s"))
+    # CloudWatch alarms (moto keeps no alarm history: the state changes are planted)
+    cw_backend = sb.backend("cloudwatch")
+    for a in plan.alarms:
+        cw.put_metric_alarm(AlarmName=a["name"], AlarmDescription=a["description"], Namespace=a["namespace"],
+                            MetricName=a["metric"], Dimensions=a["dimensions"], Statistic=a["statistic"],
+                            Period=60, EvaluationPeriods=1, DatapointsToAlarm=1, Threshold=a["threshold"],
+                            ComparisonOperator="GreaterThanOrEqualToThreshold", TreatMissingData="notBreaching",
+                            AlarmActions=[f"arn:aws:sns:{plan.region}:{plan.account_id}:scr-oncall-pager"])
+        stamp = a["breach"].strftime("%d/%m/%y %H:%M:%S")
+        reason = (f"Threshold Crossed: 1 out of the last 1 datapoints [{a['value']} ({stamp})] was greater than "
+                  f"or equal to the threshold ({a['threshold']}) (minimum 1 datapoint for OK -> ALARM transition).")
+        ext.add_alarm_history(cw_backend, a["name"], "OK", "ALARM", a["time"], reason=reason, reason_data={
+            "version": "1.0", "queryDate": a["time"].strftime("%Y-%m-%dT%H:%M:%S.000+0000"),
+            "startDate": a["breach"].strftime("%Y-%m-%dT%H:%M:%S.000+0000"), "statistic": a["statistic"],
+            "period": 60, "recentDatapoints": [a["value"]], "threshold": a["threshold"],
+            "evaluatedDatapoints": [{"timestamp": a["breach"].strftime("%Y-%m-%dT%H:%M:%S.000+0000"),
+                                     "sampleCount": 1.0, "value": a["value"]}]})
     return {"load_balancer_arn": lb_arn, "target_group_arn": tg_arn, "log_events": n_events,
             "new_task_definition_arn": new_td, "previous_task_definition_arn": old_td}
 
@@ -620,6 +664,7 @@ def play(sb) -> Played:
         "ecs_cluster": ECS_CLUSTER, "ecs_service": SERVICE, "rds_instance": RDS_INSTANCE,
         "old_tasks": [x["id"] for x in plan.tasks if x["revision"] == PREVIOUS_REVISION],
         "new_tasks": [x["id"] for x in plan.tasks if x["revision"] == NEW_REVISION],
+        "alarms": {a["name"]: {"state": "ALARM", "time": a["time"], "metric": a["metric"]} for a in plan.alarms},
     }
     incident = {
         "incident": "SANDBOX-POOL-EXHAUSTION",
