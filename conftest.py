@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import shutil
 import tempfile
 from pathlib import Path
@@ -59,6 +60,15 @@ def shared_data():
 
 
 _SANDBOX = None
+
+
+def _terminate(signum, frame):
+    """A CI timeout or `kill` sends SIGTERM, which would skip atexit and pytest_sessionfinish and leave
+    the sandbox's PostgreSQL running: turn it into an orderly exit."""
+    raise SystemExit(128 + signum)
+
+
+signal.signal(signal.SIGTERM, _terminate)
 
 
 def _sandbox():

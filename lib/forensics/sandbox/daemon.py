@@ -164,20 +164,25 @@ def up(state_dir: Path, params_dir: Path, scenario: str = "pool-exhaustion", tim
     finally:
         logfile.close()
     deadline = time.monotonic() + timeout
-    while True:
-        state = _read_json(state_dir / STATE)
-        if state and state.get("pid") == child.pid:
-            state["running"] = True
-            return state
-        code = child.poll()
-        if code is not None:
-            raise SandboxError(f"the sandbox process exited with code {code} before it was ready; "
-                               f"its log ({state_dir / LOGFILE}) ends with:\n{_log_tail(state_dir)}")
-        if time.monotonic() > deadline:
+    try:
+        while True:
+            state = _read_json(state_dir / STATE)
+            if state and state.get("pid") == child.pid:
+                state["running"] = True
+                return state
+            code = child.poll()
+            if code is not None:
+                raise SandboxError(f"the sandbox process exited with code {code} before it was ready; "
+                                   f"its log ({state_dir / LOGFILE}) ends with:\n{_log_tail(state_dir)}")
+            if time.monotonic() > deadline:
+                raise SandboxError(f"the sandbox was not ready after {timeout:.0f} s; "
+                                   f"its log ({state_dir / LOGFILE}) ends with:\n{_log_tail(state_dir)}")
+            time.sleep(0.1)
+    except BaseException:
+        # Not ready (or interrupted: Ctrl-C, SIGTERM): a detached child must not outlive us unseen.
+        if child.poll() is None:
             _terminate(child.pid, 10)
-            raise SandboxError(f"the sandbox was not ready after {timeout:.0f} s; "
-                               f"its log ({state_dir / LOGFILE}) ends with:\n{_log_tail(state_dir)}")
-        time.sleep(0.1)
+        raise
 
 
 def down(state_dir: Path, timeout: float = 30) -> bool:
