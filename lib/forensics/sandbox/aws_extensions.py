@@ -391,19 +391,19 @@ def backdate_rds_instance(rds_backend, instance_id: str, created) -> None:
 
 def rekey_load_balancer(elbv2_backend, arn: str, lb_id: str) -> str:
     """Give a load balancer a fixed id (the last part of its ARN and of its CloudWatch dimension)."""
-    lb = elbv2_backend.load_balancers.pop(arn)
-    new_arn = arn.rsplit("/", 1)[0] + "/" + lb_id
-    lb.arn = new_arn
-    elbv2_backend.load_balancers[new_arn] = lb
-    _retag(elbv2_backend, arn, new_arn)
-    return new_arn
+    return _rekey(elbv2_backend, elbv2_backend.load_balancers, arn, lb_id)
 
 
 def rekey_target_group(elbv2_backend, arn: str, tg_id: str) -> str:
-    tg = elbv2_backend.target_groups.pop(arn)
-    new_arn = arn.rsplit("/", 1)[0] + "/" + tg_id
-    tg.arn = new_arn
-    elbv2_backend.target_groups[new_arn] = tg
+    """Give a target group a fixed id (the last part of its ARN and of its CloudWatch dimension)."""
+    return _rekey(elbv2_backend, elbv2_backend.target_groups, arn, tg_id)
+
+
+def _rekey(elbv2_backend, store: dict, arn: str, new_id: str) -> str:
+    obj = store.pop(arn)
+    new_arn = arn.rsplit("/", 1)[0] + "/" + new_id
+    obj.arn = new_arn
+    store[new_arn] = obj
     _retag(elbv2_backend, arn, new_arn)
     return new_arn
 

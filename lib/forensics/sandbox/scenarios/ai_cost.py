@@ -21,7 +21,7 @@ import pandas as pd
 import psycopg
 
 from . import Played, register
-from .cache_redis import ensure_log_group
+from ._loading import put_logs
 from .pool_exhaustion import timeline
 
 SEED = 20261126
@@ -105,12 +105,7 @@ class Plan:
 
 def load(sb, plan: Plan) -> dict:
     t = plan.t
-    logs = sb.client("logs")
-    ensure_log_group(logs, LOG_GROUP)
-    logs.create_log_stream(logGroupName=LOG_GROUP, logStreamName=STREAM)
-    for i in range(0, len(plan.log_lines), 5000):
-        logs.put_log_events(logGroupName=LOG_GROUP, logStreamName=STREAM,
-                            logEvents=[{"timestamp": ts, "message": m} for ts, m in plan.log_lines[i:i + 5000]])
+    put_logs(sb.client("logs"), LOG_GROUP, {STREAM: plan.log_lines})
     with psycopg.connect(sb.cluster.dsn("app", application_name="scr-migrations"), autocommit=True) as conn:
         conn.execute("CREATE TABLE organizations (id integer PRIMARY KEY, name text NOT NULL, plan text NOT NULL)")
         conn.execute("""

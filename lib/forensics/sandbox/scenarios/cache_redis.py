@@ -22,6 +22,7 @@ import pandas as pd
 
 from .. import aws_extensions as ext
 from . import Played, register
+from ._loading import put_logs
 from .pool_exhaustion import timeline
 
 SEED = 20261124
@@ -35,14 +36,6 @@ MIN = pd.Timedelta(minutes=1)
 
 def _iso(ts: pd.Timestamp) -> str:
     return ts.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def ensure_log_group(logs, name: str, retention: int = 30) -> None:
-    try:
-        logs.create_log_group(logGroupName=name)
-        logs.put_retention_policy(logGroupName=name, retentionInDays=retention)
-    except logs.exceptions.ResourceAlreadyExistsException:
-        pass
 
 
 class Plan:
@@ -166,12 +159,7 @@ def load(sb, plan: Plan) -> None:
                               "Timestamp": m.to_pydatetime(), "Value": float(v)})
     for i in range(0, len(items), 500):
         cw.put_metric_data(Namespace="AWS/ElastiCache", MetricData=items[i:i + 500])
-    logs = sb.client("logs")
-    ensure_log_group(logs, LOG_GROUP)
-    logs.create_log_stream(logGroupName=LOG_GROUP, logStreamName=STREAM)
-    for i in range(0, len(plan.log_events), 5000):
-        logs.put_log_events(logGroupName=LOG_GROUP, logStreamName=STREAM,
-                            logEvents=[{"timestamp": ts, "message": msg} for ts, msg in plan.log_events[i:i + 5000]])
+    put_logs(sb.client("logs"), LOG_GROUP, {STREAM: plan.log_events})
 
 
 @register("cache-redis")

@@ -33,6 +33,7 @@ import pandas as pd
 from .. import aws_extensions as ext
 from ..workload import Workload, create_schema, reset_statements
 from . import Played, register
+from ._loading import put_logs
 
 SEED = 20261123
 
@@ -499,16 +500,7 @@ def load_aws(sb, plan: Plan) -> dict:
             cw.put_metric_data(Namespace=namespace, MetricData=chunk)
 
     # Logs
-    logs = sb.client("logs")
-    logs.create_log_group(logGroupName=LOG_GROUP)
-    logs.put_retention_policy(logGroupName=LOG_GROUP, retentionInDays=30)
-    n_events = 0
-    for name, events in plan.log_events.items():
-        logs.create_log_stream(logGroupName=LOG_GROUP, logStreamName=name)
-        for chunk in _chunks(events, 5000):
-            logs.put_log_events(logGroupName=LOG_GROUP, logStreamName=name,
-                                logEvents=[{"timestamp": ts, "message": msg} for ts, msg in chunk])
-            n_events += len(chunk)
+    n_events = put_logs(sb.client("logs"), LOG_GROUP, plan.log_events)
 
     # EC2 network + ALB + target group
     ec2 = sb.client("ec2")

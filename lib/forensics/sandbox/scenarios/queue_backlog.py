@@ -20,7 +20,7 @@ import pandas as pd
 import psycopg
 
 from . import Played, register
-from .cache_redis import ensure_log_group
+from ._loading import put_logs
 from .pool_exhaustion import timeline
 
 SEED = 20261125
@@ -125,13 +125,7 @@ def load(sb, plan: Plan) -> None:
              for q, values in plan.depth.items() for m, v in zip(plan.minutes, values)]
     for i in range(0, len(items), 500):
         cw.put_metric_data(Namespace=NAMESPACE, MetricData=items[i:i + 500])
-    logs = sb.client("logs")
-    ensure_log_group(logs, LOG_GROUP)
-    for stream, events in plan.log_events.items():
-        logs.create_log_stream(logGroupName=LOG_GROUP, logStreamName=stream)
-        for i in range(0, len(events), 5000):
-            logs.put_log_events(logGroupName=LOG_GROUP, logStreamName=stream,
-                                logEvents=[{"timestamp": ts, "message": msg} for ts, msg in events[i:i + 5000]])
+    put_logs(sb.client("logs"), LOG_GROUP, plan.log_events)
     with psycopg.connect(sb.cluster.dsn("app", application_name="scr-migrations"), autocommit=True) as conn:
         conn.execute(f"""
             CREATE TABLE {TABLE} (
