@@ -12,6 +12,7 @@ import ipaddress
 import os
 from urllib.parse import urlparse
 
+from . import defaults, rates
 from .errors import ReadOnlyViolation
 
 #: service -> operations (botocore names) that forensic code may call. Nothing else leaves the process.
@@ -79,7 +80,9 @@ def endpoint_url(aws: dict | None) -> str | None:
     return aws.get("endpoint_url") or os.environ.get("AWS_ENDPOINT_URL") or None
 
 
-def client_config(connect_timeout: float = 5, read_timeout: float = 30, max_attempts: int = 6):
+def client_config(connect_timeout: float = defaults.AWS_CONNECT_TIMEOUT_S,
+                  read_timeout: float = defaults.AWS_READ_TIMEOUT_S,
+                  max_attempts: int = defaults.AWS_MAX_ATTEMPTS - 1):
     """One config for every client: adaptive retries for throttling, bounded timeouts."""
     from botocore.config import Config
 
@@ -148,6 +151,8 @@ def client(service: str, aws: dict | None = None, *, boto3_session=None, config=
     # this client only, whatever botocore's event prefix for the service is.
     c.meta.events.register("before-parameter-build", _refuse_writes(service))
     c.meta.events.register("after-call", _check_response)
+    # Each API held to its documented request rate, whatever the number of threads pulling.
+    c.meta.events.register("before-send", rates.hook(service, (c.meta.endpoint_url, c.meta.region_name)))
     return c
 
 

@@ -30,13 +30,13 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from . import redact
+from . import contracts, redact
 from .errors import RecordError
 from .window import iso, utcnow
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,80}$")
-DATA_DIR = "data"
-SIDECAR_DIR = ".captures"
+DATA_DIR = contracts.DATA_DIR
+SIDECAR_DIR = contracts.SIDECAR_DIR
 
 
 @dataclass
@@ -55,6 +55,7 @@ class CaptureMeta:
     volatile: bool = False
     replayed_from: str | None = None
     truncated: bool = False
+    query: str | None = None
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -78,10 +79,11 @@ class CaptureStore:
 
     # -- public -----------------------------------------------------------------------------------
     def get(self, name: str, fetch: Callable[[], pd.DataFrame], *, source: str, call: str,
-            args: dict | None = None, columns: list[str] | None = None, volatile: bool = False,
-            ) -> tuple[pd.DataFrame, CaptureMeta]:
+            args: dict | Callable[[], dict] | None = None, columns: list[str] | None = None,
+            volatile: bool = False, query: str | None = None) -> tuple[pd.DataFrame, CaptureMeta]:
         """The frame called ``name``: from this record if already captured, else from the replayed
-        record, else pulled now with ``fetch()``. Never raises for a failing source."""
+        record, else pulled now with ``fetch()``. Never raises for a failing source. ``args`` may be a
+        callable: it is only called when the capture is pulled (describing it may cost a call)."""
         if not _NAME.match(name):
             raise ValueError(f"capture name {name!r}: use lower-case letters, digits, '_', '-', '.'")
         if name in self._memory:
@@ -90,9 +92,9 @@ class CaptureStore:
             existing = self._read_existing(name)
             if existing is None:
                 if self._replay_manifest is not None:
-                    existing = self._replay(name, source, call, args or {}, columns)
+                    existing = self._replay(name, source, call, {}, columns)
                 else:
-                    existing = self._pull(name, fetch, source, call, args or {}, columns, volatile)
+                    existing = self._pull(name, fetch, source, call, args, columns, volatile, query)
                 self._write(*existing)
         self._memory[name] = existing
         return existing
@@ -122,11 +124,15 @@ class CaptureStore:
         frame = _read_frame(self.record_dir, meta)
         return frame, meta
 
-    def _pull(self, name, fetch, source, call, args, columns, volatile):
-        meta = CaptureMeta(name=name, source=source, call=redact.text(call), args=redact.obj(args),
-                           notebook=self.notebook, volatile=volatile)
+    def _pull(self, name, fetch, source, call, args, columns, volatile, query=None):
+        meta = CaptureMeta(name=name, source=source, call=redact.text(call), notebook=self.notebook,
+                           volatile=volatile, query=query)
         meta.pulled_at = iso_ms(utcnow())
         t0 = time.perf_counter()
+        try:
+            meta.args = redact.obj((args() if callable(args) else args) or {})
+        except Exception as exc:  # noqa: BLE001 - the arguments could not be worked out: fetch will say why
+            meta.args = {"unknown": redact.text(_one_line(exc))}
         try:
             frame = fetch()
             if not isinstance(frame, pd.DataFrame):

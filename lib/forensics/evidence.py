@@ -29,13 +29,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from . import contracts
 from .errors import RecordError
 from .params import REPO_ROOT, Incident
 
 FORMAT = "forensics-evidence-record/1"
-MANIFEST = "manifest.json"
+MANIFEST = contracts.MANIFEST_FILE
 #: Working files of a run, folded into the manifest and removed before it is written.
-SCRATCH = (".captures", ".findings")
+SCRATCH = (contracts.SIDECAR_DIR, contracts.FINDINGS_SCRATCH_DIR)
 PARTIAL_SUFFIX = ".partial"
 PACKAGES = ("forensics", "pandas", "numpy", "pyarrow", "boto3", "botocore", "psycopg", "papermill", "nbclient",
             "nbconvert", "matplotlib", "ipykernel", "moto")

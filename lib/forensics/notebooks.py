@@ -20,6 +20,8 @@ class NotebookInfo:
     serves: tuple[str, ...]
     sources: tuple[str, ...]
     order: int
+    #: the captures the notebook reads (``forensics.captures``): the runner pulls them before it starts
+    captures: tuple[str, ...] = ()
 
 
 def catalogue(directory: Path | None = None) -> dict[str, NotebookInfo]:
@@ -30,7 +32,8 @@ def catalogue(directory: Path | None = None) -> dict[str, NotebookInfo]:
         meta = json.loads(path.read_text()).get("metadata", {}).get("forensics", {})
         out.append(NotebookInfo(name=path.stem, path=path, title=meta.get("title", path.stem),
                                 serves=tuple(meta.get("serves", ())),
-                                sources=tuple(meta.get("sources", ())), order=int(meta.get("order", 50))))
+                                sources=tuple(meta.get("sources", ())), order=int(meta.get("order", 50)),
+                                captures=tuple(meta.get("captures", ()))))
     return {nb.name: nb for nb in sorted(out, key=lambda n: (n.order, n.name))}
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from . import defaults
 from .errors import ParamsError, WindowError
 from .window import IncidentWindow
 
@@ -49,9 +50,9 @@ _ENV_SCHEMA: dict[str, Any] = {
         "region": (True, str, "AWS region"),
         "profile": (False, (str, type(None)), "AWS profile (standard credential chain when null)"),
         "endpoint_url": (False, (str, type(None)), "endpoint override (the sandbox's moto server)"),
-        "max_attempts": (False, int, "AWS attempts per call, the first included (adaptive retries; default 7)"),
-        "connect_timeout_s": (False, (int, float), "seconds to connect to an AWS endpoint (default 5)"),
-        "read_timeout_s": (False, (int, float), "seconds to wait for an AWS response (default 30)"),
+        "max_attempts": (False, int, f"AWS attempts per call, the first included (adaptive retries; default {defaults.AWS_MAX_ATTEMPTS})"),
+        "connect_timeout_s": (False, (int, float), f"seconds to connect to an AWS endpoint (default {defaults.AWS_CONNECT_TIMEOUT_S})"),
+        "read_timeout_s": (False, (int, float), f"seconds to wait for an AWS response (default {defaults.AWS_READ_TIMEOUT_S})"),
     },
     "alb": {"load_balancer": (True, str, "ALB dimension value, app/<name>/<id>"),
             "target_group": (False, (str, type(None)), "target group dimension value, targetgroup/<name>/<id>")},
@@ -61,7 +62,7 @@ _ENV_SCHEMA: dict[str, Any] = {
     "postgres": {
         "dsn_env": (False, (str, type(None)), "name of the environment variable holding a libpq DSN"),
         "dsn": (False, (str, type(None)), "a libpq DSN without password (the sandbox); PG*/PGSERVICE also work"),
-        "statement_timeout_ms": (False, int, "statement_timeout of the read-only session"),
+        "statement_timeout_ms": (False, int, f"statement_timeout of the read-only session, ms (default {defaults.PG_STATEMENT_TIMEOUT_MS})"),
     },
     "logs": {"app": (True, list, "application log group names")},
     "elasticache": {
@@ -90,13 +91,13 @@ _ENV_SCHEMA: dict[str, Any] = {
         "tenants": (True, list, "tenant ids to replay"),
         "service_actors": (False, list, "actor prefixes of the service's own writers (default: service:)"),
         "export_file": (False, (str, type(None)), "an exported JSON/NDJSON audit file read instead of the API"),
-        "timeout_s": (False, int, "read timeout of one request, seconds (default 30)"),
+        "timeout_s": (False, int, f"read timeout of one request, seconds (default {defaults.AUDIT_TIMEOUT_S})"),
     },
     "cloudtrail": {
         "baseline_hours": (False, int, "hours before the window pulled as the baseline of known principals "
-                                       "and IPs (default 24)"),
+                                       f"and IPs (default {defaults.CLOUDTRAIL_BASELINE_HOURS})"),
         "known_ips": (False, list, "addresses or CIDR ranges never reported as new (office, CI runners)"),
-        "max_events": (False, int, "stop LookupEvents after this many events per capture (default 20000)"),
+        "max_events": (False, int, f"stop LookupEvents after this many events per capture (default {defaults.CLOUDTRAIL_MAX_EVENTS})"),
     },
     "schema": {
         "expected_alembic_head": (False, (str, type(None)), "the alembic revision the deployed code expects "

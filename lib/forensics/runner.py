@@ -1,8 +1,10 @@
 """`forensics run` / `forensics replay`: the batch run that turns an incident into a dated record.
 
 Reads like the runbook it automates:
-  validate parameters → new record folder → volatile captures first → notebooks in parallel
-  (papermill) → HTML (nbconvert) → findings.json → manifest.json → seal.
+  validate parameters → new record folder → the capture plan (every capture of every selected notebook,
+  deduplicated): the volatile PostgreSQL views first, then the rest in a rate-limited thread pool while
+  the notebooks start → notebooks in parallel (papermill; each renders and redacts its own HTML) →
+  findings.json → manifest.json → seal.
 Nothing is written before the parameters are valid. A notebook that fails keeps its partial output
 and is marked failed; the others complete; the record is still sealed and verifiable.
 """
@@ -14,12 +16,12 @@ import os
 import re
 import shutil
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from . import evidence, postmortem, redact
+from . import defaults, evidence, postmortem, redact, registry
 from .capture import CaptureStore, collect_sidecars, iso_ms
 from .errors import ParamsError, RecordError
 from .notebooks import catalogue
@@ -27,7 +29,7 @@ from .params import Incident, dump, load_incident, load_resolved
 from .session import FINDINGS_DIR, IncidentSession
 from .window import utcnow
 
-CELL_TIMEOUT_S = 900
+CELL_TIMEOUT_S = defaults.CELL_TIMEOUT_S
 _EXTERNAL_SCRIPT = re.compile(r"<script[^>]*\ssrc=[\"']https?://[^>]*>\s*</script>", re.I)
 
 
@@ -105,37 +107,47 @@ def _execute(incident: Incident, selected: list[str], out: Path, jobs: int | Non
     (record / "params.yaml").write_text(dump(incident.as_dict()))
 
     identity, clock = ({}, {}) if replay_from else _aws_identity(incident.environment.get("aws", {}))
-    # 1. Order of volatility: the live database views before anything else.
-    if replay_from is None and incident.environment.get("postgres") and any(
-            "postgres" in cat[n].sources for n in selected):
-        t0 = time.perf_counter()
-        from . import pull
-
-        session = IncidentSession(incident, CaptureStore(record, notebook="runner"), "runner")
-        pull.precapture(session)
-        failed = session.failed()
-        echo(f"volatile {len(session.captures)} PostgreSQL captures in {time.perf_counter() - t0:.1f} s"
-             + (f" ({len(failed)} failed: {session.captures[failed[0]].error})" if failed else ""))
-
-    # 2. Notebooks in parallel.
     jobs = max(1, jobs or os.cpu_count() or 1)
     params = {"incident_file": "params.yaml", "record_dir": ".",
               "replay_from": str(replay_from) if replay_from else None}
-    runs: list[NotebookRun] = []
     (record / "notebooks").mkdir()
     (record / "html").mkdir()
-    echo(f"running  {len(selected)} notebook(s), {jobs} at a time: {', '.join(selected)}")
-    with ProcessPoolExecutor(max_workers=min(jobs, len(selected))) as pool:
-        futures = {pool.submit(_run_one, str(cat[n].path), str(record), n, params): n for n in selected}
-        for fut in as_completed(futures):
-            name = futures[fut]
-            try:
-                nb_run = fut.result()
-            except Exception as exc:  # noqa: BLE001 - a crashed worker is a failed notebook
-                nb_run = NotebookRun(name, "failed", 0.0, f"{type(exc).__name__}: {exc}")
-            runs.append(nb_run)
-            mark = "ok    " if nb_run.status == "ok" else "FAILED"
-            echo(f"  {mark} {name} ({nb_run.duration_s:.1f} s)" + (f": {nb_run.error}" if nb_run.error else ""))
+    with IncidentSession(incident, CaptureStore(record, replay_from=replay_from, notebook="runner"),
+                         "runner") as session:
+        # 1. The capture plan, most volatile first: the live database views before anything else.
+        plan, skipped = registry.plan([c for n in selected for c in cat[n].captures], incident.environment)
+        echo(f"plan     {len(plan)} captures for {len(selected)} notebook(s)"
+             + (f"; {len(skipped)} need sections the environment lacks" if skipped else ""))
+        t0 = time.perf_counter()
+        volatile = [c for c in plan if c.volatile and not c.after]
+        for cap in volatile:
+            session.pull(cap.name)
+        if volatile:
+            failed = session.failed(*[c.name for c in volatile])
+            echo(f"volatile {len(volatile)} PostgreSQL captures in {time.perf_counter() - t0:.1f} s"
+                 + (f" ({len(failed)} failed: {session.captures[failed[0]].error})" if failed else ""))
+        rest = [c for c in plan if c not in volatile]
+
+        # 2. The rest of the plan in threads, and the notebooks in processes, at the same time: a notebook
+        #    that asks for a capture being pulled waits for it (one lock per capture) and reads it.
+        echo(f"running  {len(selected)} notebook(s), {jobs} at a time: {', '.join(selected)}")
+        runs: list[NotebookRun] = []
+        with ThreadPoolExecutor(max_workers=defaults.PLAN_THREADS, thread_name_prefix="plan") as threads, \
+                ProcessPoolExecutor(max_workers=min(jobs, len(selected))) as pool:
+            pulled = [threads.submit(session.pull, c.name) for c in rest]
+            futures = {pool.submit(_run_one, str(cat[n].path), str(record), n, params): n for n in selected}
+            left = len(pulled)
+            for fut in as_completed([*pulled, *futures]):
+                if fut in futures:
+                    runs.append(_finished(fut, futures[fut], echo))
+                    continue
+                left -= 1
+                if fut.exception() is not None:  # a bug, not a source failing (those are recorded)
+                    echo(f"  capture failed in the runner: {type(fut.exception()).__name__}: {fut.exception()}")
+                if not left:
+                    failed = session.failed(*[c.name for c in rest])
+                    echo(f"captured {len(rest)} of the plan in {time.perf_counter() - t0:.1f} s"
+                         + (f" ({len(failed)} failed)" if failed else ""))
     runs.sort(key=lambda r: selected.index(r.name))
 
     # 3. Findings, manifest, seal.
@@ -157,6 +169,16 @@ def _execute(incident: Incident, selected: list[str], out: Path, jobs: int | Non
     os.replace(record, final)
     evidence.seal(final)
     return RunResult(final, runs, findings, manifest)
+
+
+def _finished(fut, name: str, echo) -> NotebookRun:
+    try:
+        nb_run = fut.result()
+    except Exception as exc:  # noqa: BLE001 - a crashed worker is a failed notebook
+        nb_run = NotebookRun(name, "failed", 0.0, f"{type(exc).__name__}: {exc}")
+    mark = "ok    " if nb_run.status == "ok" else "FAILED"
+    echo(f"  {mark} {name} ({nb_run.duration_s:.1f} s)" + (f": {nb_run.error}" if nb_run.error else ""))
+    return nb_run
 
 
 def _run_one(nb_path: str, record: str, name: str, params: dict) -> NotebookRun:

@@ -2,31 +2,38 @@
 
     inc = forensics.open_incident(incident_file, record_dir=record_dir, replay_from=replay_from,
                                   notebook="api-errors")
-    alb = pull.alb_metrics(inc)          # captured once, served to every notebook of the record
+    alb = pull.alb_metrics(inc)          # = inc.pull("alb_metrics"): declared in forensics.registry,
+                                         # captured once, served to every notebook of the record
     inc.finding("onset", onset, needs=["alb_metrics"])
     inc.figure(fig, "error-rate")
     inc.sources()                        # which sources answered, which failed and why
 
 Interactively (JupyterLab) ``record_dir`` is None: nothing is written, captures stay in memory.
 Under ``forensics run`` the runner passes the record folder.
+
+The session owns its read-only PostgreSQL connection: opened on first use (:meth:`IncidentSession.pg`),
+closed by :meth:`IncidentSession.close` (``with`` closes it, a failed run included; a notebook's
+session is closed when its kernel exits).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import threading
+import weakref
 from pathlib import Path
 from typing import Any, Callable
 
 import pandas as pd
 
+from . import contracts, defaults
 from .capture import CaptureMeta, CaptureStore, json_safe
 from .params import PARAMS_DIR, Incident, load_incident, load_resolved
 
-FINDINGS_DIR = ".findings"
-FIGURES_DIR = "figures"
-#: How much time before the incident window the time series are pulled for (the baseline).
-CONTEXT = "30min"
+FINDINGS_DIR = contracts.FINDINGS_SCRATCH_DIR
+FIGURES_DIR = contracts.FIGURES_DIR
+CONTEXT = defaults.CONTEXT
 #: What `forensics sandbox up` writes, and so the default in JupyterLab.
 DEFAULT_INCIDENT = PARAMS_DIR / "incidents" / "sandbox.yaml"
 
@@ -38,6 +45,22 @@ def resolve_incident_file(incident_file: str | os.PathLike | None) -> Path:
     return Path(env) if env else DEFAULT_INCIDENT
 
 
+class _Connection:
+    """The session's PostgreSQL connection, apart from the session so a finalizer can close it."""
+
+    def __init__(self):
+        self.conn = None
+        self.lock = threading.Lock()
+
+    def close(self) -> None:
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:  # noqa: BLE001 - closing a broken connection is not news
+                pass
+
+
 class IncidentSession:
     def __init__(self, incident: Incident, store: CaptureStore, notebook: str):
         self.incident = incident
@@ -46,6 +69,38 @@ class IncidentSession:
         self.captures: dict[str, CaptureMeta] = {}
         self.findings: dict[str, Any] = {}
         self.unknown: list[str] = []
+        self._db = _Connection()
+        self._closer = weakref.finalize(self, _Connection.close, self._db)
+
+    # -- lifetime ---------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Close the database connection (if one was opened). The session stays readable."""
+        self._closer()
+
+    def __enter__(self) -> IncidentSession:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def pg(self):
+        """The session's read-only PostgreSQL connection, opened on first use."""
+        from .sources import postgres
+
+        with self._db.lock:
+            if self._db.conn is None or self._db.conn.closed:
+                pg = self.env.get("postgres")
+                if not pg:
+                    raise LookupError("the environment has no postgres section")
+                self._db.conn = postgres.connect(pg)
+            return self._db.conn
+
+    def pg_target(self) -> str:
+        """Where the connection goes, as the manifest may say it (never a DSN: it can hold a password)."""
+        pg = self.env.get("postgres") or {}
+        if pg.get("dsn_env"):
+            return f"${pg['dsn_env']}"
+        return "dsn in environment" if pg.get("dsn") else "libpq defaults (PG*/PGSERVICE)"
 
     # -- what the notebook reads ------------------------------------------------------------------
     @property
@@ -75,11 +130,36 @@ class IncidentSession:
         return self.store.replay_from is not None
 
     # -- captures ---------------------------------------------------------------------------------
+    def pull(self, name: str, **params) -> pd.DataFrame:
+        """The capture ``name`` declared in :mod:`forensics.registry`: from this record if already pulled
+        (by the runner's plan or another notebook), else from the replayed record, else pulled now.
+        ``params`` override the capture's declared defaults (e.g. ``wait_s``). A capture whose
+        environment sections are absent fails with a one-line reason; its findings become unknown."""
+        from . import registry
+
+        cap = registry.get(name)
+        unknown = sorted(set(params) - set(cap.params))
+        if unknown:
+            raise TypeError(f"capture {name!r} takes no parameter {unknown[0]!r} "
+                            f"(it takes: {', '.join(cap.params) or 'none'})")
+        missing = cap.missing_sections(self.env)
+
+        def fetch():
+            if missing:
+                raise LookupError(f"the environment has no {missing[0]} section")
+            return cap.pull(self, **params)
+
+        def args():
+            return {"needs": f"section {missing[0]}"} if missing else cap.describe(self, **params)
+
+        return self.capture(name, fetch, source=cap.source, call=cap.api, args=args,
+                            columns=list(cap.columns or ()), volatile=cap.volatile, query=cap.query)
+
     def capture(self, name: str, fetch: Callable[[], pd.DataFrame], *, source: str, call: str,
-                args: dict | None = None, columns: list[str] | None = None, volatile: bool = False
-                ) -> pd.DataFrame:
+                args: dict | Callable[[], dict] | None = None, columns: list[str] | None = None,
+                volatile: bool = False, query: str | None = None) -> pd.DataFrame:
         frame, meta = self.store.get(name, fetch, source=source, call=call, args=args, columns=columns,
-                                     volatile=volatile)
+                                     volatile=volatile, query=query)
         self.captures[name] = meta
         if meta.error:
             frame.attrs["capture_error"] = meta.error
@@ -101,7 +181,12 @@ class IncidentSession:
     # -- findings and figures ---------------------------------------------------------------------
     def finding(self, key: str, value: Any, needs: list[str] | tuple[str, ...] = ()) -> Any:
         """Record a headline finding. If a capture it ``needs`` failed, the finding is unknown
-        (null, listed under ``unknown``) rather than wrong."""
+        (null, listed under ``unknown``) rather than wrong. A name in ``needs`` that no capture declares
+        is a mistake in the notebook: KeyError, not a silently ignored string."""
+        from . import registry
+
+        for n in needs:
+            registry.get(n)
         missing = self.failed(*needs) if needs else []
         if missing:
             value = None

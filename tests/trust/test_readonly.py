@@ -31,8 +31,9 @@ def capture_session(pg_cluster):
     admin.execute("CREATE TABLE IF NOT EXISTS ro_probe (id serial PRIMARY KEY, v int)")
     admin.execute("GRANT ALL ON ro_probe TO forensics")  # even with the grant, the session refuses writes
     admin.execute("GRANT USAGE, UPDATE ON SEQUENCE ro_probe_id_seq TO forensics")
-    yield inc, pull._PgConnection.get(inc)
-    pull._PgConnection.close_all()
+    with inc:  # the session owns its connection and closes it
+        yield inc, inc.pg()
+    assert inc._db.conn is None
     admin.execute("DROP TABLE ro_probe")
     admin.close()
 

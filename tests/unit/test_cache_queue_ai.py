@@ -147,13 +147,21 @@ def test_orgs_over_and_provider_errors():
 # ---- tables -------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("bad", ["ai_task_logs; DROP TABLE x", "a.b.c", "", "1abc", 'x"y'])
 def test_table_identifier_refuses_anything_but_names(bad):
-    with pytest.raises(ValueError):
-        tables.identifier(bad)
+    from forensics.queries import QueryError, load
+
+    with pytest.raises(QueryError, match="not a table name"):
+        load("ai_calls").sql({"table": bad, "start": "2026-01-01T00:00Z", "end": "2026-01-01T01:00Z"})
 
 
 def test_table_sql_quotes_identifiers():
-    assert 'FROM "app"."ai_task_logs" l' in tables.sql_text(tables.ai_calls_sql("app.ai_task_logs"))
-    assert '"webhook_deliveries"' in tables.sql_text(tables.failed_deliveries_sql("webhook_deliveries"))
+    from forensics.queries import load
+
+    window = {"start": "2026-01-01T00:00Z", "end": "2026-01-01T01:00Z"}
+    text, bound = load("ai_calls").sql({"table": "app.ai_task_logs", **window})
+    assert 'FROM "app"."ai_task_logs" l' in text.as_string(None)
+    assert set(bound) == {"start", "end"}  # values are bound, never spliced into the text
+    text, _ = load("failed_deliveries").sql({"table": "webhook_deliveries", **window})
+    assert '"webhook_deliveries"' in text.as_string(None)
 
 
 def test_params_refuse_a_bad_table_name(tmp_path):

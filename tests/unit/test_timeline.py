@@ -3,6 +3,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from forensics import contracts
 from forensics.analysis import timeline as tl
 from forensics.analysis.onset import find_onsets
 
@@ -38,7 +39,7 @@ def test_merge_sorts_dedupes_keeps_contract_columns():
     assert list(merged.columns) == tl.COLUMNS
     assert len(merged) == 5  # the repeated deployments frame is deduplicated
     assert merged["timestamp"].is_monotonic_increasing
-    assert str(merged["timestamp"].dtype) == "datetime64[ns, UTC]"
+    assert str(merged["timestamp"].dtype) == contracts.TS_DTYPE  # one dtype for every event frame
     assert merged.iloc[0]["message"] == "api:41 (ACTIVE)"
 
 

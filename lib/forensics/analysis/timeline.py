@@ -10,34 +10,25 @@ from collections.abc import Iterable
 
 import pandas as pd
 
+from .. import contracts
 from ..window import iso
 
-COLUMNS = ["timestamp", "source", "resource", "kind", "message"]
-#: What most often causes an incident, most likely first: a deployment beats a scaling event.
-CHANGE_KINDS = (
-    "deployment",
-    "rollback",
-    "task-definition",
-    "config-change",
-    "parameter-change",
-    "scaling",
-    "rds-event",
-    "service-event",
-)
+COLUMNS = list(contracts.EVENT_COLUMNS)
+CHANGE_KINDS = contracts.CHANGE_KINDS
 
 
 def empty() -> pd.DataFrame:
     return pd.DataFrame(
         {
-            "timestamp": pd.Series(dtype="datetime64[ns, UTC]"),
-            **{c: pd.Series(dtype="string") for c in COLUMNS[1:]},
+            "timestamp": pd.Series(dtype=contracts.TS_DTYPE),
+            **{c: pd.Series(dtype="str") for c in COLUMNS[1:]},
         }
     )
 
 
 def _utc(values) -> pd.Series:
     ts = pd.to_datetime(values, utc=True, errors="coerce")
-    return pd.Series(ts).dt.as_unit("ns").reset_index(drop=True)
+    return pd.Series(ts).astype(contracts.TS_DTYPE).reset_index(drop=True)
 
 
 def _fmt(value) -> str:
@@ -55,7 +46,7 @@ def onsets_as_events(onsets: pd.DataFrame, source: str = "onset", resource: str 
                 "timestamp": r["start"],
                 "source": source,
                 "resource": resource,
-                "kind": "onset",
+                "kind": contracts.ONSET,
                 "message": (
                     f"departure from baseline {_fmt(r.get('baseline'))} to {_fmt(r.get('peak'))} "
                     f"until {iso(r['end'])} (score {_fmt(r.get('score'))})"
@@ -77,7 +68,8 @@ def _alarms(frame: pd.DataFrame) -> pd.DataFrame:
             "timestamp": frame[ts].to_numpy(),
             "source": "cloudwatch",
             "resource": frame[name].to_numpy(),
-            "kind": "alarm" if item is None else ("alarm-" + frame[item].astype(str).str.lower()).to_numpy(),
+            "kind": contracts.ALARM if item is None
+            else (contracts.ALARM + "-" + frame[item].astype(str).str.lower()).to_numpy(),
             "message": frame[summary].to_numpy() if summary else frame[name].to_numpy(),
         }
     )
@@ -89,7 +81,7 @@ def _contract(frame: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame({"timestamp": _utc(frame["timestamp"])})
     for col in COLUMNS[1:]:
         values = frame[col].reset_index(drop=True) if col in frame else pd.Series([""] * len(frame))
-        out[col] = values.astype("string").fillna("")
+        out[col] = values.astype("str").fillna("")
     return out
 
 

@@ -29,10 +29,8 @@ from collections.abc import Iterable, Iterator, Mapping
 
 import pandas as pd
 
+from ..contracts import TS_DTYPE
 from ..errors import ForensicsError, SourceError
-
-#: The one timestamp dtype of every frame a source returns.
-TS_DTYPE = "datetime64[us, UTC]"
 
 __all__ = ["TS_DTYPE"]
 

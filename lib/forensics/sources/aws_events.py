@@ -20,11 +20,12 @@ from collections.abc import Iterable
 
 import pandas as pd
 
+from .. import contracts
 from ..errors import SourceError
 from ..window import IncidentWindow
 from . import _as_list, _aws_client, _aws_errors, _chunks, _empty, _typed
 
-BASE = {"timestamp": "ts", "source": "str", "resource": "str", "kind": "str", "message": "str"}
+BASE = contracts.EVENT_COLUMNS
 
 DEPLOYMENT_COLUMNS = {**BASE, "id": "str", "task_definition": "str", "status": "str", "rollout_state": "str",
                       "rollout_state_reason": "str", "updated_at": "ts", "desired_count": "Int64",
@@ -99,7 +100,7 @@ def ecs_deployments(cluster: str, services: str | Iterable[str], window: Inciden
             if d.get("failedTasks"):
                 msg += f", {d['failedTasks']} failed tasks"
             rows.append({
-                "timestamp": created, "source": "ecs", "resource": f"{cluster}/{name}", "kind": "deployment",
+                "timestamp": created, "source": "ecs", "resource": f"{cluster}/{name}", "kind": contracts.DEPLOYMENT,
                 "message": msg, "id": d.get("id"), "task_definition": td, "status": d.get("status"),
                 "rollout_state": rollout, "rollout_state_reason": d.get("rolloutStateReason"),
                 "updated_at": d.get("updatedAt"), "desired_count": d.get("desiredCount"),
@@ -125,7 +126,7 @@ def ecs_service_events(cluster: str, services: str | Iterable[str], window: Inci
             if created is None or not window.contains(pd.Timestamp(created)):
                 continue
             rows.append({"timestamp": created, "source": "ecs", "resource": f"{cluster}/{name}",
-                         "kind": "service-event", "message": e.get("message"), "event_id": e.get("id")})
+                         "kind": contracts.SERVICE_EVENT, "message": e.get("message"), "event_id": e.get("id")})
     return _frame(rows, SERVICE_EVENT_COLUMNS)
 
 
@@ -148,7 +149,7 @@ def _task_row(cluster: str, task: dict) -> dict:
         msg += f"; exit codes {exit_codes}"
     return {
         "timestamp": ts, "source": "ecs", "resource": f"{cluster}/{service}" if service else cluster,
-        "kind": "task-stopped", "message": msg, "task_arn": task.get("taskArn"), "task_definition": td,
+        "kind": contracts.TASK_STOPPED, "message": msg, "task_arn": task.get("taskArn"), "task_definition": td,
         "group": group or None, "stopped_reason": task.get("stoppedReason") or None,
         "stop_code": task.get("stopCode"), "exit_codes": exit_codes or None,
         "container_reasons": reasons or None,
@@ -206,7 +207,7 @@ def rds_events(instance: str, window: IncidentWindow, *, aws: dict | None = None
                     continue
                 rows.append({"timestamp": date, "source": "rds",
                              "resource": e.get("SourceIdentifier") or instance,
-                             "kind": "rds-event", "message": e.get("Message"),
+                             "kind": contracts.RDS_EVENT, "message": e.get("Message"),
                              "categories": ", ".join(e.get("EventCategories") or []) or None,
                              "source_type": e.get("SourceType"), "source_arn": e.get("SourceArn")})
     return _frame(rows, RDS_EVENT_COLUMNS)

@@ -22,16 +22,17 @@ import json
 
 import pandas as pd
 
+from .. import contracts, defaults
 from ..window import IncidentWindow
 from . import _aws_client, _aws_errors, _empty, _typed
 
-COLUMNS = {"timestamp": "ts", "source": "str", "resource": "str", "kind": "str", "message": "str",
+COLUMNS = {**contracts.EVENT_COLUMNS,
            "event_name": "str", "event_source": "str", "principal": "str", "username": "str",
            "principal_type": "str", "source_ip": "str", "user_agent": "str", "access_key_id": "str",
            "read_only": "boolean", "error_code": "str", "aws_region": "str", "event_id": "str"}
 #: LookupEvents serves at most 50 events per call
 PAGE = 50
-DEFAULT_MAX_EVENTS = 20_000
+DEFAULT_MAX_EVENTS = defaults.CLOUDTRAIL_MAX_EVENTS
 
 
 def _row(event: dict) -> dict:

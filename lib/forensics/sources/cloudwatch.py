@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from .. import contracts
 from ..errors import SourceError
 from ..window import IncidentWindow, iso
 from . import TS_DTYPE, _aws_client, _aws_errors, _chunks, _empty, _typed, _utc
@@ -43,7 +44,7 @@ HIGH_RES_PERIODS = (1, 5, 10, 20, 30)
 #: Percentile and other extended statistics (p99, p99.9, tm90, wm99, tc90, ts90, PR(..), TM(..), IQM).
 _PERCENTILE_RE = re.compile(r"^(p\d|tm|wm|tc|ts|pr\(|iqm)", re.I)
 
-COLUMNS = {"timestamp": "ts", "id": "str", "label": "str", "value": "float64", "stat": "str", "unit": "str"}
+COLUMNS = contracts.METRIC_COLUMNS
 
 #: Documented units of the metrics the standard query sets pull (namespace, metric) -> unit.
 KNOWN_UNITS: dict[tuple[str, str], str] = {
@@ -364,7 +365,7 @@ def ecs_queries(cluster: str, service: str, *, prefix: str | None = "ecs") -> li
 
 # ---- alarm history (DescribeAlarmHistory) ---------------------------------------------------------
 #: The change-event contract plus the alarm's name and the state it moved to.
-ALARM_HISTORY_COLUMNS = {"timestamp": "ts", "source": "str", "resource": "str", "kind": "str", "message": "str",
+ALARM_HISTORY_COLUMNS = {**contracts.EVENT_COLUMNS,
                          "alarm_name": "str", "new_state": "str", "alarm_type": "str"}
 ALARM_TYPES = ("MetricAlarm", "CompositeAlarm")
 
@@ -423,7 +424,7 @@ def alarm_history(window: IncidentWindow, *, aws: dict | None = None, client=Non
                     if when is None or not window.contains(pd.Timestamp(when)):
                         continue
                     alarm = item.get("AlarmName")
-                    rows.append({"timestamp": when, "source": SOURCE, "resource": alarm, "kind": "alarm",
+                    rows.append({"timestamp": when, "source": SOURCE, "resource": alarm, "kind": contracts.ALARM,
                                  "message": item.get("HistorySummary"), "alarm_name": alarm,
                                  "new_state": _new_state(item.get("HistoryData")),
                                  "alarm_type": item.get("AlarmType")})

@@ -16,13 +16,14 @@ from collections.abc import Iterable
 
 import pandas as pd
 
+from .. import contracts
 from ..window import IncidentWindow
 from . import _as_list, _aws_client, _aws_errors, _typed
 from .cloudwatch import MetricQuery
 
 SOURCE = "elasticache"
 NAMESPACE = "AWS/ElastiCache"
-EVENT_COLUMNS = {"timestamp": "ts", "source": "str", "resource": "str", "kind": "str", "message": "str",
+EVENT_COLUMNS = {**contracts.EVENT_COLUMNS,
                  "source_type": "str"}
 NODE_COLUMNS = {"replication_group": "str", "node": "str", "role": "str", "status": "str",
                 "automatic_failover": "str", "multi_az": "str", "node_type": "str"}
@@ -100,7 +101,7 @@ def events(group: str, nodes: Iterable[str], window: IncidentWindow, *, aws: dic
                     msg = e.get("Message") or ""
                     rows.append({"timestamp": date, "source": "elasticache",
                                  "resource": e.get("SourceIdentifier") or ident,
-                                 "kind": "failover" if _FAILOVER.search(msg) else "elasticache-event",
+                                 "kind": contracts.FAILOVER if _FAILOVER.search(msg) else contracts.ELASTICACHE_EVENT,
                                  "message": msg, "source_type": e.get("SourceType") or stype})
     df = _typed(pd.DataFrame(rows), EVENT_COLUMNS)
     return df.sort_values("timestamp", kind="stable").reset_index(drop=True)

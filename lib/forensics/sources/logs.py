@@ -22,6 +22,7 @@ from collections.abc import Iterable
 
 import pandas as pd
 
+from .. import contracts, defaults
 from ..errors import SourceError
 from ..window import IncidentWindow, iso
 from . import _as_list, _aws_client, _aws_errors, _empty, _typed, _utc, _utc_ms
@@ -35,7 +36,7 @@ ERROR_PATTERN = "?ERROR ?Error ?Exception ?Traceback ?FATAL ?CRITICAL"
 #: The same selection as a Python regex (for ``client_regex``); substring match, a superset of the terms.
 ERROR_REGEX = r"ERROR|Error|Exception|Traceback|FATAL|CRITICAL"
 
-COLUMNS = {"timestamp": "ts", "log_group": "str", "log_stream": "str", "message": "str", "event_id": "str"}
+COLUMNS = contracts.LOG_COLUMNS
 #: Logs Insights accepts at most 50 log groups per query and returns at most 10,000 rows.
 INSIGHTS_MAX_GROUPS = 50
 INSIGHTS_MAX_ROWS = 10_000
@@ -54,7 +55,7 @@ def _range_ms(window: IncidentWindow) -> tuple[int, int]:
 
 
 def call_description(log_groups, window: IncidentWindow, pattern: str | None = None, *,
-                     max_events: int = 200_000, client_regex: str | None = None) -> dict:
+                     max_events: int = defaults.LOG_MAX_EVENTS, client_regex: str | None = None) -> dict:
     """What the manifest records for :func:`filter_log_events` (JSON-serialisable)."""
     start, end = _range_ms(window)
     args = {"logGroupNames": _as_list(log_groups, "log_groups"), "startTime": start, "endTime": end,
@@ -65,7 +66,7 @@ def call_description(log_groups, window: IncidentWindow, pattern: str | None = N
 
 
 def filter_log_events(log_groups: str | Iterable[str], window: IncidentWindow, pattern: str | None = None, *,
-                      aws: dict | None = None, max_events: int = 200_000, client_regex: str | None = None,
+                      aws: dict | None = None, max_events: int = defaults.LOG_MAX_EVENTS, client_regex: str | None = None,
                       client=None, config=None) -> pd.DataFrame:
     """Events of ``log_groups`` in ``window`` matching the CloudWatch filter ``pattern``.
 

@@ -12,37 +12,29 @@ import pandas as pd
 from . import _typed, postgres
 
 ALEMBIC_COLUMNS = {"version_num": "str", "table": "str", "table_exists": "boolean"}
-ENUM_COLUMNS = {"schema": "str", "type": "str", "value": "str", "sort_order": "float64"}
-
-TABLE_EXISTS_SQL = "SELECT to_regclass(%s) IS NOT NULL AS table_exists"
-ENUMS_SQL = """\
-SELECT n.nspname::text AS schema,
-       t.typname::text AS type,
-       e.enumlabel::text AS value,
-       e.enumsortorder::float8 AS sort_order
-FROM pg_type t
-JOIN pg_enum e ON e.enumtypid = t.oid
-JOIN pg_namespace n ON n.oid = t.typnamespace
-WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
-ORDER BY n.nspname, t.typname, e.enumsortorder"""
 
 
-def alembic_sql(table: str):
-    from psycopg import sql
+def _query(name: str):
+    from .. import queries
 
-    from .tables import identifier
+    return queries.load(name)
 
-    return sql.SQL("SELECT v.version_num::text AS version_num FROM {table} v ORDER BY 1").format(
-        table=identifier(table))
+
+ENUM_COLUMNS = _query("pg_enums").columns
+
+
+def _run(conn, name: str, params: dict | None, what: str, schema=None) -> pd.DataFrame:
+    text, bound = _query(name).sql(params)
+    return postgres.run(conn, text, bound, schema=schema, what=what)
 
 
 def alembic_version(conn, table: str = "alembic_version") -> pd.DataFrame:
     """The revision(s) in alembic's version table (several rows: branches); one row with a null
     ``version_num`` and ``table_exists`` False when there is no such table."""
-    exists = postgres.run(conn, TABLE_EXISTS_SQL, (table,), what="to_regclass")["table_exists"].iloc[0]
+    exists = _run(conn, "pg_table_exists", {"table": table}, "to_regclass")["table_exists"].iloc[0]
     if not exists:
         return _typed(pd.DataFrame([{"version_num": None, "table": table, "table_exists": False}]), ALEMBIC_COLUMNS)
-    df = postgres.run(conn, alembic_sql(table), what=f"{table} read")
+    df = _run(conn, "pg_alembic_version", {"table": table}, f"{table} read")
     df["table"] = table
     df["table_exists"] = True
     if df.empty:
@@ -52,4 +44,4 @@ def alembic_version(conn, table: str = "alembic_version") -> pd.DataFrame:
 
 def enums(conn) -> pd.DataFrame:
     """Every enum type's values, in their sort order."""
-    return postgres.run(conn, ENUMS_SQL, schema=ENUM_COLUMNS, what="pg_enum read")
+    return _run(conn, "pg_enums", None, "pg_enum read", schema=ENUM_COLUMNS)

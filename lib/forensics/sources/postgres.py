@@ -13,7 +13,7 @@ Where the connection comes from (the environment's ``postgres`` section): ``dsn_
 environment variable holding a libpq DSN; else ``dsn``; else libpq's own defaults (``PG*``
 variables, ``PGSERVICE``, ``~/.pgpass``). A password never belongs in a params file.
 
-Every query is a module constant (the SQL text goes into the manifest: :data:`QUERIES`). Numbers
+Every query is a file of lib/forensics/queries/ (its text goes into the manifest verbatim). Numbers
 arrive as float64 (cast ``::float8`` in SQL: pg_stat_statements' numerics would be Decimal), times as
 UTC timestamps. pg_stat_statements is cumulative since its last reset: a window's view is the
 delta of two snapshots (an analysis module computes it).
@@ -22,163 +22,30 @@ delta of two snapshots (an analysis module computes it).
 from __future__ import annotations
 
 import os
-import re
 
 import pandas as pd
 
+from .. import contracts, defaults, redact
 from ..errors import SourceError
 from . import _one_line, _typed, _utc
 
 SOURCE = "postgres"
-APPLICATION_NAME = "forensics"
-DEFAULT_STATEMENT_TIMEOUT_MS = 15_000
+APPLICATION_NAME = contracts.APPLICATION_NAME
+DEFAULT_STATEMENT_TIMEOUT_MS = defaults.PG_STATEMENT_TIMEOUT_MS
 
-ACTIVITY_SQL = """\
-SELECT a.pid,
-       a.datname,
-       a.usename,
-       a.application_name,
-       host(a.client_addr) AS client_addr,
-       a.backend_type,
-       a.state,
-       a.wait_event_type,
-       a.wait_event,
-       a.backend_start,
-       a.xact_start,
-       a.query_start,
-       a.state_change,
-       extract(epoch FROM now() - a.xact_start)::float8 AS xact_age_s,
-       extract(epoch FROM now() - a.query_start)::float8 AS query_age_s,
-       CASE WHEN a.wait_event_type = 'Lock' THEN pg_blocking_pids(a.pid) ELSE '{}'::int[] END AS blocked_by,
-       a.query,
-       now() AS snapshot_at
-FROM pg_stat_activity a
-WHERE a.pid <> pg_backend_pid()
-ORDER BY a.backend_start NULLS FIRST, a.pid"""
+def _query(name: str):
+    from .. import queries
 
-ACTIVITY_COLUMNS = {
-    "pid": "int64", "datname": "str", "usename": "str", "application_name": "str", "client_addr": "str",
-    "backend_type": "str", "state": "str", "wait_event_type": "str", "wait_event": "str",
-    "backend_start": "ts", "xact_start": "ts", "query_start": "ts", "state_change": "ts",
-    "xact_age_s": "float64", "query_age_s": "float64", "blocked_by": "object", "query": "str",
-    "snapshot_at": "ts",
-}
+    return queries.load(name)
 
-LOCKS_SQL = """\
-SELECT w.pid AS waiting_pid,
-       wa.usename AS waiting_user,
-       wa.application_name AS waiting_application,
-       w.locktype,
-       w.mode,
-       w.relation::regclass::text AS relation,
-       w.transactionid::text AS transactionid,
-       wa.query_start AS waiting_since,
-       extract(epoch FROM now() - wa.query_start)::float8 AS wait_s,
-       wa.query AS waiting_query,
-       b.pid AS blocking_pid,
-       ha.usename AS blocking_user,
-       ha.application_name AS blocking_application,
-       host(ha.client_addr) AS blocking_client_addr,
-       ha.state AS blocking_state,
-       ha.wait_event_type AS blocking_wait_event_type,
-       ha.xact_start AS blocking_xact_start,
-       extract(epoch FROM now() - ha.xact_start)::float8 AS blocking_xact_age_s,
-       ha.query AS blocking_query,
-       now() AS snapshot_at
-FROM pg_locks w
-JOIN pg_stat_activity wa ON wa.pid = w.pid
-CROSS JOIN LATERAL unnest(pg_blocking_pids(w.pid)) AS b(pid)
-LEFT JOIN pg_stat_activity ha ON ha.pid = b.pid
-WHERE NOT w.granted
-ORDER BY wait_s DESC NULLS LAST, waiting_pid, blocking_pid"""
 
-LOCKS_COLUMNS = {
-    "waiting_pid": "int64", "waiting_user": "str", "waiting_application": "str", "locktype": "str",
-    "mode": "str", "relation": "str", "transactionid": "str", "waiting_since": "ts", "wait_s": "float64",
-    "waiting_query": "str", "blocking_pid": "int64", "blocking_user": "str", "blocking_application": "str",
-    "blocking_client_addr": "str", "blocking_state": "str", "blocking_wait_event_type": "str",
-    "blocking_xact_start": "ts", "blocking_xact_age_s": "float64", "blocking_query": "str",
-    "snapshot_at": "ts",
-}
-
-#: Columns present from PostgreSQL 13 to 17 (PG 17 renamed the blk_*_time columns: left out).
-STATEMENTS_SQL = """\
-SELECT s.queryid,
-       s.userid::int8 AS userid,
-       s.dbid::int8 AS dbid,
-       r.rolname::text AS usename,
-       d.datname::text AS datname,
-       s.query,
-       s.calls::float8 AS calls,
-       s.total_exec_time::float8 AS total_exec_time,
-       s.mean_exec_time::float8 AS mean_exec_time,
-       s.min_exec_time::float8 AS min_exec_time,
-       s.max_exec_time::float8 AS max_exec_time,
-       s.stddev_exec_time::float8 AS stddev_exec_time,
-       s.total_plan_time::float8 AS total_plan_time,
-       s.rows::float8 AS rows,
-       s.shared_blks_hit::float8 AS shared_blks_hit,
-       s.shared_blks_read::float8 AS shared_blks_read,
-       s.shared_blks_dirtied::float8 AS shared_blks_dirtied,
-       s.shared_blks_written::float8 AS shared_blks_written,
-       s.temp_blks_read::float8 AS temp_blks_read,
-       s.temp_blks_written::float8 AS temp_blks_written,
-       s.wal_bytes::float8 AS wal_bytes,
-       now() AS snapshot_at
-FROM pg_stat_statements s
-LEFT JOIN pg_roles r ON r.oid = s.userid
-LEFT JOIN pg_database d ON d.oid = s.dbid
-ORDER BY s.total_exec_time DESC"""
-
-_FLOAT_STATS = ("calls", "total_exec_time", "mean_exec_time", "min_exec_time", "max_exec_time",
-                "stddev_exec_time", "total_plan_time", "rows", "shared_blks_hit", "shared_blks_read",
-                "shared_blks_dirtied", "shared_blks_written", "temp_blks_read", "temp_blks_written",
-                "wal_bytes")
-STATEMENTS_COLUMNS = {"queryid": "Int64", "userid": "int64", "dbid": "int64", "usename": "str",
-                      "datname": "str", "query": "str", **{c: "float64" for c in _FLOAT_STATS},
-                      "snapshot_at": "ts"}
-
-STATEMENTS_INFO_SQL = """\
-SELECT i.dealloc::float8 AS dealloc,
-       i.stats_reset,
-       now() AS snapshot_at
-FROM pg_stat_statements_info i"""
-STATEMENTS_INFO_COLUMNS = {"dealloc": "float64", "stats_reset": "ts", "snapshot_at": "ts"}
-
-#: Settings readable without pg_read_all_settings (shared_preload_libraries, for one, is not).
-SETTINGS_SQL = """\
-SELECT current_setting('server_version') AS server_version,
-       current_setting('server_version_num')::int AS server_version_num,
-       current_setting('max_connections')::int AS max_connections,
-       current_setting('superuser_reserved_connections')::int AS superuser_reserved_connections,
-       current_setting('reserved_connections', true)::int AS reserved_connections,
-       (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')::int AS client_backends,
-       current_user::text AS "current_user",
-       session_user::text AS "session_user",
-       current_database()::text AS current_database,
-       pg_is_in_recovery() AS in_recovery,
-       pg_postmaster_start_time() AS postmaster_start_time,
-       current_setting('default_transaction_read_only') AS default_transaction_read_only,
-       current_setting('statement_timeout') AS statement_timeout,
-       current_setting('lock_timeout') AS lock_timeout,
-       current_setting('idle_in_transaction_session_timeout') AS idle_in_transaction_session_timeout,
-       current_setting('application_name') AS application_name,
-       current_setting('pg_stat_statements.max', true) AS pg_stat_statements_max,
-       current_setting('pg_stat_statements.track', true) AS pg_stat_statements_track,
-       current_setting('track_activity_query_size') AS track_activity_query_size,
-       current_setting('log_min_duration_statement') AS log_min_duration_statement,
-       current_setting('work_mem') AS work_mem,
-       current_setting('shared_buffers') AS shared_buffers,
-       now() AS snapshot_at"""
-SETTINGS_COLUMNS = {
-    "server_version": "str", "server_version_num": "Int64", "max_connections": "Int64",
-    "superuser_reserved_connections": "Int64", "reserved_connections": "Int64", "client_backends": "Int64",
-    "current_user": "str", "session_user": "str", "current_database": "str", "in_recovery": "boolean",
-    "postmaster_start_time": "ts", "default_transaction_read_only": "str", "statement_timeout": "str",
-    "lock_timeout": "str", "idle_in_transaction_session_timeout": "str", "application_name": "str",
-    "pg_stat_statements_max": "str", "pg_stat_statements_track": "str", "track_activity_query_size": "str",
-    "log_min_duration_statement": "str", "work_mem": "str", "shared_buffers": "str", "snapshot_at": "ts",
-}
+#: The snapshots' SQL and columns come from the query files (lib/forensics/queries/<name>.yaml).
+ACTIVITY_SQL, ACTIVITY_COLUMNS = _query("pg_activity").text, _query("pg_activity").columns
+LOCKS_SQL, LOCKS_COLUMNS = _query("pg_locks").text, _query("pg_locks").columns
+STATEMENTS_SQL, STATEMENTS_COLUMNS = _query("pg_statements").text, _query("pg_statements").columns
+STATEMENTS_INFO_SQL = _query("pg_statements_info").text
+STATEMENTS_INFO_COLUMNS = _query("pg_statements_info").columns
+SETTINGS_SQL, SETTINGS_COLUMNS = _query("pg_settings").text, _query("pg_settings").columns
 
 #: function name -> SQL text, for the manifest.
 QUERIES = {"activity": ACTIVITY_SQL, "locks": LOCKS_SQL, "statements": STATEMENTS_SQL,
@@ -197,12 +64,9 @@ def call_description(name: str) -> dict:
 
 
 # ---- connecting ---------------------------------------------------------------------------------
-_SECRET = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)|(://[^/:@\s]*:)([^@/\s]*)(@)", re.I)
-
-
 def _scrub(text: str) -> str:
-    """Hide anything that looks like a password in a message."""
-    return _SECRET.sub(lambda m: f"{m.group(1)}***" if m.group(1) else f"{m.group(3)}***{m.group(5)}", text)
+    """Hide anything that looks like a password in a message (the patterns live in :mod:`forensics.redact`)."""
+    return redact.text(text)
 
 
 def resolve_dsn(pg: dict | None) -> str:
@@ -246,8 +110,10 @@ def _target(conninfo: str) -> str:
     return f"{where}/{db}" + (f" as {user}" if user else "")
 
 
-def connect(pg: dict | None = None, *, statement_timeout_ms: int | None = None, lock_timeout_ms: int = 2000,
-            idle_tx_timeout_ms: int = 30_000, connect_timeout: float = 5):
+def connect(pg: dict | None = None, *, statement_timeout_ms: int | None = None,
+            lock_timeout_ms: int = defaults.PG_LOCK_TIMEOUT_MS,
+            idle_tx_timeout_ms: int = defaults.PG_IDLE_IN_TRANSACTION_TIMEOUT_MS,
+            connect_timeout: float = defaults.PG_CONNECT_TIMEOUT_S):
     """A read-only, autocommit psycopg connection for the environment's ``postgres`` section.
 
     ``statement_timeout_ms`` defaults to ``pg['statement_timeout_ms']``, else 15 s. Failure to

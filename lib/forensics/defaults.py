@@ -1,0 +1,46 @@
+"""Every default in one place: timeouts, caps, waits. The parameter schema (params.py) and the README quote
+these values; nothing else spells them out again.
+
+An environment overrides the ones it names (``aws.read_timeout_s``, ``postgres.statement_timeout_ms``,
+``audit.timeout_s``, ``cloudtrail.max_events`` and ``cloudtrail.baseline_hours``); the rest are the tool's.
+"""
+
+from __future__ import annotations
+
+# ---- AWS -----------------------------------------------------------------------------------------
+#: Every attempt of one AWS call, the first included (botocore adaptive retries: throttling backs off).
+AWS_MAX_ATTEMPTS = 7
+AWS_CONNECT_TIMEOUT_S = 5
+AWS_READ_TIMEOUT_S = 30
+#: The collector's identity check (STS) must not hold the run up when AWS is unreachable.
+STS_CONNECT_TIMEOUT_S = 3
+STS_READ_TIMEOUT_S = 5
+STS_MAX_ATTEMPTS = 2
+
+# ---- PostgreSQL (the read-only session) --------------------------------------------------------------
+PG_STATEMENT_TIMEOUT_MS = 15_000
+PG_LOCK_TIMEOUT_MS = 2_000
+PG_IDLE_IN_TRANSACTION_TIMEOUT_MS = 30_000
+PG_CONNECT_TIMEOUT_S = 5
+#: How long (at most) slow-queries waits between its two pg_stat_statements snapshots.
+PG_STATEMENTS_SECOND_SNAPSHOT_WAIT_S = 8.0
+
+# ---- Logs and trails ---------------------------------------------------------------------------------
+#: FilterLogEvents stops after this many events per capture (the frame says ``truncated``).
+LOG_MAX_EVENTS = 200_000
+#: LookupEvents stops after this many events per capture.
+CLOUDTRAIL_MAX_EVENTS = 20_000
+#: Hours before the window pulled as CloudTrail's baseline of known principals and IPs.
+CLOUDTRAIL_BASELINE_HOURS = 24
+
+# ---- The application's audit API ---------------------------------------------------------------------
+#: Read timeout of one audit-replay or verify-chain request, seconds.
+AUDIT_TIMEOUT_S = 30
+
+# ---- Windows and runs ----------------------------------------------------------------------------------
+#: How much time before the incident window metrics and logs are pulled for (the baseline).
+CONTEXT = "30min"
+#: papermill's per-cell timeout under `forensics run`, seconds.
+CELL_TIMEOUT_S = 900
+#: Threads pulling the capture plan (each AWS API is also held to its own rate: rates.yaml).
+PLAN_THREADS = 8

@@ -1,0 +1,185 @@
+"""Queries kept as data: one YAML file per named query, loaded by name (MSTICpy's query library is the model).
+
+A file ``<name>.yaml`` holds::
+
+    name: pg_activity            # equals the file's stem
+    engine: postgres             # postgres | insights | duckdb | athena
+    description: ...
+    parameters:                  # optional; each typed, optionally with a default
+      table: {type: identifier, description: ...}     # spliced in as a quoted identifier only
+      start: {type: datetime, description: ...}       # a bound value (never text in the SQL)
+    columns: {pid: int64, ...}   # the result's columns and dtypes ("ts" = UTC timestamp)
+    notes: ...                   # optional: dialect differences and the like
+    query: |
+      SELECT ... FROM {table} WHERE t >= %(start)s
+
+Placeholders: ``{name}`` for an ``identifier`` parameter (PostgreSQL: ``psycopg.sql.Identifier``),
+``%(name)s`` for a value. :func:`load` checks that every placeholder is a declared parameter and every
+parameter is used, so a broken file fails in the tests (tests/unit/test_queries.py), not mid-incident.
+The text recorded in the manifest is the file's query, verbatim, with the parameters beside it.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+QUERY_DIR = Path(__file__).resolve().parent
+ENGINES = ("postgres", "insights", "duckdb", "athena")
+TYPES = ("identifier", "datetime", "str", "int", "float", "bool", "list")
+_IDENT_SLOT = re.compile(r"(?<!\{)\{([A-Za-z_][A-Za-z0-9_]*)\}(?!\})")
+_VALUE_SLOT = re.compile(r"%\(([A-Za-z_][A-Za-z0-9_]*)\)s")
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
+_NO_DEFAULT = object()
+
+
+class QueryError(ValueError):
+    """A query file that is malformed, or a call that does not fit its parameters."""
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    type: str
+    description: str = ""
+    default: Any = _NO_DEFAULT
+
+    @property
+    def required(self) -> bool:
+        return self.default is _NO_DEFAULT
+
+
+@dataclass(frozen=True)
+class Query:
+    name: str
+    engine: str
+    description: str
+    text: str
+    parameters: dict[str, Param] = field(default_factory=dict)
+    columns: dict[str, str] = field(default_factory=dict)
+    notes: str = ""
+    path: Path | None = None
+
+    def values(self, given: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The call's parameters: defaults merged in, types checked, unknown and missing ones refused."""
+        given = dict(given or {})
+        unknown = sorted(set(given) - set(self.parameters))
+        if unknown:
+            raise QueryError(f"query {self.name}: unknown parameter {unknown[0]!r} "
+                             f"(declared: {', '.join(self.parameters) or 'none'})")
+        out = {}
+        for p in self.parameters.values():
+            if p.name in given and given[p.name] is not None:
+                out[p.name] = _convert(self.name, p, given[p.name])
+            elif not p.required:
+                out[p.name] = p.default
+            else:
+                raise QueryError(f"query {self.name}: parameter {p.name!r} ({p.type}) is required")
+        return out
+
+    def sql(self, given: dict[str, Any] | None = None):
+        """``(query, bound values)`` for psycopg: identifiers spliced in as quoted identifiers."""
+        values = self.values(given)
+        idents = {k: v for k, v in values.items() if self.parameters[k].type == "identifier"}
+        bound = {k: v for k, v in values.items() if k not in idents} or None
+        if not idents:
+            return self.text, bound
+        from psycopg import sql
+
+        return sql.SQL(self.text).format(**{k: sql.Identifier(*v.split(".")) for k, v in idents.items()}), bound
+
+    def record(self, given: dict[str, Any] | None = None) -> dict:
+        """What the manifest records: the name, engine, the query verbatim and the values used."""
+        from .. import capture
+
+        values = self.values(given)
+        return {"query": self.name, "engine": self.engine, "text": self.text,
+                "parameters": {k: capture.json_safe(v) for k, v in values.items()}}
+
+
+def _convert(query: str, p: Param, value: Any) -> Any:
+    import pandas as pd
+
+    try:
+        if p.type == "identifier":
+            parts = str(value).split(".")
+            if not 1 <= len(parts) <= 2 or not all(_IDENT.match(x) for x in parts):
+                raise ValueError(f"not a table name: {value!r} (expected [schema.]identifier)")
+            return str(value)
+        if p.type == "datetime":
+            ts = pd.Timestamp(value)
+            return (ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")).to_pydatetime()
+        if p.type == "int":
+            return int(value)
+        if p.type == "float":
+            return float(value)
+        if p.type == "bool":
+            return bool(value)
+        if p.type == "list":
+            return list(value) if not isinstance(value, str) else [value]
+        return str(value)
+    except (TypeError, ValueError) as exc:
+        raise QueryError(f"query {query}: parameter {p.name!r} ({p.type}): {exc}") from None
+
+
+def _parse(path: Path) -> Query:
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise QueryError(f"{path.name}: not YAML: {' '.join(str(exc).split())[:200]}") from None
+    if not isinstance(doc, dict):
+        raise QueryError(f"{path.name}: expected a mapping with name, engine, query")
+    where = path.name
+    for key in ("name", "engine", "description", "query"):
+        if not isinstance(doc.get(key), str) or not doc[key].strip():
+            raise QueryError(f"{where}: missing {key}")
+    extra = sorted(set(doc) - {"name", "engine", "description", "parameters", "columns", "notes", "query"})
+    if extra:
+        raise QueryError(f"{where}: unknown key {extra[0]!r}")
+    if doc["name"] != path.stem:
+        raise QueryError(f"{where}: name {doc['name']!r} differs from the file name")
+    if doc["engine"] not in ENGINES:
+        raise QueryError(f"{where}: engine {doc['engine']!r} is not one of {', '.join(ENGINES)}")
+    params = {}
+    for name, spec in (doc.get("parameters") or {}).items():
+        if not isinstance(spec, dict) or spec.get("type") not in TYPES:
+            raise QueryError(f"{where}: parameter {name!r} needs a type, one of {', '.join(TYPES)}")
+        params[name] = Param(name, spec["type"], spec.get("description", ""), spec.get("default", _NO_DEFAULT))
+    text = doc["query"]
+    idents = set(_IDENT_SLOT.findall(text)) if doc["engine"] == "postgres" else set()
+    values = set(_VALUE_SLOT.findall(text))
+    used = idents | values
+    undeclared = sorted(used - set(params))
+    if undeclared:
+        raise QueryError(f"{where}: placeholder {undeclared[0]!r} is not a declared parameter")
+    unused = sorted(set(params) - used) if doc["engine"] == "postgres" else []
+    if unused:
+        raise QueryError(f"{where}: parameter {unused[0]!r} is declared but not used in the query")
+    wrong = sorted(n for n in idents if params[n].type != "identifier")
+    wrong += sorted(n for n in values if params[n].type == "identifier")
+    if wrong:
+        raise QueryError(f"{where}: parameter {wrong[0]!r}: identifiers go in {{name}}, values in %(name)s")
+    columns = doc.get("columns") or {}
+    if not isinstance(columns, dict):
+        raise QueryError(f"{where}: columns must map a column to its dtype")
+    return Query(doc["name"], doc["engine"], " ".join(doc["description"].split()), text, params,
+                 {str(k): str(v) for k, v in columns.items()}, doc.get("notes", "") or "", path)
+
+
+@functools.cache
+def load(name: str) -> Query:
+    """The query called ``name`` (``queries/<name>.yaml``); QueryError if there is none or it is malformed."""
+    path = QUERY_DIR / f"{name}.yaml"
+    if not re.fullmatch(r"[a-z0-9_]+", name or "") or not path.is_file():
+        raise QueryError(f"no query named {name!r} in {QUERY_DIR}")
+    return _parse(path)
+
+
+def names() -> list[str]:
+    """Every query file's name."""
+    return sorted(p.stem for p in QUERY_DIR.glob("*.yaml"))

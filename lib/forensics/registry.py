@@ -1,0 +1,500 @@
+"""Every capture a notebook can ask for, declared once: name, source, API or named query, the environment
+sections it needs, how its arguments come from the incident, its columns, its defaults, its volatility.
+
+A notebook reads ``pull.<name>(inc)`` (or ``inc.pull(name)``); :class:`~forensics.session.IncidentSession`
+looks the name up here, checks the environment has what the capture needs, and hands the declared call,
+arguments and columns to the capture store (recorded, redacted, served to every notebook, replayable).
+The runner builds the run's plan from the captures the selected notebooks declare in their metadata
+(:func:`plan`), most volatile first (RFC 3227).
+
+Declaring a capture: one :func:`declare` call with a ``pull(inc, **params) -> DataFrame`` and a
+``describe(inc, **params) -> dict`` (the arguments the manifest records). The kinds below
+(:func:`metrics`, :func:`postgres_query`, :func:`log_events`, :func:`events`) write those for the
+common shapes, so a new capture is a few lines of data, not a new function.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from . import contracts, defaults, queries
+from .sources import _empty, aws_events, cloudwatch, logs, postgres
+
+#: Volatility ranks (lower is pulled first). What the live database shows is gone in seconds;
+#: CloudWatch's fine-grained metrics expire in hours (1 s data after 3 h) and days; the rest stays.
+LIVE = 1          # pg_stat_activity, pg_locks: gone when the session ends
+COUNTERS = 2      # pg_stat_statements and settings: reset, evicted, or changed by a restart
+METRICS = 3       # CloudWatch metrics: resolution drops with age
+LOGS = 4          # log events, change events, trails: kept by their retention
+TABLES = 5        # the application's own tables, schema, audit API: as durable as the database
+
+
+@dataclass(frozen=True)
+class Capture:
+    name: str
+    source: str
+    api: str
+    pull: Callable[..., pd.DataFrame]
+    describe: Callable[..., dict]
+    needs: tuple[str, ...] = ()
+    columns: Mapping[str, str] | None = None
+    volatility: int = LOGS
+    query: str | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
+    after: tuple[str, ...] = ()
+    doc: str = ""
+
+    @property
+    def volatile(self) -> bool:
+        return self.volatility <= COUNTERS
+
+    def missing_sections(self, env: Mapping) -> list[str]:
+        return [s for s in self.needs if not env.get(s)]
+
+
+CAPTURES: dict[str, Capture] = {}
+
+
+def declare(capture: Capture) -> Capture:
+    if capture.name in CAPTURES:
+        raise ValueError(f"capture {capture.name!r} is declared twice")
+    unknown = [a for a in capture.after if a not in CAPTURES]
+    if unknown:
+        raise ValueError(f"capture {capture.name!r} reads {unknown[0]!r}, which is not declared before it")
+    if capture.query:
+        queries.load(capture.query)  # a missing or malformed query file fails at import, not mid-incident
+    CAPTURES[capture.name] = capture
+    return capture
+
+
+def get(name: str) -> Capture:
+    try:
+        return CAPTURES[name]
+    except KeyError:
+        raise KeyError(f"no capture named {name!r} (declared: {', '.join(sorted(CAPTURES))})") from None
+
+
+def plan(names: Iterable[str], env: Mapping) -> tuple[list[Capture], dict[str, list[str]]]:
+    """The run's plan: the named captures and those they read, deduplicated, most volatile first.
+    Captures whose environment sections are absent are left out, with the sections they lack."""
+    wanted: dict[str, Capture] = {}
+
+    def add(name: str) -> None:
+        cap = get(name)
+        for dep in cap.after:
+            add(dep)
+        wanted.setdefault(name, cap)
+
+    for n in names:
+        add(n)
+    skipped = {c.name: c.missing_sections(env) for c in wanted.values() if c.missing_sections(env)}
+    order = list(CAPTURES)
+    ready = [c for c in wanted.values() if c.name not in skipped]
+    return sorted(ready, key=lambda c: (c.volatility, order.index(c.name))), skipped
+
+
+# ---- kinds ------------------------------------------------------------------------------------------
+def metrics(name: str, needs: Iterable[str], build: Callable, doc: str = "", **kw) -> Capture:
+    """CloudWatch GetMetricData over the context window (the baseline before the incident included)."""
+
+    def pull(inc):
+        window = inc.context_window
+        wanted = build(inc)
+        if not wanted:  # nothing configured to ask for (e.g. no replica): an empty answer, no call
+            return _empty(contracts.METRIC_COLUMNS)
+        return cloudwatch.get_metric_data(wanted, window, window.period(), aws=inc.aws)
+
+    def describe(inc):
+        window = inc.context_window
+        return cloudwatch.call_description(build(inc), window, window.period())
+
+    return declare(Capture(name, "cloudwatch", "GetMetricData", pull, describe, tuple(needs),
+                           contracts.METRIC_COLUMNS, METRICS, doc=doc, **kw))
+
+
+def postgres_query(name: str, query: str, params: Callable | None = None, *, run: Callable | None = None,
+                   needs: Iterable[str] = ("postgres",), volatility: int = TABLES, doc: str = "", **kw) -> Capture:
+    """A named query (``queries/<query>.yaml``) on the session's read-only connection. ``params(inc)``
+    gives the query's parameters from the incident; ``run(conn, inc)`` replaces the plain run where the
+    source adds checks of its own (pg_stat_statements' hint, the blockers' pid lists)."""
+    q = queries.load(query)
+
+    def values(inc):
+        return params(inc) if params else {}
+
+    def pull(inc):
+        conn = inc.pg()
+        if run is not None:
+            return run(conn, inc)
+        text, bound = q.sql(values(inc))
+        return postgres.run(conn, text, bound, schema=q.columns, what=name)
+
+    def describe(inc):
+        return {"database": inc.pg_target(), **q.record(values(inc))}
+
+    return declare(Capture(name, "postgres", f"query:{query}", pull, describe, tuple(needs), q.columns,
+                           volatility, query=query, doc=doc or q.description, **kw))
+
+
+def log_events(name: str, needs: Iterable[str], groups: Callable, pattern: str, client_regex: str | None,
+               doc: str = "", **kw) -> Capture:
+    """FilterLogEvents over the context window, capped at ``max_events``."""
+
+    def pull(inc, max_events=defaults.LOG_MAX_EVENTS):
+        return logs.filter_log_events(groups(inc), inc.context_window, pattern, aws=inc.aws,
+                                      max_events=max_events, client_regex=client_regex)
+
+    def describe(inc, max_events=defaults.LOG_MAX_EVENTS):
+        return logs.call_description(groups(inc), inc.context_window, pattern, max_events=max_events,
+                                     client_regex=client_regex)
+
+    return declare(Capture(name, "logs", "FilterLogEvents", pull, describe, tuple(needs), contracts.LOG_COLUMNS,
+                           LOGS, params={"max_events": defaults.LOG_MAX_EVENTS}, doc=doc, **kw))
+
+
+def events(name: str, api: str, needs: Iterable[str], pull: Callable, describe: Callable,
+           columns: Mapping[str, str] | None = None, doc: str = "", **kw) -> Capture:
+    """Change events (``contracts.EVENT_COLUMNS`` first) from an AWS API."""
+    return declare(Capture(name, kw.pop("source", "aws-events"), api, pull, describe, tuple(needs),
+                           columns or contracts.EVENT_COLUMNS, kw.pop("volatility", LOGS), doc=doc, **kw))
+
+
+# ---- PostgreSQL: live views first (order of volatility) ------------------------------------------------
+postgres_query("pg_activity", "pg_activity", run=lambda conn, inc: postgres.activity(conn), volatility=LIVE)
+postgres_query("pg_locks", "pg_locks", run=lambda conn, inc: postgres.locks(conn), volatility=LIVE)
+postgres_query("pg_statements", "pg_statements", run=lambda conn, inc: postgres.statements(conn),
+               volatility=COUNTERS)
+postgres_query("pg_statements_info", "pg_statements_info", run=lambda conn, inc: postgres.statements_info(conn),
+               volatility=COUNTERS)
+postgres_query("pg_settings", "pg_settings", run=lambda conn, inc: postgres.settings(conn), volatility=COUNTERS)
+
+
+def _statements_after(conn, inc, wait_s=defaults.PG_STATEMENTS_SECOND_SNAPSHOT_WAIT_S):
+    """Wait until ``wait_s`` after the first snapshot (never longer than ``wait_s`` from now), then snapshot."""
+    import time
+
+    first = inc.pull("pg_statements")
+    elapsed = 0.0
+    if len(first) and "snapshot_at" in first:
+        elapsed = (pd.Timestamp.now(tz="UTC") - pd.to_datetime(first["snapshot_at"], utc=True).max()).total_seconds()
+    time.sleep(min(max(wait_s - elapsed, 0.0), wait_s))
+    return postgres.statements(conn)
+
+
+def _pull_statements_after(inc, wait_s=defaults.PG_STATEMENTS_SECOND_SNAPSHOT_WAIT_S):
+    return _statements_after(inc.pg(), inc, wait_s)
+
+
+declare(Capture(
+    "pg_statements_after", "postgres", "query:pg_statements", _pull_statements_after,
+    lambda inc, wait_s=defaults.PG_STATEMENTS_SECOND_SNAPSHOT_WAIT_S: {
+        "database": inc.pg_target(), **queries.load("pg_statements").record(), "after": "pg_statements",
+        "wait_s": wait_s},
+    ("postgres",), queries.load("pg_statements").columns, COUNTERS, query="pg_statements",
+    params={"wait_s": defaults.PG_STATEMENTS_SECOND_SNAPSHOT_WAIT_S}, after=("pg_statements",),
+    doc="A second pg_stat_statements snapshot, wait_s after the first: their delta is what the database did "
+        "in between."))
+postgres_query("pg_statements_info_after", "pg_statements_info",
+               run=lambda conn, inc: postgres.statements_info(conn), volatility=COUNTERS,
+               after=("pg_statements_after",))
+
+# ---- CloudWatch metrics ---------------------------------------------------------------------------------
+metrics("alb_metrics", ["alb"], lambda inc: cloudwatch.alb_queries(
+    inc.env["alb"]["load_balancer"], inc.env["alb"].get("target_group"), latency_stats=("Average", "Maximum")),
+    doc="ALB requests, 5xx (target and ELB), latency average and maximum, healthy/unhealthy hosts.")
+metrics("alb_latency_percentiles", ["alb"], lambda inc: [
+    q for q in cloudwatch.alb_queries(inc.env["alb"]["load_balancer"], latency_stats=("p50", "p95", "p99"))
+    if q.metric == "TargetResponseTime"],
+    doc="TargetResponseTime p50/p95/p99, apart: a source that cannot serve percentiles must not cost the rest.")
+metrics("rds_metrics", ["rds"], lambda inc: cloudwatch.rds_queries(inc.env["rds"]["instance"]),
+        doc="RDS connections, CPU, memory, storage, IOPS, latency.")
+
+
+def _ecs_queries(inc):
+    ecs = inc.env["ecs"]
+    many = len(ecs["services"]) > 1
+    return [q for i, svc in enumerate(ecs["services"])
+            for q in cloudwatch.ecs_queries(ecs["cluster"], svc, prefix=f"ecs{i}" if many else "ecs")]
+
+
+metrics("ecs_metrics", ["ecs"], _ecs_queries, doc="ECS CPU and memory per service.")
+
+
+def _replica_queries(inc):
+    replica = inc.env["rds"].get("replica")
+    if not replica:
+        return []
+    return [cloudwatch.MetricQuery("replica_lag", "AWS/RDS", "ReplicaLag", {"DBInstanceIdentifier": replica},
+                                   "Maximum", "replica lag (s)"),
+            *[q for q in cloudwatch.rds_queries(replica, prefix="replica")
+              if q.metric in ("CPUUtilization", "FreeStorageSpace")]]
+
+
+metrics("rds_replica_metrics", ["rds"], _replica_queries,
+        doc="The read replica's ReplicaLag (Maximum), CPU and free storage; empty when rds.replica is unset.")
+
+
+def _nodes(inc) -> list[str]:
+    """The environment's ElastiCache nodes, else the group's first two conventional node ids."""
+    ec = inc.env["elasticache"]
+    return list(ec.get("nodes") or [f"{ec['replication_group']}-001", f"{ec['replication_group']}-002"])
+
+
+def _elasticache():
+    from .sources import elasticache
+
+    return elasticache
+
+
+metrics("elasticache_metrics", ["elasticache"], lambda inc: _elasticache().metric_queries(_nodes(inc)),
+        doc="Per node: connections, engine CPU, memory, evictions, replication lag, hits and misses.")
+
+
+def _queue_queries(inc):
+    from .sources import queues as q
+
+    s = inc.env["queues"]
+    return q.depth_queries(s["namespace"], s["metric"], s["dimension"], s["names"])
+
+
+metrics("queue_depth", ["queues"], _queue_queries, doc="Queue depth per queue.")
+
+# ---- Logs -------------------------------------------------------------------------------------------------
+log_events("app_error_logs", ["logs"], lambda inc: inc.env["logs"]["app"], logs.ERROR_PATTERN, logs.ERROR_REGEX,
+           doc="Application error log events.")
+
+
+def _worker_groups(inc):
+    groups = inc.env["queues"].get("log_groups") or []
+    if not groups:
+        raise LookupError("the environment's queues section names no log_groups")
+    return groups
+
+
+def _queues():
+    from .sources import queues
+
+    return queues
+
+
+log_events("worker_failure_logs", ["queues"], _worker_groups, _queues().TASK_FAILURE_PATTERN,
+           _queues().TASK_FAILURE_REGEX, doc="Worker (Celery) task failures and retries.")
+
+# ---- Change events ------------------------------------------------------------------------------------------
+
+
+def _ecs(inc):
+    return inc.env["ecs"]["cluster"], inc.env["ecs"]["services"]
+
+
+events("ecs_deployments", "ecs:DescribeServices", ["ecs"],
+       lambda inc: aws_events.ecs_deployments(*_ecs(inc), inc.window, aws=inc.aws),
+       lambda inc: {"cluster": _ecs(inc)[0], "services": _ecs(inc)[1], "field": "deployments"},
+       aws_events.DEPLOYMENT_COLUMNS, doc="ECS deployments (task definition, rollout state, created/updated).")
+events("ecs_service_events", "ecs:DescribeServices", ["ecs"],
+       lambda inc: aws_events.ecs_service_events(*_ecs(inc), inc.window, aws=inc.aws),
+       lambda inc: {"cluster": _ecs(inc)[0], "services": _ecs(inc)[1], "field": "events", **inc.window.as_dict()},
+       aws_events.SERVICE_EVENT_COLUMNS, doc="ECS service events in the window.")
+events("ecs_stopped_tasks", "ecs:ListTasks+DescribeTasks", ["ecs"],
+       lambda inc: aws_events.ecs_stopped_tasks(*_ecs(inc), inc.window, aws=inc.aws),
+       lambda inc: {"cluster": _ecs(inc)[0], "services": _ecs(inc)[1], "desiredStatus": "STOPPED",
+                    **inc.window.as_dict()},
+       aws_events.STOPPED_TASK_COLUMNS, doc="Tasks stopped in the window, with their stop codes and reasons.")
+events("rds_events", "rds:DescribeEvents", ["rds"],
+       lambda inc: aws_events.rds_events(inc.env["rds"]["instance"], inc.window, aws=inc.aws),
+       lambda inc: {"SourceIdentifier": inc.env["rds"]["instance"], **inc.window.as_dict()},
+       aws_events.RDS_EVENT_COLUMNS, doc="RDS events of the instance in the window.")
+
+
+def _replica_events(inc):
+    replica = inc.env["rds"].get("replica")
+    if not replica:
+        return _empty(aws_events.RDS_EVENT_COLUMNS)
+    return aws_events.rds_events(replica, inc.window, aws=inc.aws)
+
+
+events("rds_replica_events", "rds:DescribeEvents", ["rds"], _replica_events,
+       lambda inc: {"SourceIdentifier": inc.env["rds"].get("replica"), **inc.window.as_dict()},
+       aws_events.RDS_EVENT_COLUMNS, doc="RDS events of the read replica; empty when rds.replica is unset.")
+events("elasticache_events", "elasticache:DescribeEvents", ["elasticache"],
+       lambda inc: _elasticache().events(inc.env["elasticache"]["replication_group"], _nodes(inc),
+                                         inc.context_window, aws=inc.aws),
+       lambda inc: _elasticache().call_description(inc.env["elasticache"]["replication_group"], _nodes(inc),
+                                                   inc.context_window),
+       None, doc="ElastiCache events of the group and its nodes (failovers are kind 'failover').")
+events("elasticache_group", "elasticache:DescribeReplicationGroups", ["elasticache"],
+       lambda inc: _elasticache().replication_group(inc.env["elasticache"]["replication_group"], aws=inc.aws),
+       lambda inc: {"ReplicationGroupId": inc.env["elasticache"]["replication_group"]},
+       None, doc="The replication group's nodes and their roles now.")
+events("alarm_history", "cloudwatch:DescribeAlarmHistory", ["aws"],
+       lambda inc: cloudwatch.alarm_history(inc.context_window, aws=inc.aws),
+       lambda inc: cloudwatch.alarm_history_description(inc.context_window),
+       cloudwatch.ALARM_HISTORY_COLUMNS, source="cloudwatch",
+       doc="Every alarm state change (StateUpdate) over the context window.")
+
+
+# ---- CloudTrail (security) ------------------------------------------------------------------------------------
+def _ct_max(inc) -> int:
+    return int((inc.env.get("cloudtrail") or {}).get("max_events") or defaults.CLOUDTRAIL_MAX_EVENTS)
+
+
+def _ct_baseline(inc):
+    from .window import IncidentWindow
+
+    hours = int((inc.env.get("cloudtrail") or {}).get("baseline_hours") or defaults.CLOUDTRAIL_BASELINE_HOURS)
+    return IncidentWindow(inc.window.start - pd.Timedelta(hours=hours), inc.window.start)
+
+
+def _cloudtrail():
+    from .sources import cloudtrail
+
+    return cloudtrail
+
+
+for _name, _window, _doc in (
+        ("cloudtrail_events", lambda inc: inc.window, "Every CloudTrail management event in the window."),
+        ("cloudtrail_baseline", _ct_baseline, "CloudTrail events of the baseline hours before the window: what "
+                                              "'known' principals and source IPs means.")):
+    events(_name, "cloudtrail:LookupEvents", ["cloudtrail"],
+           (lambda w: lambda inc: _cloudtrail().lookup_events(w(inc), aws=inc.aws, max_events=_ct_max(inc)))(_window),
+           (lambda w: lambda inc: _cloudtrail().call_description(w(inc), max_events=_ct_max(inc)))(_window),
+           _cloudtrail().COLUMNS, source="cloudtrail", doc=_doc)
+
+
+# ---- ECS deploys: target groups behind the services ----------------------------------------------------------
+def _ecs_health():
+    from .sources import ecs_health
+
+    return ecs_health
+
+
+events("ecs_target_groups", "ecs:DescribeServices+elbv2:DescribeTargetGroups", ["ecs"],
+       lambda inc: _ecs_health().service_target_groups(*_ecs(inc), aws=inc.aws),
+       lambda inc: {"cluster": _ecs(inc)[0], "services": _ecs(inc)[1], "field": "loadBalancers"},
+       _ecs_health().TARGET_GROUP_COLUMNS, doc="The target groups the services register into.")
+
+
+def _target_group_arns(inc) -> list[str]:
+    return inc.pull("ecs_target_groups")["target_group_arn"].dropna().tolist()
+
+
+events("ecs_target_health", "elbv2:DescribeTargetHealth", ["ecs"],
+       lambda inc: _ecs_health().target_health(_target_group_arns(inc), aws=inc.aws),
+       lambda inc: {"target_groups": _target_group_arns(inc)},
+       _ecs_health().TARGET_HEALTH_COLUMNS, after=("ecs_target_groups",),
+       doc="Each of those target groups' targets and their health now.")
+metrics("ecs_target_group_metrics", ["ecs"],
+        lambda inc: _ecs_health().target_group_queries(inc.pull("ecs_target_groups")),
+        after=("ecs_target_groups",), doc="HealthyHostCount / UnHealthyHostCount of every service's target group.")
+
+
+# ---- The application's tables, schema and audit API --------------------------------------------------------
+def _window_params(inc) -> dict:
+    w = inc.context_window
+    return {"start": w.start, "end": w.end}
+
+
+def _tables():
+    from .sources import tables
+
+    return tables
+
+
+postgres_query("failed_deliveries", "failed_deliveries",
+               lambda inc: {"table": inc.env["queues"]["failed_table"], **_window_params(inc)},
+               run=lambda conn, inc: _tables().failed_deliveries(conn, inc.env["queues"]["failed_table"],
+                                                                 inc.context_window),
+               needs=("postgres", "queues"))
+postgres_query("ai_calls", "ai_calls", lambda inc: {"table": inc.env["ai"]["logs_table"], **_window_params(inc)},
+               run=lambda conn, inc: _tables().ai_calls_per_minute(conn, inc.env["ai"]["logs_table"],
+                                                                   inc.context_window),
+               needs=("postgres", "ai"))
+
+
+def _budget_query(inc) -> str:
+    return "ai_budgets_named" if inc.env["ai"].get("organizations_table") else "ai_budgets"
+
+
+def _budget_params(inc) -> dict:
+    ai = inc.env["ai"]
+    out = {"logs_table": ai["logs_table"], "budgets_table": ai["budgets_table"], "as_of": inc.window.end}
+    if ai.get("organizations_table"):
+        out["organizations_table"] = ai["organizations_table"]
+    return out
+
+
+declare(Capture("ai_budgets", "postgres", "query:ai_budgets",
+                lambda inc: _tables().ai_budget_use(inc.pg(), **_budget_params(inc)),
+                lambda inc: {"database": inc.pg_target(),
+                             **queries.load(_budget_query(inc)).record(_budget_params(inc))},
+                ("postgres", "ai"), queries.load("ai_budgets").columns, TABLES, query="ai_budgets",
+                doc="Month-to-date spend per organisation against its monthly budget "
+                    "(query ai_budgets_named when the environment names an organisations table)."))
+
+
+def _alembic(conn, inc):
+    from .sources import pg_schema
+
+    return pg_schema.alembic_version(conn, _alembic_table(inc))
+
+
+def _alembic_table(inc) -> str:
+    return (inc.env.get("schema") or {}).get("alembic_table") or "alembic_version"
+
+
+postgres_query("pg_alembic_version", "pg_alembic_version", lambda inc: {"table": _alembic_table(inc)},
+               run=_alembic, doc="alembic's version table (a missing table is an answer, not an error).")
+postgres_query("pg_enums", "pg_enums")
+
+
+def _audit():
+    from .sources import audit
+
+    return audit
+
+
+def _audit_timeout(inc) -> float:
+    return float(inc.env["audit"].get("timeout_s") or defaults.AUDIT_TIMEOUT_S)
+
+
+def _audit_events(inc):
+    a = inc.env["audit"]
+    if a.get("export_file"):
+        return _audit().read_export(a["export_file"], inc.window, a["tenants"])
+    return _audit().audit_replay(a["base_url"], a["tenants"], inc.window, token_env=a["token_env"],
+                                 timeout=_audit_timeout(inc))
+
+
+def _audit_events_args(inc):
+    a = inc.env["audit"]
+    if a.get("export_file"):
+        return {"file": a["export_file"], "tenants": a["tenants"], **inc.window.as_dict()}
+    return _audit().call_description(a["base_url"], a["tenants"], inc.window, a["token_env"])
+
+
+def _audit_verify(inc):
+    a = inc.env["audit"]
+    if a.get("export_file"):
+        raise LookupError("audit.export_file is set: the application's verify-chain is not asked")
+    return _audit().verify_chain_endpoint(a["base_url"], a["tenants"], token_env=a["token_env"],
+                                          timeout=_audit_timeout(inc))
+
+
+events("audit_events", "GET /api/v1/tenants/{tenant}/audit-replay", ["audit"], _audit_events, _audit_events_args,
+       _audit().COLUMNS, source="audit", volatility=TABLES,
+       doc="The tenants' audit events in the window (the application's audit-replay, or an export). The bearer "
+           "token comes from the variable named by audit.token_env; neither is recorded.")
+events("audit_verify", "GET /api/v1/tenants/{tenant}/verify-chain", ["audit"], _audit_verify,
+       lambda inc: _audit().call_description(inc.env["audit"]["base_url"], inc.env["audit"]["tenants"], None,
+                                             inc.env["audit"]["token_env"]),
+       _audit().VERIFY_COLUMNS, source="audit", volatility=TABLES,
+       doc="The application's own verify-chain verdict per tenant.")
+
+#: Captures of change events, merged by :func:`forensics.pull.all_change_events` into one timeline.
+CHANGE_EVENT_CAPTURES: tuple[str, ...] = (
+    "ecs_deployments", "ecs_service_events", "ecs_stopped_tasks", "rds_events", "rds_replica_events",
+    "elasticache_events", "cloudtrail_events", "alarm_history")
