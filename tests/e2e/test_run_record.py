@@ -43,7 +43,7 @@ def test_record_layout(record, sandbox):
     manifest = json.loads((record / "manifest.json").read_text())
     assert {c["name"] for c in manifest["captures"]} >= {"alb_metrics", "pg_activity"}
     pg = next(c for c in manifest["captures"] if c["name"] == "pg_activity")
-    assert "pg_stat_activity" in pg["call"] and pg["rows"] > 10 and pg["error"] is None
+    assert "pg_stat_activity" in pg["args"]["text"] and pg["rows"] > 10 and pg["error"] is None
 
 
 def test_volatile_sources_were_captured_first(record):
@@ -134,3 +134,19 @@ def test_overview_timeline_and_postmortem_draft(record, findings, sandbox):
     assert "(html/api-errors.html)" in md and "(html/db-connections.html)" in md
     manifest = json.loads((record / "manifest.json").read_text())
     assert "postmortem.md" in {f["path"] for f in manifest["files"]}
+
+
+def test_manifest_records_each_query_verbatim_with_its_parameters(record):
+    """Queries as data: the manifest holds the query file's text as it is, its name, engine and values."""
+    from forensics import queries
+
+    manifest = json.loads((record / "manifest.json").read_text())
+    by_name = {c["name"]: c for c in manifest["captures"]}
+    for name in ("pg_activity", "pg_statements", "ai_calls", "failed_deliveries"):
+        args = by_name[name]["args"]
+        q = queries.load(args["query"])
+        assert args["text"] == q.text and args["engine"] == "postgres" and by_name[name]["query"] == q.name
+    assert set(by_name["ai_calls"]["args"]["parameters"]) == {"table", "start", "end"}
+    # the plan pulled every capture once: one sidecar per name, pulled by the runner unless a notebook was first
+    assert len(by_name) == len(manifest["captures"])
+    assert sum(c["notebook"] == "runner" for c in manifest["captures"]) >= len(manifest["captures"]) // 2
