@@ -60,4 +60,5 @@ def test_record_holds_the_new_captures(record):
     for name in ("elasticache_metrics", "elasticache_events", "queue_depth", "worker_failure_logs",
                  "failed_deliveries", "ai_calls", "ai_budgets"):
         assert name in caps and caps[name]["error"] is None, caps.get(name)
-    assert caps["ai_calls"]["args"]["parameters"]["table"] == "ai_task_logs" and "{table}" in caps["ai_calls"]["args"]["text"]
+    args = caps["ai_calls"]["args"]
+    assert args["parameters"]["table"] == "ai_task_logs" and "{table}" in args["text"]

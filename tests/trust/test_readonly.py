@@ -12,7 +12,7 @@ import botocore.session
 import psycopg
 import pytest
 
-from forensics import _aws, pull
+from forensics import _aws
 from forensics.capture import CaptureStore
 from forensics.errors import ReadOnlyViolation
 from forensics.params import Incident

@@ -179,7 +179,7 @@ def test_manifest_says_who_collected_when_and_with_what(records):
     col = m["collector"]
     assert col["os_user"] == getpass.getuser() and col["host"] == socket.gethostname()
     assert col["aws_identity"]["Account"] == facts["account"]
-    assert col["aws_identity"]["Arn"].startswith(f"arn:aws:") and col["aws_identity"]["UserId"]
+    assert col["aws_identity"]["Arn"].startswith("arn:aws:") and col["aws_identity"]["UserId"]
     assert col["db_user"] == "forensics"
     clock = m["clock"]
     assert clock["reference"].startswith("AWS STS Date header")

@@ -10,7 +10,6 @@ import pandas as pd
 import pytest
 
 from forensics.analysis import ai, cache, queues
-from forensics.sources import tables
 from forensics.sources.elasticache import metric_queries
 from forensics.sources.queues import depth_queries
 
