@@ -186,12 +186,8 @@ def log_bases(access_logs: dict, aws: dict | None = None, *, client=None) -> lis
     bucket, prefix = _bucket(access_logs), access_logs.get("prefix") or ""
     accounts = [str(a) for a in access_logs.get("accounts") or []] or [
         a for a in so.list_folders(s3, bucket, so.join(prefix, "AWSLogs"), SOURCE) if a.isdigit()]
-    bases = []
-    for account in accounts:
-        regions = access_logs.get("regions") or so.list_folders(
-            s3, bucket, so.join(prefix, "AWSLogs", account, "elasticloadbalancing"), SOURCE)
-        bases += [so.join(prefix, "AWSLogs", account, "elasticloadbalancing", r) for r in regions]
-    return bases
+    return so.delivery_bases(s3, bucket, prefix, "elasticloadbalancing", accounts, access_logs.get("regions"),
+                             SOURCE)
 
 
 def _section(alb: dict) -> dict:

@@ -45,12 +45,7 @@ def trail_bases(cloudtrail: dict, aws: dict | None = None, *, client=None) -> li
         accounts = [f"{org}/{a}" if org else a for a in accounts]
     else:
         accounts = so.discover_accounts(s3, bucket, prefix, org, SOURCE)
-    bases = []
-    for account in accounts:
-        regions = cloudtrail.get("regions") or so.list_folders(
-            s3, bucket, so.join(prefix, "AWSLogs", account, "CloudTrail"), SOURCE)
-        bases += [so.join(prefix, "AWSLogs", account, "CloudTrail", r) for r in regions]
-    return bases
+    return so.delivery_bases(s3, bucket, prefix, "CloudTrail", accounts, cloudtrail.get("regions"), SOURCE)
 
 
 def _bucket(cloudtrail: dict) -> str:

@@ -172,6 +172,17 @@ def discover_accounts(s3, bucket: str, prefix: str, organization_id: str | None 
     return out
 
 
+def delivery_bases(s3, bucket: str, prefix: str, service: str, accounts: list[str], regions, source: str = "s3"
+                   ) -> list[str]:
+    """``<prefix>/AWSLogs/<account>/<service>/<region>`` for each account path and each region given or,
+    when none are given, found by listing ``<account>/<service>/``."""
+    bases = []
+    for account in accounts:
+        found = regions or list_folders(s3, bucket, join(prefix, "AWSLogs", account, service), source)
+        bases += [join(prefix, "AWSLogs", account, service, r) for r in found]
+    return bases
+
+
 # ---- reading ------------------------------------------------------------------------------------
 @dataclass
 class Reading:
