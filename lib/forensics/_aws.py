@@ -28,9 +28,16 @@ READ_OPERATIONS: dict[str, tuple[str, ...]] = {
     "elasticache": ("DescribeReplicationGroups", "DescribeCacheClusters", "DescribeEvents"),
     "cloudtrail": ("LookupEvents",),
     "sts": ("GetCallerIdentity",),
+    # Evidence delivered to S3 (a trail's bucket, ALB access logs), and Athena over it where it is large.
+    # Athena writes its result files to the workgroup's output location: a results bucket, never the data.
+    "s3": ("ListObjectsV2", "GetObject"),
+    "athena": ("StartQueryExecution", "GetQueryExecution", "GetQueryResults", "StopQueryExecution"),
+    "glue": ("GetDatabase", "GetTable", "GetPartitions"),
 }
 #: IAM service prefixes where they differ from botocore's service names.
 _IAM_PREFIX = {"elbv2": "elasticloadbalancing"}
+#: IAM actions where they differ from the operation's name.
+_IAM_ACTION = {("s3", "ListObjectsV2"): "ListBucket"}
 
 #: Static credentials used only when the endpoint is on loopback (the sandbox) and none are configured.
 SANDBOX_CREDENTIALS = {"aws_access_key_id": "forensics-sandbox", "aws_secret_access_key": "forensics-sandbox"}
@@ -105,10 +112,13 @@ def _limits(aws: dict | None) -> dict:
     return out
 
 
-def _check_response(http_response=None, **_):
+def _check_response(http_response=None, model=None, **_):
     """A 200 whose body is not what the protocol promises (an HTML page from a proxy, JSON or XML cut
-    short) would parse as an empty answer: "no events" where the truth is "unknown". Refuse it."""
+    short) would parse as an empty answer: "no events" where the truth is "unknown". Refuse it.
+    A streamed body (S3 GetObject) is left to its reader: reading it here would load it whole."""
     if http_response is None or not 200 <= http_response.status_code < 300:
+        return
+    if model is not None and getattr(model, "has_streaming_output", False):
         return
     try:
         body = http_response.content or b""
@@ -158,7 +168,8 @@ def client(service: str, aws: dict | None = None, *, boto3_session=None, config=
 
 def iam_policy() -> dict:
     """The IAM policy that allows exactly :data:`READ_OPERATIONS`."""
-    actions = sorted(f"{_IAM_PREFIX.get(svc, svc)}:{op}" for svc, ops in READ_OPERATIONS.items() for op in ops)
+    actions = sorted(f"{_IAM_PREFIX.get(svc, svc)}:{_IAM_ACTION.get((svc, op), op)}"
+                     for svc, ops in READ_OPERATIONS.items() for op in ops)
     return {
         "Version": "2012-10-17",
         "Statement": [{"Sid": "ForensicsReadOnly", "Effect": "Allow", "Action": actions, "Resource": "*"}],

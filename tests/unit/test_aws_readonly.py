@@ -36,8 +36,14 @@ def test_a_write_call_is_refused_before_it_leaves_the_process(moto_server, aws_e
 
 
 def test_unknown_service_is_refused():
-    with pytest.raises(ReadOnlyViolation):
-        _aws.client("s3", {"region": "eu-west-1"})
+    with pytest.raises(ReadOnlyViolation, match="no read operations are allowed for service 'iam'"):
+        _aws.client("iam", {"region": "eu-west-1"})
+
+
+def test_s3_reads_map_to_their_iam_actions():
+    actions = _aws.iam_policy()["Statement"][0]["Action"]
+    assert "s3:ListBucket" in actions and "s3:GetObject" in actions  # ListObjectsV2 is authorised by ListBucket
+    assert "s3:ListObjectsV2" not in actions and not any(a.startswith("s3:Put") for a in actions)
 
 
 def test_loopback_detection():

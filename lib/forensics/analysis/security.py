@@ -15,28 +15,40 @@ A baseline that is short, or that was truncated, makes more things look new: say
 from __future__ import annotations
 
 import ipaddress
+import math
 from collections.abc import Iterable
+from pathlib import Path
 
 import pandas as pd
 
-#: API calls worth a look in any security incident: credentials, identities and policies, secrets,
-#: audit trail tampering, keys, network exposure.
-SENSITIVE_EVENTS = frozenset({
-    # IAM: new credentials, identities, privileges
-    "CreateAccessKey", "UpdateAccessKey", "CreateLoginProfile", "UpdateLoginProfile", "CreateUser",
-    "AttachUserPolicy", "PutUserPolicy", "AttachRolePolicy", "PutRolePolicy", "UpdateAssumeRolePolicy",
-    "AddUserToGroup", "CreatePolicyVersion", "SetDefaultPolicyVersion", "DeactivateMFADevice", "CreateRole",
-    "ConsoleLogin", "GetSessionToken", "GetFederationToken",
-    # secrets and parameters
-    "GetSecretValue", "PutSecretValue", "UpdateSecret", "DeleteSecret", "GetParameter", "GetParameters",
-    "GetParametersByPath", "GetPasswordData",
-    # the audit trail itself
-    "StopLogging", "DeleteTrail", "UpdateTrail", "PutEventSelectors",
-    # keys and exposure
-    "DisableKey", "ScheduleKeyDeletion", "PutKeyPolicy", "AuthorizeSecurityGroupIngress", "PutBucketPolicy",
-    "PutBucketAcl", "DeleteBucketPolicy", "ModifyDBInstance", "ModifySnapshotAttribute",
-    "ModifyDBSnapshotAttribute",
-})
+#: Where the sensitive calls are listed, by category (data, not code: see the file's header).
+SENSITIVE_CALLS_FILE = Path(__file__).resolve().parent.parent / "data" / "sensitive_calls.yaml"
+
+
+def load_sensitive_calls(path: Path | str = SENSITIVE_CALLS_FILE) -> dict[str, str]:
+    """``{event name: category}`` from the sensitive-calls file; a malformed file is a clear error."""
+    import yaml
+
+    data = yaml.safe_load(Path(path).read_text())
+    out: dict[str, str] = {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected categories at the top level")
+    for category, body in data.items():
+        events = (body or {}).get("events") if isinstance(body, dict) else None
+        if not isinstance(events, list) or not all(isinstance(e, str) and e for e in events):
+            raise ValueError(f"{path}: category {category!r} needs a list of event names under 'events'")
+        for event in events:
+            if event in out:
+                raise ValueError(f"{path}: {event} is listed under both {out[event]!r} and {category!r}")
+            out[event] = str(category)
+    return out
+
+
+#: event name -> category: what incident-response playbooks name for escalation, persistence, evasion
+#: and exposure (IAM policies, access keys, login profiles, role trust, MFA, logging and detectors,
+#: bucket policies/ACLs/public access blocks, KMS keys, secrets, network and snapshot exposure).
+SENSITIVE_CATEGORY: dict[str, str] = load_sensitive_calls()
+SENSITIVE_EVENTS = frozenset(SENSITIVE_CATEGORY)
 
 
 def _ip(value) -> ipaddress._BaseAddress | None:
@@ -198,3 +210,103 @@ def as_records(frame: pd.DataFrame, limit: int | None = None, short: bool = Fals
             if "principals" in r:
                 r["principals"] = [short_principal(p) for p in r["principals"]]
     return recs
+
+
+# ---- data events (S3 object calls) ----------------------------------------------------------------
+#: S3 object-level calls (CloudTrail data events) when a frame has no ``event_category`` column.
+S3_OBJECT_CALLS = frozenset({
+    "GetObject", "HeadObject", "GetObjectAcl", "GetObjectAttributes", "GetObjectTagging", "GetObjectVersion",
+    "SelectObjectContent", "RestoreObject", "PutObject", "CopyObject", "PutObjectAcl", "PutObjectTagging",
+    "DeleteObject", "DeleteObjects", "DeleteObjectTagging", "CreateMultipartUpload", "UploadPart",
+    "UploadPartCopy", "CompleteMultipartUpload", "AbortMultipartUpload", "ListObjects", "ListObjectsV2",
+    "ListObjectVersions", "ListMultipartUploads", "ListParts"})
+
+
+def poisson_threshold(rate: float, alpha: float = 1e-4) -> int:
+    """The smallest count ``c`` with ``P(X >= c) <= alpha`` for ``X ~ Poisson(rate)``."""
+    if rate <= 0:
+        return 1
+    if rate > 700:  # exp(-rate) underflows: the normal approximation is tight here
+        z = {1e-2: 2.326, 1e-3: 3.090, 1e-4: 3.719, 1e-5: 4.265, 1e-6: 4.753}.get(alpha, 3.719)
+        return int(math.ceil(rate + z * math.sqrt(rate) + 0.5))
+    pmf = math.exp(-rate)
+    cdf, k = pmf, 0
+    while 1.0 - cdf > alpha:
+        k += 1
+        pmf *= rate / k
+        cdf += pmf
+    return k + 1
+
+
+def _data_events(events: pd.DataFrame) -> pd.DataFrame:
+    if "event_category" in events.columns:
+        mask = events["event_category"].astype("object").eq("Data").fillna(False).astype(bool)
+    else:
+        mask = pd.Series(False, index=events.index)
+    source = events["event_source"].astype("object") if "event_source" in events.columns else None
+    s3 = source.eq("s3.amazonaws.com").fillna(False).astype(bool) if source is not None else True
+    mask = mask | (events["event_name"].isin(S3_OBJECT_CALLS) & s3)
+    df = events[mask]
+    bucket = df["bucket"] if "bucket" in df.columns else pd.Series(None, index=df.index, dtype="object")
+    key = df["object_key"] if "object_key" in df.columns else pd.Series(None, index=df.index, dtype="object")
+    return df.assign(principal=df["principal"].fillna("unknown"), bucket=bucket.astype("object").fillna("-"),
+                     object_key=key,
+                     _err=df["error_code"].notna() if "error_code" in df.columns else False,
+                     _bytes=pd.to_numeric(df["bytes_out"], errors="coerce") if "bytes_out" in df.columns else 0.0)
+
+
+def data_access(events: pd.DataFrame, baseline: pd.DataFrame | None = None, *,
+                baseline_minutes: float | None = None, freq: str = "1min", alpha: float = 1e-4,
+                min_calls: int = 10) -> pd.DataFrame:
+    """Object calls (CloudTrail data events) per principal, bucket and action, with their bursts.
+
+    A **burst** is a ``freq`` bucket (a minute) whose count the principal's own baseline makes
+    improbable: with ``rate`` = that principal's calls of that action on that bucket per minute over the
+    baseline (``baseline_minutes`` long; no baseline or no calls there is a rate of 0), a minute with
+    ``c`` calls is a burst when ``P(Poisson(rate) >= c) <= alpha`` and ``c >= min_calls``. The Poisson
+    model is the usual one for independent requests; ``alpha`` (1e-4) makes a steady client flag about one
+    minute in a week; ``min_calls`` keeps a handful of reads by a new principal from being a burst.
+
+    Columns: ``principal, bucket, event_name, calls, objects, bytes_out, errors, first_seen, last_seen,
+    peak_per_minute, peak_minute, baseline_per_minute, burst_threshold, burst_minutes, burst,
+    new_principal`` (no object call on that bucket in the baseline). Bursts first, then by calls.
+    """
+    cols = ["principal", "bucket", "event_name", "calls", "objects", "bytes_out", "errors", "first_seen",
+            "last_seen", "peak_per_minute", "peak_minute", "baseline_per_minute", "burst_threshold",
+            "burst_minutes", "burst", "new_principal"]
+    if events is None or not len(events):
+        return pd.DataFrame(columns=cols)
+    df = _data_events(events)
+    if not len(df):
+        return pd.DataFrame(columns=cols)
+    keys = ["principal", "bucket", "event_name"]
+    out = df.groupby(keys).agg(calls=("event_name", "size"), objects=("object_key", "nunique"),
+                               bytes_out=("_bytes", "sum"), errors=("_err", "sum"),
+                               first_seen=("timestamp", "min"), last_seen=("timestamp", "max")).reset_index()
+    per_minute = df.groupby(keys + [pd.Grouper(key="timestamp", freq=freq)]).size().rename("n").reset_index()
+    base = _data_events(baseline) if baseline is not None and len(baseline) else None
+    if base is not None and len(base):
+        minutes = baseline_minutes or max(1.0, (base["timestamp"].max() - base["timestamp"].min())
+                                          / pd.Timedelta(freq))
+        rates = (base.groupby(keys).size() / float(minutes)).rename("baseline_per_minute")
+        seen = set(zip(base["principal"], base["bucket"]))
+    else:
+        rates = pd.Series(dtype=float, name="baseline_per_minute")
+        seen = set()
+    out = out.merge(rates.reset_index(), on=keys, how="left") if len(rates) else out.assign(baseline_per_minute=0.0)
+    out["baseline_per_minute"] = out["baseline_per_minute"].fillna(0.0).astype(float)
+    out["burst_threshold"] = [max(int(min_calls), poisson_threshold(r, alpha)) for r in out["baseline_per_minute"]]
+    per_minute = per_minute.merge(out[keys + ["burst_threshold"]], on=keys)
+    per_minute["_burst"] = per_minute["n"] >= per_minute["burst_threshold"]
+    peak = per_minute.sort_values("n", ascending=False, kind="stable").drop_duplicates(keys)
+    peak = peak.rename(columns={"n": "peak_per_minute", "timestamp": "peak_minute"})[
+        keys + ["peak_per_minute", "peak_minute"]]
+    bursts_ = per_minute.groupby(keys)["_burst"].sum().rename("burst_minutes").reset_index()
+    out = out.merge(peak, on=keys).merge(bursts_, on=keys)
+    out["burst_minutes"] = out["burst_minutes"].astype(int)
+    out["burst"] = out["burst_minutes"] > 0
+    out["errors"] = out["errors"].astype(int)
+    out["bytes_out"] = out["bytes_out"].astype(float)
+    out["new_principal"] = [(p, b) not in seen for p, b in zip(out["principal"], out["bucket"])]
+    out = out.sort_values(["burst", "calls", "first_seen"], ascending=[False, False, True], kind="stable")
+    return out.reset_index(drop=True)[cols]

@@ -13,8 +13,14 @@ A file ``<name>.yaml`` holds::
     query: |
       SELECT ... FROM {table} WHERE t >= %(start)s
 
-Placeholders: ``{name}`` for an ``identifier`` parameter (PostgreSQL: ``psycopg.sql.Identifier``),
-``%(name)s`` for a value. :func:`load` checks that every placeholder is a declared parameter and every
+A query that runs on more than one engine (S3 evidence: DuckDB embedded, or Athena where the data is
+large) holds ``dialects: {duckdb: ..., athena: ...}`` instead of ``query``, and says in ``notes`` how
+they differ; ``engine`` names the default one.
+
+Placeholders: PostgreSQL: ``{name}`` for an ``identifier`` parameter (``psycopg.sql.Identifier``),
+``%(name)s`` for a value (bound, never text). DuckDB and Athena: ``{name}`` for every parameter, rendered
+as a checked literal of its type (:mod:`forensics.sources.query_engines`); text inside SQL string
+literals is not a placeholder. :func:`load` checks that every placeholder is a declared parameter and every
 parameter is used, so a broken file fails in the tests (tests/unit/test_queries.py), not mid-incident.
 The text recorded in the manifest is the file's query, verbatim, with the parameters beside it.
 """
@@ -35,6 +41,7 @@ TYPES = ("identifier", "datetime", "str", "int", "float", "bool", "list")
 _IDENT_SLOT = re.compile(r"(?<!\{)\{([A-Za-z_][A-Za-z0-9_]*)\}(?!\})")
 _VALUE_SLOT = re.compile(r"%\(([A-Za-z_][A-Za-z0-9_]*)\)s")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
+_SQL_STRING = re.compile(r"'(?:[^']|'')*'")
 _NO_DEFAULT = object()
 
 
@@ -64,6 +71,19 @@ class Query:
     columns: dict[str, str] = field(default_factory=dict)
     notes: str = ""
     path: Path | None = None
+    dialects: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def engines(self) -> tuple[str, ...]:
+        return tuple(self.dialects) or (self.engine,)
+
+    def text_for(self, engine: str) -> str:
+        """The query's text for ``engine`` (its dialect); QueryError when it has none for that engine."""
+        if engine == self.engine and not self.dialects:
+            return self.text
+        if engine not in self.dialects:
+            raise QueryError(f"query {self.name} has no {engine} dialect (it has: {', '.join(self.engines)})")
+        return self.dialects[engine]
 
     def values(self, given: dict[str, Any] | None = None) -> dict[str, Any]:
         """The call's parameters: defaults merged in, types checked, unknown and missing ones refused."""
@@ -93,12 +113,13 @@ class Query:
 
         return sql.SQL(self.text).format(**{k: sql.Identifier(*v.split(".")) for k, v in idents.items()}), bound
 
-    def record(self, given: dict[str, Any] | None = None) -> dict:
+    def record(self, given: dict[str, Any] | None = None, engine: str | None = None) -> dict:
         """What the manifest records: the name, engine, the query verbatim and the values used."""
         from .. import capture
 
         values = self.values(given)
-        return {"query": self.name, "engine": self.engine, "text": self.text,
+        engine = engine or self.engine
+        return {"query": self.name, "engine": engine, "text": self.text_for(engine),
                 "parameters": {k: capture.json_safe(v) for k, v in values.items()}}
 
 
@@ -135,40 +156,56 @@ def _parse(path: Path) -> Query:
     if not isinstance(doc, dict):
         raise QueryError(f"{path.name}: expected a mapping with name, engine, query")
     where = path.name
-    for key in ("name", "engine", "description", "query"):
+    dialects = doc.get("dialects") or {}
+    if dialects and (not isinstance(dialects, dict) or "query" in doc):
+        raise QueryError(f"{where}: dialects maps an engine to its text, and replaces query")
+    for key in ("name", "engine", "description") + (() if dialects else ("query",)):
         if not isinstance(doc.get(key), str) or not doc[key].strip():
             raise QueryError(f"{where}: missing {key}")
-    extra = sorted(set(doc) - {"name", "engine", "description", "parameters", "columns", "notes", "query"})
+    extra = sorted(set(doc) - {"name", "engine", "description", "parameters", "columns", "notes", "query",
+                               "dialects"})
     if extra:
         raise QueryError(f"{where}: unknown key {extra[0]!r}")
     if doc["name"] != path.stem:
         raise QueryError(f"{where}: name {doc['name']!r} differs from the file name")
-    if doc["engine"] not in ENGINES:
-        raise QueryError(f"{where}: engine {doc['engine']!r} is not one of {', '.join(ENGINES)}")
+    for engine in (doc["engine"], *dialects):
+        if engine not in ENGINES:
+            raise QueryError(f"{where}: engine {engine!r} is not one of {', '.join(ENGINES)}")
+    if dialects and doc["engine"] not in dialects:
+        raise QueryError(f"{where}: engine {doc['engine']!r} has no text in dialects")
     params = {}
     for name, spec in (doc.get("parameters") or {}).items():
         if not isinstance(spec, dict) or spec.get("type") not in TYPES:
             raise QueryError(f"{where}: parameter {name!r} needs a type, one of {', '.join(TYPES)}")
         params[name] = Param(name, spec["type"], spec.get("description", ""), spec.get("default", _NO_DEFAULT))
-    text = doc["query"]
-    idents = set(_IDENT_SLOT.findall(text)) if doc["engine"] == "postgres" else set()
-    values = set(_VALUE_SLOT.findall(text))
+    texts = {str(e): str(t) for e, t in dialects.items()} or {doc["engine"]: doc["query"]}
+    for engine, text in texts.items():
+        _check_slots(f"{where} ({engine})" if dialects else where, engine, text, params)
+    columns = doc.get("columns") or {}
+    if not isinstance(columns, dict):
+        raise QueryError(f"{where}: columns must map a column to its dtype")
+    return Query(doc["name"], doc["engine"], " ".join(doc["description"].split()), texts[doc["engine"]], params,
+                 {str(k): str(v) for k, v in columns.items()}, doc.get("notes", "") or "", path,
+                 texts if dialects else {})
+
+
+def _check_slots(where: str, engine: str, text: str, params: dict[str, Param]) -> None:
+    """Every placeholder a declared parameter of the right kind; every parameter used."""
+    code = _SQL_STRING.sub("''", text)  # '{uuid}' in a string literal is text, not a slot
+    idents = set(_IDENT_SLOT.findall(code))
+    values = set(_VALUE_SLOT.findall(code)) if engine == "postgres" else set()
     used = idents | values
     undeclared = sorted(used - set(params))
     if undeclared:
         raise QueryError(f"{where}: placeholder {undeclared[0]!r} is not a declared parameter")
-    unused = sorted(set(params) - used) if doc["engine"] == "postgres" else []
+    unused = sorted(set(params) - used)
     if unused:
         raise QueryError(f"{where}: parameter {unused[0]!r} is declared but not used in the query")
-    wrong = sorted(n for n in idents if params[n].type != "identifier")
-    wrong += sorted(n for n in values if params[n].type == "identifier")
-    if wrong:
-        raise QueryError(f"{where}: parameter {wrong[0]!r}: identifiers go in {{name}}, values in %(name)s")
-    columns = doc.get("columns") or {}
-    if not isinstance(columns, dict):
-        raise QueryError(f"{where}: columns must map a column to its dtype")
-    return Query(doc["name"], doc["engine"], " ".join(doc["description"].split()), text, params,
-                 {str(k): str(v) for k, v in columns.items()}, doc.get("notes", "") or "", path)
+    if engine == "postgres":
+        wrong = sorted(n for n in idents if params[n].type != "identifier")
+        wrong += sorted(n for n in values if params[n].type == "identifier")
+        if wrong:
+            raise QueryError(f"{where}: parameter {wrong[0]!r}: identifiers go in {{name}}, values in %(name)s")
 
 
 @functools.cache

@@ -30,6 +30,10 @@ COLUMNS = {**contracts.EVENT_COLUMNS,
            "event_name": "str", "event_source": "str", "principal": "str", "username": "str",
            "principal_type": "str", "source_ip": "str", "user_agent": "str", "access_key_id": "str",
            "read_only": "boolean", "error_code": "str", "aws_region": "str", "event_id": "str"}
+#: Columns of records read from the trail's S3 delivery files (:mod:`forensics.sources.cloudtrail_s3`),
+#: after :data:`COLUMNS`: data events name their bucket and object, and how many bytes they sent out.
+RECORD_COLUMNS = {**COLUMNS, "event_category": "str", "event_type": "str", "resources": "str", "bucket": "str",
+                  "object_key": "str", "bytes_out": "Float64", "recipient_account_id": "str"}
 #: LookupEvents serves at most 50 events per call
 PAGE = 50
 DEFAULT_MAX_EVENTS = defaults.CLOUDTRAIL_MAX_EVENTS
@@ -62,6 +66,40 @@ def _row(event: dict) -> dict:
         "user_agent": record.get("userAgent"), "access_key_id": event.get("AccessKeyId") or ident.get("accessKeyId"),
         "read_only": None if read_only is None else str(read_only).lower() == "true", "error_code": error,
         "aws_region": record.get("awsRegion"), "event_id": event.get("EventId"),
+    }
+
+
+def record_row(record: dict) -> dict:
+    """One CloudTrail record (as delivered to S3: ``{"Records": [...]}``) as a :data:`RECORD_COLUMNS` row."""
+    ident = record.get("userIdentity") or {}
+    issuer = (ident.get("sessionContext") or {}).get("sessionIssuer") or {}
+    principal = ident.get("arn") or issuer.get("arn") or ident.get("invokedBy")
+    username = ident.get("userName") or issuer.get("userName")
+    source = record.get("eventSource")
+    name = record.get("eventName")
+    ip = record.get("sourceIPAddress")
+    error = record.get("errorCode")
+    arns = [r.get("ARN") for r in record.get("resources") or [] if isinstance(r, dict) and r.get("ARN")]
+    params = record.get("requestParameters") if isinstance(record.get("requestParameters"), dict) else {}
+    extra = record.get("additionalEventData") if isinstance(record.get("additionalEventData"), dict) else {}
+    who = username or principal or "unknown principal"
+    read_only = record.get("readOnly")
+    bytes_out = extra.get("bytesTransferredOut")
+    return {
+        "timestamp": record.get("eventTime"), "source": "cloudtrail", "resource": arns[0] if arns else source,
+        "kind": name,
+        "message": f"{who} called {(source or '').split('.')[0]}:{name} from {ip or 'unknown IP'}"
+                   + (f" - failed: {error}" if error else ""),
+        "event_name": name, "event_source": source, "principal": principal, "username": username,
+        "principal_type": ident.get("type"), "source_ip": ip, "user_agent": record.get("userAgent"),
+        "access_key_id": ident.get("accessKeyId"),
+        "read_only": None if read_only is None else str(read_only).lower() == "true", "error_code": error,
+        "aws_region": record.get("awsRegion"), "event_id": record.get("eventID"),
+        "event_category": record.get("eventCategory") or ("Management" if record.get("managementEvent") else None),
+        "event_type": record.get("eventType"), "resources": json.dumps(arns) if arns else None,
+        "bucket": params.get("bucketName"), "object_key": params.get("key"),
+        "bytes_out": float(bytes_out) if isinstance(bytes_out, (int, float)) else None,
+        "recipient_account_id": record.get("recipientAccountId"),
     }
 
 

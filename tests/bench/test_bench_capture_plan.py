@@ -1,0 +1,80 @@
+"""Benchmark (issue: captures declared once): the whole catalogue on the demo incident, `forensics run
+--jobs 2` (the capture plan pulled once, concurrently, while the kernels start) against a sequential loop of
+plain papermill over the same notebooks and sandbox (each notebook pulls its own sources, one call after
+another). Then the same with every AWS call delayed by 150 ms, as a real Region answers.
+
+Prints the ratios measured in this one run beside their goals (≤ 0.4 on loopback, ≤ 0.3 with the delay)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from forensics import runner
+from forensics.notebooks import catalogue
+
+from .delay_proxy import DelayProxy
+
+pytestmark = pytest.mark.sandbox
+
+
+def _sequential_papermill(incident: Path, names: list[str], out: Path) -> float:
+    import papermill as pm
+
+    cat = catalogue()
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    for n in names:
+        pm.execute_notebook(str(cat[n].path), str(out / f"{n}.ipynb"), parameters={"incident_file": str(incident)},
+                            kernel_name="python3", progress_bar=False, log_output=False,
+                            extra_arguments=["--IPKernelApp.log_level=CRITICAL"])
+    return time.perf_counter() - t0
+
+
+def _runner(incident: Path, names: list[str], out: Path) -> tuple[float, runner.RunResult]:
+    t0 = time.perf_counter()
+    result = runner.run(incident, out=out, jobs=2, only=names, echo=lambda *_: None)
+    return time.perf_counter() - t0, result
+
+
+def _proxied(sandbox_params, endpoint: str, tmp_path: Path) -> Path:
+    env = yaml.safe_load(Path(sandbox_params["environment"]).read_text())
+    env["aws"]["endpoint_url"] = endpoint
+    env_path = tmp_path / "env-delayed.yaml"
+    env_path.write_text(yaml.safe_dump(env))
+    incident = yaml.safe_load(Path(sandbox_params["incident"]).read_text())
+    incident["environment"] = str(env_path)
+    path = tmp_path / "incident-delayed.yaml"
+    path.write_text(yaml.safe_dump(incident))
+    return path
+
+
+def test_catalogue_run_vs_sequential_papermill(sandbox_params, tmp_path):
+    names = list(catalogue())
+    incident = Path(sandbox_params["incident"])
+    seq = _sequential_papermill(incident, names, tmp_path / "seq")
+    run_s, result = _runner(incident, names, tmp_path / "run")
+    assert result.ok, result.failed
+    ratio = run_s / seq
+    print(f"\ncatalogue ({len(names)} notebooks) on loopback: forensics run --jobs 2 {run_s:.1f} s, "
+          f"sequential papermill {seq:.1f} s, ratio {ratio:.2f} (goal <= 0.4)")
+
+    env = yaml.safe_load(Path(sandbox_params["environment"]).read_text())
+    proxy = DelayProxy(env["aws"]["endpoint_url"], delay_s=0.15).start()
+    try:
+        delayed = _proxied(sandbox_params, proxy.endpoint_url, tmp_path)
+        before = proxy.requests
+        seq_d = _sequential_papermill(delayed, names, tmp_path / "seq-delayed")
+        seq_requests = proxy.requests - before
+        before = proxy.requests
+        run_d, result_d = _runner(delayed, names, tmp_path / "run-delayed")
+        run_requests = proxy.requests - before
+    finally:
+        proxy.stop()
+    assert result_d.ok, result_d.failed
+    print(f"catalogue with 150 ms per AWS call: forensics run --jobs 2 {run_d:.1f} s ({run_requests} AWS requests), "
+          f"sequential papermill {seq_d:.1f} s ({seq_requests} requests), ratio {run_d / seq_d:.2f} (goal <= 0.3)")
+    assert run_requests < seq_requests, "the plan pulls each capture once"
