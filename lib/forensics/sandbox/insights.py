@@ -267,6 +267,8 @@ def parse(text: str) -> Query:
     if not text or not text.strip():
         raise MalformedQueryError("the query is empty")
     tokens = tokenize(text)
+    if not tokens:
+        raise MalformedQueryError("the query is empty (only comments)")
     commands, current = [], []
     for tok in tokens + [Token("punct", "|", len(text), len(text))]:
         if tok.kind == "punct" and tok.value == "|":
@@ -381,6 +383,8 @@ class _CommandParser:
                 self.fail(f"parse mode '{tok.value}' is not supported (glob and regex are)", tok)
             self.next()
             source = Field(tok.value, tok.value)
+            if self.at_word("logfmt", "csv", "json"):
+                self.fail(f"parse mode '{self.peek().value}' is not supported (glob and regex are)")
         tok = self.next()
         if tok.kind == "string":
             names = []
