@@ -392,6 +392,8 @@ def test_unsupported_commands_are_named(command):
     ("fields substr(@message)", r"substr\(\) takes 2..3 arguments"),
     ("filter @message like 'a' ; limit 1", "unexpected character ';'"),
     ("fields /regex/", "fields: expected a field or a value at '/'"),
+    ("filter @message = /x/", "filter: a /regex/ is only allowed after like or =~"),
+    ("fields strlen(/x/) as n", "fields: a /regex/ is only allowed after like"),
 ])
 def test_malformed_queries_name_the_culprit(query, message):
     with pytest.raises(MalformedQueryError, match=message):

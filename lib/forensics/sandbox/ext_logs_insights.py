@@ -8,9 +8,10 @@ handlers on moto's ``LogsResponse``:
 - ``StartQuery``: exactly one of ``logGroupName`` / ``logGroupNames`` / ``logGroupIdentifiers`` (names
   or ARNs, at most 50); ``startTime``/``endTime`` epoch seconds, both inclusive (an event at
   ``endTime`` + 0.999 s is in); ``limit`` 1..10,000 (default 1,000). The query is compiled at once
-  (syntax errors and unsupported commands are a ``MalformedQueryException``), the events in range are
-  copied, and the query runs on a worker thread: ``GetQueryResults`` says ``Running`` until it is
-  ``Complete`` (or ``Failed``).
+  (syntax errors and unsupported commands are a ``MalformedQueryException``), each stream's event
+  count is noted (events put later are not seen), and the query runs on a worker thread:
+  ``GetQueryResults`` says ``Running`` until it is ``Complete`` (or ``Failed``). Streams' events are
+  converted to arrays once and kept on the stream, extended as events arrive.
 - ``GetQueryResults``: ``results``, ``statistics`` (recordsMatched/recordsScanned/bytesScanned),
   ``status``; ``StopQuery``: a running query becomes ``Cancelled``; one that already ended is an
   ``InvalidParameterException``, as the API reference describes. ``DescribeQueries`` keeps working.
@@ -32,6 +33,7 @@ from . import insights
 
 MAX_GROUPS = 50
 _lock = threading.Lock()
+_columns_lock = threading.Lock()
 _executor: ThreadPoolExecutor | None = None
 
 
@@ -134,7 +136,7 @@ def start_query(backend, *, queryString=None, startTime=None, endTime=None, logG
         parsed = insights.parse(queryString or "")
     except insights.MalformedQueryError as exc:
         raise _malformed(exc) from None
-    snapshot = _snapshot([backend.groups[n] for n in names], start * 1000, (end + 1) * 1000)
+    snapshot = _snapshot([backend.groups[n] for n in names])
     query = InsightsQuery(str(uuid.uuid4()), queryString, names, start, end)
     backend.queries[query.query_id] = query
     query.future = _pool().submit(query.run, parsed, snapshot, backend.account_id,
@@ -150,42 +152,67 @@ def _group_name(identifier: str) -> str:
     return identifier
 
 
-def _snapshot(groups, start_ms: int, end_ms: int) -> list:
-    """[(group name, stream name, events in [start_ms, end_ms)), ...]: a copy taken at StartQuery, so
-    events put afterwards do not change the answer."""
-    out = []
-    for group in groups:
-        for name, stream in list(group.streams.items()):
-            events = stream.events[:]
-            if events:
-                ts = np.fromiter(map(attrgetter("timestamp"), events), dtype="int64", count=len(events))
-                keep = (ts >= start_ms) & (ts < end_ms)
-                if not keep.all():
-                    events = [events[i] for i in np.flatnonzero(keep)]
-                if events:
-                    out.append((group.name, name, events))
-    return out
+def _snapshot(groups) -> list:
+    """[(group name, stream name, stream, event count)]: taken at StartQuery, so events put afterwards
+    do not change the answer (moto only ever appends to a stream's events)."""
+    return [(group.name, name, stream, len(stream.events))
+            for group in groups for name, stream in list(group.streams.items())]
 
 
-def events_frame(snapshot: list, account_id: str) -> pd.DataFrame:
-    """The engine's frame from a :func:`_snapshot` (streams and groups as categories: no per-row names)."""
-    events = [e for _, _, evs in snapshot for e in evs]
-    n = len(events)
-    counts = np.array([len(evs) for _, _, evs in snapshot], dtype="int64")
+def _columns(stream, n: int) -> dict:
+    """The first ``n`` events of ``stream`` as arrays, converted once and extended as events arrive
+    (kept on the stream: a million events convert in seconds, a query should not pay it each time)."""
+    import pyarrow as pa
+
+    with _columns_lock:
+        events = stream.events
+        cache = stream.__dict__.get("forensics_insights_columns")
+        if cache is None or cache["n"] > len(events) or (cache["n"] and events[cache["n"] - 1] is not cache["last"]):
+            cache = {"n": 0, "last": None, "ts": np.empty(0, "int64"), "ingest": np.empty(0, "int64"),
+                     "ptr": np.empty(0, "int64"), "msg": pa.chunked_array([], type=pa.large_string())}
+        if n > cache["n"]:
+            new = events[cache["n"]:n]
+            cache = {"n": n, "last": events[n - 1],
+                     "ts": np.concatenate([cache["ts"], _ints(new, "timestamp")]),
+                     "ingest": np.concatenate([cache["ingest"], _ints(new, "ingestion_time")]),
+                     "ptr": np.concatenate([cache["ptr"], _ints(new, "event_id")]),
+                     "msg": pa.chunked_array(cache["msg"].chunks + [pa.array([e.message for e in new],
+                                                                              type=pa.large_string())])}
+            stream.__dict__["forensics_insights_columns"] = cache
+        return cache
+
+
+def _ints(events, attr: str) -> np.ndarray:
+    return np.fromiter(map(attrgetter(attr), events), dtype="int64", count=len(events))
+
+
+def events_frame(snapshot: list, start_ms: int, end_ms: int, account_id: str) -> pd.DataFrame:
+    """The engine's frame: the snapshot's events with ``start_ms <= timestamp < end_ms`` (streams and
+    groups as categories: no per-row names)."""
+    import pyarrow as pa
+
+    parts = []
+    for group, stream_name, stream, n in snapshot:
+        cols = _columns(stream, n)
+        ts = cols["ts"][:n]
+        keep = np.flatnonzero((ts >= start_ms) & (ts < end_ms))
+        if len(keep):
+            parts.append((group, stream_name, {k: cols[k][:n][keep] for k in ("ts", "ingest", "ptr")},
+                          cols["msg"].take(pa.array(keep))))
+    counts = np.array([len(p[2]["ts"]) for p in parts], dtype="int64")
 
     def category(names: list[str]) -> pd.Categorical:
         uniques = sorted(set(names))
         codes = np.repeat(np.array([uniques.index(x) for x in names], dtype="int32"), counts)
         return pd.Categorical.from_codes(codes, uniques)
 
-    return insights.events_frame(
-        np.fromiter(map(attrgetter("timestamp"), events), dtype="int64", count=n),
-        [e.message for e in events],
-        category([s for _, s, _ in snapshot]),
-        category([g for g, _, _ in snapshot]),
-        ingestion_time=np.fromiter(map(attrgetter("ingestion_time"), events), dtype="int64", count=n),
-        ptr=np.fromiter(map(attrgetter("event_id"), events), dtype="int64", count=n),
-        account_id=account_id)
+    def joined(key: str) -> np.ndarray:
+        return np.concatenate([p[2][key] for p in parts]) if parts else np.empty(0, "int64")
+
+    messages = pa.chunked_array([c for p in parts for c in p[3].chunks], type=pa.large_string())
+    return insights.events_frame(joined("ts"), messages, category([p[1] for p in parts]),
+                                 category([p[0] for p in parts]), ingestion_time=joined("ingest"),
+                                 ptr=joined("ptr"), account_id=account_id)
 
 
 class InsightsQuery:
@@ -203,7 +230,8 @@ class InsightsQuery:
 
     def run(self, parsed, snapshot, account_id: str, limit: int | None) -> None:
         try:
-            result = insights.execute(parsed, events_frame(snapshot, account_id), limit=limit)
+            frame = events_frame(snapshot, self.start_time * 1000, (self.end_time + 1) * 1000, account_id)
+            result = insights.execute(parsed, frame, limit=limit)
             status = "Complete"
         except Exception as exc:  # noqa: BLE001 - reported as AWS does: status Failed
             result, status = None, "Failed"

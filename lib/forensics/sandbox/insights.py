@@ -344,6 +344,8 @@ class _CommandParser:
             raise MalformedQueryError(f"{name}: missing arguments", head.start, head.end)
         cmd = getattr(self, "cmd_" + name)()
         self.done()
+        for expr in _expressions(cmd):
+            _check_regex_use(expr, name)
         return cmd
 
     def cmd_fields(self) -> Fields:
@@ -668,6 +670,30 @@ class _CommandParser:
         for i, arg in enumerate(call.args):
             if isinstance(arg, Duration) and periods.get(call.name) != i:
                 self.fail(f"a time period is only allowed in bin(), datefloor(), dateceil(), not in {call.text!r}", tok)
+
+
+def _expressions(cmd: Command) -> list:
+    if isinstance(cmd, Fields):
+        return [e for e, _ in cmd.items]
+    if isinstance(cmd, Filter):
+        return [cmd.condition]
+    if isinstance(cmd, Stats):
+        return [e for e, _ in cmd.aggregates + cmd.by]
+    if isinstance(cmd, Sort):
+        return [e for e, _ in cmd.keys]
+    return []
+
+
+def _check_regex_use(expr: Expr, command: str) -> None:
+    """A /regex/ is a value only on the right of like / not like / =~ (found at parse time, so the
+    API answers MalformedQueryException rather than a failed query)."""
+    if isinstance(expr, Regex):
+        raise MalformedQueryError(f"{command}: a /regex/ is only allowed after like or =~, not in {expr.text!r}")
+    if isinstance(expr, Binary) and expr.op in ("like", "not like"):
+        _check_regex_use(expr.left, command)
+        return
+    for child in _children(expr):
+        _check_regex_use(child, command)
 
 
 def _walk(expr):
