@@ -266,6 +266,10 @@ def test_display_after_stats_selects_columns():
     assert rows(result) == [{"n": "1"}, {"n": "2"}]
 
 
+def test_display_before_stats_does_not_hide_the_aggregates():
+    assert rows(run("display @message | stats count(*) as n", [(0, "a"), (1, "b")])) == [{"n": "2"}]
+
+
 def test_two_stats_commands():
     events = [(m * 60_000 + i, "e") for m, k in enumerate([3, 1, 2]) for i in range(k)]
     q = "stats count(*) as perMinute by bin(1m) | stats max(perMinute) as peak, avg(perMinute) as mean"

@@ -937,7 +937,7 @@ class _Run:
         self.df = out[by_names + [name for _, name in cmd.aggregates]].reset_index(drop=True)
         self.aggregated = True
         self.ordered = True
-        self.shown, self.explicit_fields, self.json_cache = [], True, None
+        self.shown, self.explicit_fields, self.json_cache, self.display = [], True, None, None
 
     def _mark_matched(self) -> None:
         if self.matched is None:
