@@ -75,12 +75,13 @@ def _run(loaded, query, **kw):
     client, window = loaded["client"], loaded["window"]
     args = {"logGroupNames": [loaded["group"]], "startTime": int(window.start.timestamp()),
             "endTime": int(window.end.timestamp()) - 1, "queryString": query, **kw}
-    query_id = client.start_query(**args)["queryId"]
+    return _wait(client, client.start_query(**args)["queryId"])
+
+
+def _wait(client, query_id):
+    """Poll GetQueryResults until the query is no longer Running (it must end Complete)."""
     deadline = time.monotonic() + 30
-    while True:
-        resp = client.get_query_results(queryId=query_id)
-        if resp["status"] != "Running" or time.monotonic() > deadline:
-            break
+    while (resp := client.get_query_results(queryId=query_id))["status"] == "Running" and time.monotonic() < deadline:
         time.sleep(0.02)
     assert resp["status"] == "Complete"
     return resp
@@ -134,11 +135,7 @@ def test_default_limit_api_limit_and_identifiers_by_arn(loaded):
     client, window = loaded["client"], loaded["window"]
     qid = client.start_query(logGroupIdentifiers=[loaded["arn"]], startTime=int(window.start.timestamp()),
                              endTime=int(window.end.timestamp()) - 1, queryString="stats count(*)")["queryId"]
-    for _ in range(500):
-        resp = client.get_query_results(queryId=qid)
-        if resp["status"] == "Complete":
-            break
-        time.sleep(0.02)
+    resp = _wait(client, qid)
     assert _rows(resp) == [{"count(*)": str(loaded["in_window"])}]
 
 
@@ -148,11 +145,7 @@ def test_end_time_second_is_included(loaded):
     qid = client.start_query(logGroupNames=[loaded["group"]], startTime=int(window.start.timestamp()),
                              endTime=int(window.end.timestamp()),
                              queryString="filter @message like /window end/")["queryId"]
-    for _ in range(500):
-        resp = client.get_query_results(queryId=qid)
-        if resp["status"] == "Complete":
-            break
-        time.sleep(0.02)
+    resp = _wait(client, qid)
     assert [r["@message"] for r in _rows(resp)] == ["ERROR at the window end tenant=acme "]
 
 
@@ -180,10 +173,7 @@ def test_stop_query_after_completion_is_an_error_and_describe_queries_lists_it(l
     resp_id = loaded["client"].start_query(
         logGroupNames=[loaded["group"]], startTime=int(loaded["window"].start.timestamp()),
         endTime=int(loaded["window"].end.timestamp()), queryString="stats count(*)")["queryId"]
-    for _ in range(500):
-        if loaded["client"].get_query_results(queryId=resp_id)["status"] == "Complete":
-            break
-        time.sleep(0.02)
+    _wait(loaded["client"], resp_id)
     with pytest.raises(ClientError) as err:
         loaded["client"].stop_query(queryId=resp_id)
     assert err.value.response["Error"]["Code"] == "InvalidParameterException"
