@@ -1,5 +1,6 @@
 """Logs source against the sandbox's moto server: events put with boto3, read back through
-``filter_log_events`` (paging past moto's 10,000-event pages) and ``insights_query``."""
+``filter_log_events`` (paging past moto's 10,000-event pages) and ``insights_query`` (answered by
+the sandbox's Insights engine once ``ext_logs_insights.install()`` ran in this process)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pandas as pd
 import pytest
 
 from forensics.errors import SourceError
+from forensics.sandbox import ext_logs_insights
 from forensics.sources import TS_DTYPE
 from forensics.sources import logs
 from forensics.window import IncidentWindow
@@ -110,17 +112,19 @@ def test_insights_fields_sort_limit_on_moto(loaded, aws_env):
     df = logs.insights_query(loaded["group"], loaded["window"], q, aws=aws_env, poll=0.05)
     assert len(df) == 25 and df.attrs["status"] == "Complete"
     assert list(df.columns) == ["@timestamp", "@message", "@logStream"]
-    assert str(df["@timestamp"].dtype) == TS_DTYPE  # moto's epoch-ms text parsed to UTC
+    assert str(df["@timestamp"].dtype) == TS_DTYPE  # Insights' "YYYY-MM-DD HH:MM:SS.mmm" (moto alone: epoch ms)
     assert df["@timestamp"].iloc[0] == loaded["window"].start
     assert df["@timestamp"].is_monotonic_increasing
     assert "ERROR before the window" not in df["@message"].tolist()
 
 
-def test_insights_on_moto_drops_filter_silently(loaded, aws_env):
-    """Documents the sandbox: ``filter`` is dropped there (real Logs Insights applies it)."""
+def test_insights_on_the_sandbox_applies_filter(loaded, aws_env):
+    """moto alone drops ``filter``; the sandbox's Insights engine (ext_logs_insights) applies it."""
+    ext_logs_insights.install()
     q = "fields @message | filter @message like /ERROR/ | limit 50"
     df = logs.insights_query(loaded["group"], loaded["window"], q, aws=aws_env, poll=0.05)
-    assert len(df) == 50 and not df["@message"].str.contains("ERROR").all()
+    assert len(df) == 50 and df["@message"].str.startswith("ERROR request").all()
+    assert df.attrs["statistics"]["recordsMatched"] == loaded["errors"]
 
 
 def test_insights_unknown_group_is_a_source_error(aws_env, loaded):

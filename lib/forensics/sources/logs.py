@@ -37,9 +37,11 @@ ERROR_PATTERN = "?ERROR ?Error ?Exception ?Traceback ?FATAL ?CRITICAL"
 ERROR_REGEX = r"ERROR|Error|Exception|Traceback|FATAL|CRITICAL"
 
 COLUMNS = contracts.LOG_COLUMNS
-#: Logs Insights accepts at most 50 log groups per query and returns at most 10,000 rows.
+#: Logs Insights accepts at most 50 log groups per query and returns at most 10,000 rows;
+#: StartQuery's ``limit`` defaults to 1,000 rows.
 INSIGHTS_MAX_GROUPS = 50
 INSIGHTS_MAX_ROWS = 10_000
+INSIGHTS_DEFAULT_LIMIT = 1000
 
 
 _EPOCH = pd.Timestamp(0, tz="UTC")
@@ -183,10 +185,10 @@ def insights_query(log_groups: str | Iterable[str], window: IncidentWindow, quer
     timestamps, columns whose every value is numeric become float64, the rest text. ``columns``
     names the fields to expect, so an empty result still has them. On ``timeout`` seconds the
     query is stopped (StopQuery) and SourceError raised. ``attrs``: ``query_id``, ``status``,
-    ``statistics``, ``truncated`` (the 10,000-row cap or ``limit`` reached).
+    ``statistics``, ``truncated`` (``limit`` rows came back: by default StartQuery's 1,000).
 
-    The moto sandbox honours only ``fields``, ``sort`` and ``limit``; ``filter``, ``stats``, ``parse``
-    are dropped there without error (shared/notes/sandbox-facts.md) — real AWS runs them.
+    The sandbox answers with its own Logs Insights engine (sandbox/insights.py); syntax it does not
+    run is a MalformedQueryException there, as a syntax error is on AWS.
     """
     groups = _as_list(log_groups, "log_groups")
     if not groups:
@@ -222,7 +224,7 @@ def insights_query(log_groups: str | Iterable[str], window: IncidentWindow, quer
         time.sleep(poll)
     results = resp.get("results") or []
     df = _results_frame(results, columns)
-    cap = min(int(limit), INSIGHTS_MAX_ROWS) if limit else INSIGHTS_MAX_ROWS
+    cap = min(int(limit), INSIGHTS_MAX_ROWS) if limit else INSIGHTS_DEFAULT_LIMIT
     df.attrs.update(query_id=query_id, status=status, statistics=dict(resp.get("statistics") or {}),
                     truncated=len(results) >= cap, query=query, window=window.as_dict(),
                     range={"start": iso(pd.Timestamp(start_s, unit="s", tz="UTC")),
