@@ -68,12 +68,17 @@ def _select(incident: Incident, only: list[str] | None, cat: dict, where: str) -
     return [n for n in cat if n in selected]  # catalogue order
 
 
-def run(incident_path: str | os.PathLike, out: str | os.PathLike = "evidence", jobs: int | None = None,
-        only: list[str] | None = None, echo: Callable[[str], None] = print) -> RunResult:
+def validate(incident_path: str | os.PathLike, only: list[str] | None = None) -> tuple[Incident, list[str]]:
+    """The checks of `run` before it writes anything: the incident, its environment, the notebooks."""
     cat = catalogue()
     incident = load_incident(incident_path, known_notebooks=list(cat))
-    selected = _select(incident, only, cat, "--only")
-    return _execute(incident, selected, Path(out), jobs, echo, cat)
+    return incident, _select(incident, only, cat, "--only")
+
+
+def run(incident_path: str | os.PathLike, out: str | os.PathLike = "evidence", jobs: int | None = None,
+        only: list[str] | None = None, echo: Callable[[str], None] = print) -> RunResult:
+    incident, selected = validate(incident_path, only)
+    return _execute(incident, selected, Path(out), jobs, echo, catalogue())
 
 
 def replay(record: str | os.PathLike, out: str | os.PathLike | None = None, jobs: int | None = None,
