@@ -35,6 +35,13 @@ def _echo(msg: str) -> None:
     click.echo(msg, err=True)
 
 
+def _progress():
+    """Progress on stderr: a rewritten status line on a terminal, plain rate-limited lines otherwise."""
+    from .progress import Progress
+
+    return Progress(_echo, stream=sys.stderr)
+
+
 def _fail(exc: ForensicsError):
     click.echo(f"error: {exc}", err=True)
     sys.exit(exc.exit_code)
@@ -92,7 +99,8 @@ def run(incident_file, out, jobs, only):
     INCIDENT_FILE is an incident YAML (params/incidents/*.yaml) naming its environment."""
     from . import runner
 
-    _finish(lambda: runner.run(incident_file, out=out, jobs=jobs, only=list(only) or None, echo=_echo))
+    _finish(lambda: runner.run(incident_file, out=out, jobs=jobs, only=list(only) or None, echo=_echo,
+                               progress=_progress()))
 
 
 @cli.command(epilog=_exits(0, 2))
@@ -121,7 +129,7 @@ def replay(record, out, jobs):
     """Re-execute a record's notebooks from its data files, with no network, into a new record."""
     from . import runner
 
-    _finish(lambda: runner.replay(record, out=out, jobs=jobs, echo=_echo))
+    _finish(lambda: runner.replay(record, out=out, jobs=jobs, echo=_echo, progress=_progress()))
 
 
 @cli.command(epilog=_exits((0, "the record is intact"), (1, "it does not verify (each problem on a line)"), 2))
@@ -233,7 +241,7 @@ def demo(scenario, out, jobs):
     from . import demo as demo_mod
 
     try:
-        result = demo_mod.run(scenario=scenario, out=out, jobs=jobs, echo=_echo)
+        result = demo_mod.run(scenario=scenario, out=out, jobs=jobs, echo=_echo, progress=_progress())
     except ForensicsError as exc:
         _fail(exc)
     click.echo(str(result.record))

@@ -9,6 +9,7 @@ and is marked failed; the others complete; the record is still sealed and verifi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -24,6 +25,7 @@ from .capture import CaptureStore, collect_sidecars, iso_ms
 from .errors import ParamsError, RecordError
 from .notebooks import catalogue
 from .params import Incident, dump, load_incident, load_resolved
+from .progress import Progress, cell_hook
 from .session import FINDINGS_DIR, IncidentSession
 from .window import utcnow
 
@@ -76,13 +78,14 @@ def validate(incident_path: str | os.PathLike, only: list[str] | None = None) ->
 
 
 def run(incident_path: str | os.PathLike, out: str | os.PathLike = "evidence", jobs: int | None = None,
-        only: list[str] | None = None, echo: Callable[[str], None] = print) -> RunResult:
+        only: list[str] | None = None, echo: Callable[[str], None] = print,
+        progress: Progress | None = None) -> RunResult:
     incident, selected = validate(incident_path, only)
-    return _execute(incident, selected, Path(out), jobs, echo, catalogue())
+    return _execute(incident, selected, Path(out), jobs, echo, catalogue(), progress=progress)
 
 
 def replay(record: str | os.PathLike, out: str | os.PathLike | None = None, jobs: int | None = None,
-           echo: Callable[[str], None] = print) -> RunResult:
+           echo: Callable[[str], None] = print, progress: Progress | None = None) -> RunResult:
     """Re-execute a record's notebooks from its data/*.parquet, with no source contacted."""
     record = Path(record).resolve()
     manifest_path = record / evidence.MANIFEST
@@ -97,12 +100,14 @@ def replay(record: str | os.PathLike, out: str | os.PathLike | None = None, jobs
         raise RecordError(f"{record}: notebook {missing[0]!r} is not in this checkout's notebooks/")
     out_dir = Path(out) if out else record.parent.parent
     return _execute(incident, selected, out_dir, jobs, echo, cat, replay_from=record,
-                    replay_of={"record": str(record), "digest": manifest.get("digest")})
+                    replay_of={"record": str(record), "digest": manifest.get("digest")}, progress=progress)
 
 
 def _execute(incident: Incident, selected: list[str], out: Path, jobs: int | None, echo, cat,
-             replay_from: Path | None = None, replay_of: dict | None = None) -> RunResult:
+             replay_from: Path | None = None, replay_of: dict | None = None,
+             progress: Progress | None = None) -> RunResult:
     started = utcnow()
+    progress = progress or Progress(echo)
     record, captured_at = evidence.new_record_dir(out, incident)
     echo(f"record   {record.parent / captured_at}")
     echo(f"incident {incident.incident} [{incident.severity}] {incident.title}")
@@ -130,7 +135,9 @@ def _execute(incident: Incident, selected: list[str], out: Path, jobs: int | Non
     (record / "notebooks").mkdir()
     (record / "html").mkdir()
     echo(f"running  {len(selected)} notebook(s), {jobs} at a time: {', '.join(selected)}")
-    with ProcessPoolExecutor(max_workers=min(jobs, len(selected))) as pool:
+    # Workers report the cell they are on through this queue (progress.cell_hook).
+    with _progress_queue() as queue, progress.listen(queue), ProcessPoolExecutor(
+            max_workers=min(jobs, len(selected)), initializer=_worker_init, initargs=(queue,)) as pool:
         futures = {pool.submit(_run_one, str(cat[n].path), str(record), n, params): n for n in selected}
         for fut in as_completed(futures):
             name = futures[fut]
@@ -139,8 +146,8 @@ def _execute(incident: Incident, selected: list[str], out: Path, jobs: int | Non
             except Exception as exc:  # noqa: BLE001 - a crashed worker is a failed notebook
                 nb_run = NotebookRun(name, "failed", 0.0, f"{type(exc).__name__}: {exc}")
             runs.append(nb_run)
-            mark = "ok    " if nb_run.status == "ok" else "FAILED"
-            echo(f"  {mark} {name} ({nb_run.duration_s:.1f} s)" + (f": {nb_run.error}" if nb_run.error else ""))
+            progress.notebook_done(name, nb_run.status, nb_run.duration_s, nb_run.error)
+    progress.close()
     runs.sort(key=lambda r: selected.index(r.name))
 
     # 3. Findings, manifest, seal.
@@ -164,6 +171,26 @@ def _execute(incident: Incident, selected: list[str], out: Path, jobs: int | Non
     return RunResult(final, runs, findings, manifest)
 
 
+_QUEUE = None  # a worker's end of the progress queue (set by _worker_init)
+
+
+@contextlib.contextmanager
+def _progress_queue():
+    import multiprocessing
+
+    queue = multiprocessing.Queue()
+    try:
+        yield queue
+    finally:
+        queue.close()
+        queue.join_thread()
+
+
+def _worker_init(queue) -> None:
+    global _QUEUE
+    _QUEUE = queue
+
+
 def _run_one(nb_path: str, record: str, name: str, params: dict) -> NotebookRun:
     """One notebook in a worker process: papermill, then nbconvert to HTML (also for a failed one)."""
     import papermill as pm
@@ -176,6 +203,8 @@ def _run_one(nb_path: str, record: str, name: str, params: dict) -> NotebookRun:
         pm.execute_notebook(nb_path, str(out_nb), parameters=params, cwd=record, kernel_name="python3",
                             progress_bar=False, log_output=False, execution_timeout=CELL_TIMEOUT_S,
                             request_save_on_cell_execute=True,
+                            on_cell_execute=cell_hook(_QUEUE, name, json.loads(Path(nb_path).read_text())["cells"])
+                            if _QUEUE is not None else None,
                             # ipykernel 7 warns on stderr that loopback TCP is unencrypted, per kernel.
                             extra_arguments=["--IPKernelApp.log_level=CRITICAL"])
     except Exception as exc:  # noqa: BLE001 - PapermillExecutionError, DeadKernelError, timeouts
