@@ -157,9 +157,9 @@ def verify(record, chain):
 
 
 def _sandbox_dir() -> Path:
-    from .resources import workspace
+    from .resources import sandbox_dir
 
-    return workspace() / ".sandbox"
+    return sandbox_dir()
 
 
 @cli.group(epilog=_exits(0, (1, "status: no sandbox is running"), 2, 3))

@@ -27,6 +27,14 @@ def workspace() -> Path:
     return CHECKOUT if is_checkout() else Path.cwd()
 
 
+def sandbox_dir() -> Path:
+    """The background sandbox's state (``forensics sandbox up``): ``$FORENSICS_SANDBOX_DIR``, else
+    ``<workspace>/.sandbox``."""
+    if os.environ.get("FORENSICS_SANDBOX_DIR"):
+        return Path(os.environ["FORENSICS_SANDBOX_DIR"])
+    return workspace() / ".sandbox"
+
+
 def notebook_dir() -> Path:
     """``$FORENSICS_NOTEBOOK_DIR``, else the checkout's ``notebooks/``, else the packaged copy."""
     if os.environ.get("FORENSICS_NOTEBOOK_DIR"):
