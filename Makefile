@@ -5,13 +5,15 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: demo test bench lab postgres clean help
+.PHONY: demo test bench lab postgres wheel clean help
 
 help:
 	@echo "make demo   play the pool-exhaustion scenario on the embedded sandbox and write an evidence record"
 	@echo "make test   run the whole test suite (unit, sandbox integration, nbval, end to end)"
 	@echo "make bench  run the benchmarks (not part of make test)"
 	@echo "make lab    open JupyterLab on notebooks/ (run '.venv/bin/forensics sandbox up' first for the sandbox)"
+	@echo "make wheel  build dist/forensics-*.whl (notebooks and example parameters inside)"
+	@echo "make clean  remove .venv, build output and a stopped sandbox's files; never evidence/"
 
 $(STAMP):
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11+" >&2; exit 1; }
@@ -45,5 +47,10 @@ bench: $(STAMP) postgres
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/
 
+wheel: $(STAMP)
+	$(BIN)/pip wheel --quiet --no-deps --no-build-isolation --wheel-dir dist .
+
+# Evidence records are never deleted here: they are sealed (read-only) and may be the only copy.
 clean:
-	rm -rf $(VENV) evidence .sandbox
+	@if [ -x $(BIN)/forensics ]; then $(BIN)/forensics sandbox down; fi
+	rm -rf $(VENV) .sandbox build dist lib/*.egg-info

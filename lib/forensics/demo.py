@@ -10,7 +10,7 @@ from . import runner
 
 
 def run(scenario: str = "all", out: str | Path = "evidence", jobs: int | None = None,
-        echo: Callable[[str], None] = print) -> runner.RunResult:
+        echo: Callable[[str], None] = print, progress=None) -> runner.RunResult:
     from .sandbox.sandbox import Sandbox
 
     with tempfile.TemporaryDirectory(prefix="forensics-demo-") as tmp:
@@ -21,7 +21,7 @@ def run(scenario: str = "all", out: str | Path = "evidence", jobs: int | None = 
             sb.write_params(env_path, incident_path)
             echo(f"sandbox  up: AWS {sb.environment['aws']['endpoint_url']}, "
                  f"PostgreSQL {sb.environment['postgres']['dsn']}")
-            result = runner.run(incident_path, out=out, jobs=jobs, echo=echo)
+            result = runner.run(incident_path, out=out, jobs=jobs, echo=echo, progress=progress)
         echo("sandbox  stopped")
     runner.print_summary(result, echo)
     return result

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .params import REPO_ROOT
+from .errors import ForensicsError
+from .resources import notebook_dir
 
-NOTEBOOK_DIR = Path(os.environ.get("FORENSICS_NOTEBOOK_DIR", REPO_ROOT / "notebooks"))
+#: the checkout's notebooks/, or the installed package's copy (see resources.py)
+NOTEBOOK_DIR = notebook_dir()
 
 
 @dataclass(frozen=True)
@@ -25,10 +26,16 @@ class NotebookInfo:
 
 
 def catalogue(directory: Path | None = None) -> dict[str, NotebookInfo]:
-    """Name -> info, in run order (``forensics.order`` in the notebook metadata, then name)."""
+    """Name -> info, in run order (``forensics.order`` in the notebook metadata, then name).
+
+    No notebook at all is an error (an install without its package data), never an empty catalogue."""
     directory = Path(directory or NOTEBOOK_DIR)
+    paths = sorted(directory.glob("*.ipynb"))
+    if not paths:
+        raise ForensicsError(f"no notebooks in {directory} (a broken install? set FORENSICS_NOTEBOOK_DIR "
+                             "to a folder of forensics notebooks)")
     out = []
-    for path in sorted(directory.glob("*.ipynb")):
+    for path in paths:
         meta = json.loads(path.read_text()).get("metadata", {}).get("forensics", {})
         out.append(NotebookInfo(name=path.stem, path=path, title=meta.get("title", path.stem),
                                 serves=tuple(meta.get("serves", ())),

@@ -18,13 +18,14 @@ from typing import Any
 
 import yaml
 
-from . import defaults
+from . import defaults, resources
 from .errors import ParamsError, WindowError
 from .window import IncidentWindow
 
-#: Where `params/` lives: next to the package in a checkout (lib/forensics -> ../../params).
-REPO_ROOT = Path(__file__).resolve().parents[2]
-PARAMS_DIR = Path(os.environ.get("FORENSICS_PARAMS_DIR", REPO_ROOT / "params"))
+#: The checkout's root (lib/forensics -> ../..); installed, the workspace is the current directory.
+REPO_ROOT = resources.CHECKOUT
+#: Where the user's `params/` lives: the checkout's, or ./params when installed (resources.py).
+PARAMS_DIR = resources.params_dir()
 
 SEVERITIES = ("P0", "P1", "P2", "P3")
 _INCIDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -219,6 +220,9 @@ def load_environment(ref: str | os.PathLike, base: Path | None = None) -> dict:
     path = Path(ref)
     if not (ref.endswith((".yaml", ".yml")) or os.sep in ref or path.exists()):
         path = (base or PARAMS_DIR / "environments") / f"{ref}.yaml"
+        example = resources.example_params_dir() / "environments" / f"{ref}.yaml"
+        if not path.exists() and base is None and example.exists():
+            path = example  # an installed package's examples (example-production)
         if not path.exists():
             known = sorted(p.stem for p in path.parent.glob("*.yaml"))
             raise ParamsError(path, f"no environment named {ref!r} (known: {', '.join(known) or 'none'})")

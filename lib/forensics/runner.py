@@ -11,6 +11,7 @@ and is marked failed; the others complete; the record is still sealed and verifi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -26,6 +27,7 @@ from .capture import CaptureStore, collect_sidecars, iso_ms
 from .errors import ParamsError, RecordError
 from .notebooks import catalogue
 from .params import Incident, dump, load_incident, load_resolved
+from .progress import Progress, cell_hook
 from .session import FINDINGS_DIR, IncidentSession
 from .window import utcnow
 
@@ -70,16 +72,22 @@ def _select(incident: Incident, only: list[str] | None, cat: dict, where: str) -
     return [n for n in cat if n in selected]  # catalogue order
 
 
-def run(incident_path: str | os.PathLike, out: str | os.PathLike = "evidence", jobs: int | None = None,
-        only: list[str] | None = None, echo: Callable[[str], None] = print) -> RunResult:
+def validate(incident_path: str | os.PathLike, only: list[str] | None = None) -> tuple[Incident, list[str]]:
+    """The checks of `run` before it writes anything: the incident, its environment, the notebooks."""
     cat = catalogue()
     incident = load_incident(incident_path, known_notebooks=list(cat))
-    selected = _select(incident, only, cat, "--only")
-    return _execute(incident, selected, Path(out), jobs, echo, cat)
+    return incident, _select(incident, only, cat, "--only")
+
+
+def run(incident_path: str | os.PathLike, out: str | os.PathLike = "evidence", jobs: int | None = None,
+        only: list[str] | None = None, echo: Callable[[str], None] = print,
+        progress: Progress | None = None) -> RunResult:
+    incident, selected = validate(incident_path, only)
+    return _execute(incident, selected, Path(out), jobs, echo, catalogue(), progress=progress)
 
 
 def replay(record: str | os.PathLike, out: str | os.PathLike | None = None, jobs: int | None = None,
-           echo: Callable[[str], None] = print) -> RunResult:
+           echo: Callable[[str], None] = print, progress: Progress | None = None) -> RunResult:
     """Re-execute a record's notebooks from its data/*.parquet, with no source contacted."""
     record = Path(record).resolve()
     manifest_path = record / evidence.MANIFEST
@@ -94,12 +102,14 @@ def replay(record: str | os.PathLike, out: str | os.PathLike | None = None, jobs
         raise RecordError(f"{record}: notebook {missing[0]!r} is not in this checkout's notebooks/")
     out_dir = Path(out) if out else record.parent.parent
     return _execute(incident, selected, out_dir, jobs, echo, cat, replay_from=record,
-                    replay_of={"record": str(record), "digest": manifest.get("digest")})
+                    replay_of={"record": str(record), "digest": manifest.get("digest")}, progress=progress)
 
 
 def _execute(incident: Incident, selected: list[str], out: Path, jobs: int | None, echo, cat,
-             replay_from: Path | None = None, replay_of: dict | None = None) -> RunResult:
+             replay_from: Path | None = None, replay_of: dict | None = None,
+             progress: Progress | None = None) -> RunResult:
     started = utcnow()
+    progress = progress or Progress(echo)
     record, captured_at = evidence.new_record_dir(out, incident)
     echo(f"record   {record.parent / captured_at}")
     echo(f"incident {incident.incident} [{incident.severity}] {incident.title}")
@@ -120,8 +130,9 @@ def _execute(incident: Incident, selected: list[str], out: Path, jobs: int | Non
              + (f"; {len(skipped)} need sections the environment lacks" if skipped else ""))
         t0 = time.perf_counter()
         volatile = [c for c in plan if c.volatile and not c.after]
-        for cap in volatile:
+        for i, cap in enumerate(volatile, 1):
             session.pull(cap.name)
+            progress.captures(i, len(plan), cap.name)
         if volatile:
             failed = session.failed(*[c.name for c in volatile])
             echo(f"volatile {len(volatile)} PostgreSQL captures in {time.perf_counter() - t0:.1f} s"
@@ -130,24 +141,28 @@ def _execute(incident: Incident, selected: list[str], out: Path, jobs: int | Non
 
         # 2. The rest of the plan in threads, and the notebooks in processes, at the same time: a notebook
         #    that asks for a capture being pulled waits for it (one lock per capture) and reads it.
+        #    Workers report the cell they are on through a queue (progress.cell_hook).
         echo(f"running  {len(selected)} notebook(s), {jobs} at a time: {', '.join(selected)}")
         runs: list[NotebookRun] = []
         with ThreadPoolExecutor(max_workers=defaults.PLAN_THREADS, thread_name_prefix="plan") as threads, \
-                ProcessPoolExecutor(max_workers=min(jobs, len(selected))) as pool:
-            pulled = [threads.submit(session.pull, c.name) for c in rest]
+                _progress_queue() as queue, progress.listen(queue), ProcessPoolExecutor(
+                    max_workers=min(jobs, len(selected)), initializer=_worker_init, initargs=(queue,)) as pool:
+            pulled = {threads.submit(session.pull, c.name): c.name for c in rest}
             futures = {pool.submit(_run_one, str(cat[n].path), str(record), n, params): n for n in selected}
-            left = len(pulled)
+            done = len(volatile)
             for fut in as_completed([*pulled, *futures]):
                 if fut in futures:
-                    runs.append(_finished(fut, futures[fut], echo))
+                    runs.append(_finished(fut, futures[fut], progress))
                     continue
-                left -= 1
+                done += 1
+                progress.captures(done, len(plan), pulled[fut])
                 if fut.exception() is not None:  # a bug, not a source failing (those are recorded)
                     echo(f"  capture failed in the runner: {type(fut.exception()).__name__}: {fut.exception()}")
-                if not left:
+                if done == len(plan):
                     failed = session.failed(*[c.name for c in rest])
                     echo(f"captured {len(rest)} of the plan in {time.perf_counter() - t0:.1f} s"
                          + (f" ({len(failed)} failed)" if failed else ""))
+        progress.close()
     runs.sort(key=lambda r: selected.index(r.name))
 
     # 3. Findings, manifest, seal.
@@ -171,14 +186,33 @@ def _execute(incident: Incident, selected: list[str], out: Path, jobs: int | Non
     return RunResult(final, runs, findings, manifest)
 
 
-def _finished(fut, name: str, echo) -> NotebookRun:
+def _finished(fut, name: str, progress: Progress) -> NotebookRun:
     try:
         nb_run = fut.result()
     except Exception as exc:  # noqa: BLE001 - a crashed worker is a failed notebook
         nb_run = NotebookRun(name, "failed", 0.0, f"{type(exc).__name__}: {exc}")
-    mark = "ok    " if nb_run.status == "ok" else "FAILED"
-    echo(f"  {mark} {name} ({nb_run.duration_s:.1f} s)" + (f": {nb_run.error}" if nb_run.error else ""))
+    progress.notebook_done(name, nb_run.status, nb_run.duration_s, nb_run.error)
     return nb_run
+
+
+_QUEUE = None  # a worker's end of the progress queue (set by _worker_init)
+
+
+@contextlib.contextmanager
+def _progress_queue():
+    import multiprocessing
+
+    queue = multiprocessing.Queue()
+    try:
+        yield queue
+    finally:
+        queue.close()
+        queue.join_thread()
+
+
+def _worker_init(queue) -> None:
+    global _QUEUE
+    _QUEUE = queue
 
 
 def _run_one(nb_path: str, record: str, name: str, params: dict) -> NotebookRun:
@@ -193,6 +227,8 @@ def _run_one(nb_path: str, record: str, name: str, params: dict) -> NotebookRun:
         pm.execute_notebook(nb_path, str(out_nb), parameters=params, cwd=record, kernel_name="python3",
                             progress_bar=False, log_output=False, execution_timeout=CELL_TIMEOUT_S,
                             request_save_on_cell_execute=True,
+                            on_cell_execute=cell_hook(_QUEUE, name, json.loads(Path(nb_path).read_text())["cells"])
+                            if _QUEUE is not None else None,
                             # ipykernel 7 warns on stderr that loopback TCP is unencrypted, per kernel.
                             extra_arguments=["--IPKernelApp.log_level=CRITICAL"])
     except Exception as exc:  # noqa: BLE001 - PapermillExecutionError, DeadKernelError, timeouts

@@ -3,13 +3,14 @@
     up(state_dir, params_dir)   starts ``python -m forensics.sandbox.daemon serve ...``, waits until it
                                 has written ``state_dir/state.json`` and returns that state
     status(state_dir)           the state, with ``running`` true or false
+    summary(state)              the public view of a state (``forensics sandbox status --json``)
     down(state_dir)             SIGTERM, wait, clean up; True if a sandbox was running
 
 The child logs to ``state_dir/sandbox.log`` (its stdout and stderr), holds an exclusive ``flock`` on
 ``state_dir/daemon.lock`` for its whole life (so a second one refuses to start, and a crashed one
 leaves no stale lock), writes its pid to ``state_dir/daemon.pid`` at once and ``state.json`` when the
 scenario is in place, and writes the parameter files to ``params_dir/environments/sandbox.yaml`` and
-``params_dir/incidents/sandbox.yaml``. On SIGTERM or SIGINT it stops the sandbox and removes its
+``params_dir/incidents/sandbox.yaml`` (not for the empty sandbox, ``scenario=None``, which has no incident). On SIGTERM or SIGINT it stops the sandbox and removes its
 state files (the parameter files stay, naming endpoints that are then closed).
 """
 
@@ -138,11 +139,25 @@ def status(state_dir: Path) -> dict:
     return out
 
 
-def up(state_dir: Path, params_dir: Path, scenario: str = "pool-exhaustion", timeout: float = 120) -> dict:
-    """Start a sandbox in a detached process; return its state once it is ready."""
-    from .scenarios import get as get_scenario
+#: what ``forensics sandbox status --json`` prints, in this order (null when unknown or not running)
+SUMMARY_KEYS = ("running", "starting", "stale", "pid", "scenario", "aws_endpoint_url", "region", "account_id",
+                "postgres_dsn", "postgres_admin_dsn", "audit_base_url", "audit_token_env", "env_path",
+                "incident_path", "window", "started_at", "log", "state_dir")
 
-    get_scenario(scenario)  # an unknown name fails here, not in the child
+
+def summary(state: dict) -> dict:
+    """The public view of :func:`status`: stable key names, no planted truth (it is for tests)."""
+    aliases = {"aws_endpoint_url": "endpoint_url", "postgres_dsn": "dsn"}
+    return {k: state.get(k, state.get(aliases.get(k, k))) for k in SUMMARY_KEYS}
+
+
+def up(state_dir: Path, params_dir: Path, scenario: str | None = "pool-exhaustion", timeout: float = 120) -> dict:
+    """Start a sandbox in a detached process; return its state once it is ready. ``scenario`` is a
+    name, several joined by commas, ``all``, or None for the empty sandbox."""
+    from .scenarios import resolve
+
+    if scenario is not None:
+        resolve(scenario)  # an unknown name fails here, not in the child
     state_dir, params_dir = Path(state_dir).absolute(), Path(params_dir).absolute()
     state_dir.mkdir(parents=True, exist_ok=True)
     current = status(state_dir)
@@ -157,7 +172,7 @@ def up(state_dir: Path, params_dir: Path, scenario: str = "pool-exhaustion", tim
     try:
         child = subprocess.Popen(
             [sys.executable, "-m", "forensics.sandbox.daemon", "serve", "--state-dir", str(state_dir),
-             "--params-dir", str(params_dir), "--scenario", scenario],
+             "--params-dir", str(params_dir), *(["--scenario", scenario] if scenario else ["--empty"])],
             stdin=subprocess.DEVNULL, stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True,
             close_fds=True,
         )
@@ -241,7 +256,7 @@ def _cleanup(state_dir: Path) -> None:
 
 
 # ---- the child ----------------------------------------------------------------------------------------
-def serve(state_dir: Path, params_dir: Path, scenario: str = "pool-exhaustion") -> int:
+def serve(state_dir: Path, params_dir: Path, scenario: str | None = "pool-exhaustion") -> int:
     """Run a sandbox until SIGTERM/SIGINT. Exit code 0 on a clean stop, 3 if one already runs here."""
     import pandas as pd
 
@@ -273,24 +288,30 @@ def serve(state_dir: Path, params_dir: Path, scenario: str = "pool-exhaustion") 
 
     sb = Sandbox(state_dir / "work", scenario=scenario)
     started = time.monotonic()
-    log.info("starting sandbox (scenario %s, pid %s)", scenario, os.getpid())
+    log.info("starting sandbox (scenario %s, pid %s)", scenario or "none: empty", os.getpid())
     try:
         sb.start()
-        env_file, incident_file = env_path(params_dir), incident_path(params_dir)
-        sb.write_params(env_file, incident_file)
+        env_file = incident_file = None
+        if not sb.empty:
+            env_file, incident_file = env_path(params_dir), incident_path(params_dir)
+            sb.write_params(env_file, incident_file)
         cluster = sb.cluster
         truth = {k: (v.isoformat() if isinstance(v, pd.Timestamp) else v) for k, v in sb.truth.items()}
+        audit = sb.environment.get("audit") or {}
         state = {
             "pid": os.getpid(), "scenario": scenario, "endpoint_url": sb.endpoint_url,
-            "dsn": cluster.dsn("forensics"), "env_path": str(env_file), "incident_path": str(incident_file),
+            "dsn": cluster.dsn("forensics"), "postgres_admin_dsn": cluster.dsn("postgres"),
+            "audit_base_url": audit.get("base_url"), "audit_token_env": audit.get("token_env"),
+            "env_path": env_file and str(env_file), "incident_path": incident_file and str(incident_file),
             "started_at": pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "region": sb.region, "account_id": sb.account_id, "window": sb.incident["window"],
+            "region": sb.region, "account_id": sb.account_id,
+            "window": None if sb.empty else sb.incident["window"],
             "log": str(state_dir / LOGFILE), "pg_workdir": str(cluster.workdir),
             "pg_own_workdir": bool(getattr(cluster, "_own_workdir", False)), "truth": truth,
         }
         _write_json(state_dir / STATE, state)
         log.info("sandbox ready in %.1f s: moto %s, postgres %s; parameters %s",
-                 time.monotonic() - started, sb.endpoint_url, state["dsn"], incident_file)
+                 time.monotonic() - started, sb.endpoint_url, state["dsn"], incident_file or "none (empty)")
         while not stop.wait(0.2):
             pass
     except BaseException:
@@ -313,16 +334,19 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--state-dir", type=Path, required=True)
         if name in ("serve", "up"):
             p.add_argument("--params-dir", type=Path, required=True)
-            p.add_argument("--scenario", default="pool-exhaustion")
+            which = p.add_mutually_exclusive_group()
+            which.add_argument("--scenario", default="pool-exhaustion")
+            which.add_argument("--empty", action="store_true", help="no scenario: the servers only")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     try:
         if args.command == "serve":
-            return serve(args.state_dir, args.params_dir, args.scenario)
+            return serve(args.state_dir, args.params_dir, None if args.empty else args.scenario)
         if args.command == "up":
-            print(json.dumps(up(args.state_dir, args.params_dir, args.scenario), indent=2, default=str))
+            print(json.dumps(up(args.state_dir, args.params_dir, None if args.empty else args.scenario),
+                             indent=2, default=str))
         elif args.command == "down":
             print("stopped" if down(args.state_dir) else "no sandbox was running")
         else:

@@ -6,6 +6,10 @@
     sb.truth                            # what the scenario planted (for tests)
     sb.stop()
 
+``Sandbox(workdir, scenario=None)`` is the *empty* sandbox: the same servers (moto with the project's
+extensions, PostgreSQL, the audit server on an empty ``audit_events`` table) and nothing played, for
+a user who loads their own exported data; it has no incident and writes no parameter files.
+
 Each sandbox's AWS data lives in its own moto account (:attr:`Sandbox.account_id`): in-process moto
 servers share their backends, so without that, two sandboxes - or a sandbox and a test's own moto
 server - in one process would see each other's data. Reach the in-process backends through
@@ -41,7 +45,7 @@ def _next_account_id() -> str:
 
 
 class Sandbox:
-    def __init__(self, workdir: str | os.PathLike, scenario: str = "pool-exhaustion",
+    def __init__(self, workdir: str | os.PathLike, scenario: str | None = "pool-exhaustion",
                  now: pd.Timestamp | None = None, region: str = "eu-west-1", max_connections: int = 40):
         self.workdir = Path(workdir)
         self.scenario = scenario
@@ -66,7 +70,8 @@ class Sandbox:
         from .pg_cluster import PostgresCluster
 
         # "all", "a,b" or one name; an unknown name is a SandboxError before anything starts
-        plays = [(name, scenario_registry.get(name)) for name in scenario_registry.resolve(self.scenario)]
+        plays = [] if self.empty else [(name, scenario_registry.get(name))
+                                       for name in scenario_registry.resolve(self.scenario)]
         self._stopped = False
         self.workdir.mkdir(parents=True, exist_ok=True)
         cluster = PostgresCluster(_cluster_dir(self.workdir / "pg"), max_connections=self.max_connections)
@@ -87,13 +92,15 @@ class Sandbox:
             ext_logs_insights.install()  # StartQuery/GetQueryResults/StopQuery run the real query
             self.moto = MotoServer(self.region).start()
             ext.isolate_account(self.moto, self.account_id)
+            if self.empty:
+                self._played = _play_empty(self)
             played = []
             try:
                 for name, play in plays:
                     played.append((name, play(self)))
             finally:  # a scenario that failed half-way still has its earlier workloads stopped
-                focus = scenario_registry.focus(self.scenario)
-                self._played = scenario_registry.combine(played, focus) if played else None
+                if played:
+                    self._played = scenario_registry.combine(played, scenario_registry.focus(self.scenario))
             self.cluster  # noqa: B018 - a scenario without a workload still needs the cluster up
         except BaseException:
             self.stop()
@@ -149,6 +156,11 @@ class Sandbox:
     def running(self) -> bool:
         return self._played is not None
 
+    @property
+    def empty(self) -> bool:
+        """Started with no scenario (``scenario=None``)."""
+        return self.scenario is None
+
     # -- AWS --------------------------------------------------------------------------------------
     @property
     def endpoint_url(self) -> str:
@@ -187,6 +199,8 @@ class Sandbox:
 
     @property
     def incident(self) -> dict:
+        if self.empty:
+            raise RuntimeError("the empty sandbox has no incident: write your own incident file")
         inc = self.played.incident
         out = {"incident": inc["incident"], "title": inc["title"], "severity": inc["severity"],
                "environment": self._env_ref, "window": dict(inc["window"])}
@@ -205,6 +219,8 @@ class Sandbox:
     def write_params(self, env_path: str | os.PathLike, incident_path: str | os.PathLike) -> None:
         """Write the environment and the incident YAML; the incident names the environment file by its
         absolute path. Both load with ``forensics.params.load_incident(incident_path)``."""
+        if self.empty:
+            raise RuntimeError("the empty sandbox has no scenario to describe: write your own parameter files")
         env_path, incident_path = Path(env_path).absolute(), Path(incident_path).absolute()
         env_path.parent.mkdir(parents=True, exist_ok=True)
         incident_path.parent.mkdir(parents=True, exist_ok=True)
@@ -221,7 +237,27 @@ class Sandbox:
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
-        return f"<Sandbox {self.scenario} {state} account={self.account_id} workdir={self.workdir}>"
+        return f"<Sandbox {self.scenario or 'empty'} {state} account={self.account_id} workdir={self.workdir}>"
+
+
+def _play_empty(sb: Sandbox):
+    """The empty sandbox's one workload: the audit server over an empty ``audit_events`` table (token from
+    ``$FORENSICS_SANDBOX_AUDIT_TOKEN``, random when unset, as for the data-integrity scenario)."""
+    import secrets
+
+    import psycopg
+
+    from .audit_server import TABLE_SQL, AuditServer
+    from .scenarios import Played
+    from .scenarios.data_integrity import TOKEN_ENV
+
+    os.environ[TOKEN_ENV] = os.environ.get(TOKEN_ENV) or secrets.token_hex(24)
+    dsn = sb.cluster.dsn("app", application_name="scr-api-audit")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(TABLE_SQL)
+    server = AuditServer(dsn, os.environ[TOKEN_ENV]).start()
+    resources = {"audit": {"base_url": server.base_url, "token_env": TOKEN_ENV, "tenants": []}}
+    return Played(truth={}, incident={}, resources=resources, workloads=[server])
 
 
 def _cluster_dir(wanted: Path) -> Path | None:
