@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from . import defaults, resources
+from . import defaults, redact, resources
 from .errors import ParamsError, WindowError
 from .window import IncidentWindow
 
@@ -30,7 +30,6 @@ PARAMS_DIR = resources.params_dir()
 SEVERITIES = ("P0", "P1", "P2", "P3")
 _INCIDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _ENV_VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_PASSWORD_IN_DSN = re.compile(r"(password\s*=|://[^/@\s]*:[^/@\s]*@)", re.I)
 
 
 class _Loader(yaml.SafeLoader):
@@ -55,11 +54,15 @@ _ENV_SCHEMA: dict[str, Any] = {
         "connect_timeout_s": (False, (int, float), f"seconds to connect to an AWS endpoint (default {defaults.AWS_CONNECT_TIMEOUT_S})"),
         "read_timeout_s": (False, (int, float), f"seconds to wait for an AWS response (default {defaults.AWS_READ_TIMEOUT_S})"),
     },
-    "alb": {"load_balancer": (True, str, "ALB dimension value, app/<name>/<id>"),
-            "target_group": (False, (str, type(None)), "target group dimension value, targetgroup/<name>/<id>")},
+    "alb": {"load_balancer": (False, (str, type(None)), "ALB dimension value, app/<name>/<id> (its metrics)"),
+            "target_group": (False, (str, type(None)), "target group dimension value, targetgroup/<name>/<id>"),
+            "access_logs": (False, dict, "where the ALB delivers its access logs: {bucket, prefix, accounts, "
+                                         "regions} (all but bucket optional)")},
     "ecs": {"cluster": (True, str, "ECS cluster name"), "services": (True, list, "ECS service names")},
     "rds": {"instance": (True, str, "RDS DB instance identifier"),
-            "replica": (False, (str, type(None)), "a read replica's DB instance identifier (ReplicaLag, its events)")},
+            "replica": (False, (str, type(None)), "a read replica's DB instance identifier (ReplicaLag, its events)"),
+            "log_group": (False, (str, type(None)), "CloudWatch Logs group of its PostgreSQL log (default "
+                                                    "/aws/rds/instance/<instance>/postgresql)")},
     "postgres": {
         "dsn_env": (False, (str, type(None)), "name of the environment variable holding a libpq DSN"),
         "dsn": (False, (str, type(None)), "a libpq DSN without password (the sandbox); PG*/PGSERVICE also work"),
@@ -95,10 +98,24 @@ _ENV_SCHEMA: dict[str, Any] = {
         "timeout_s": (False, int, f"read timeout of one request, seconds (default {defaults.AUDIT_TIMEOUT_S})"),
     },
     "cloudtrail": {
+        "bucket": (False, (str, type(None)), "the trail's S3 bucket: read directly, data events included "
+                                             "(else LookupEvents: management events only, 90 days)"),
+        "prefix": (False, (str, type(None)), "the trail's S3 key prefix (before AWSLogs/)"),
+        "accounts": (False, list, "account ids to read (default: every account under AWSLogs/)"),
+        "regions": (False, list, "Regions to read (default: every Region delivered)"),
+        "organization_id": (False, (str, type(None)), "o-... for an organisation trail (found when absent)"),
         "baseline_hours": (False, int, "hours before the window pulled as the baseline of known principals "
                                        f"and IPs (default {defaults.CLOUDTRAIL_BASELINE_HOURS})"),
         "known_ips": (False, list, "addresses or CIDR ranges never reported as new (office, CI runners)"),
         "max_events": (False, int, f"stop LookupEvents after this many events per capture (default {defaults.CLOUDTRAIL_MAX_EVENTS})"),
+    },
+    "athena": {
+        "workgroup": (False, (str, type(None)), "Athena workgroup (its output location, if it enforces one)"),
+        "database": (True, str, "Glue database holding the tables below"),
+        "output_location": (False, (str, type(None)), "s3:// location for query results (unless the workgroup "
+                                                      "sets one)"),
+        "cloudtrail_table": (False, (str, type(None)), "the CloudTrail table (default cloudtrail_logs)"),
+        "alb_table": (False, (str, type(None)), "the ALB access-log table (default alb_logs)"),
     },
     "schema": {
         "expected_alembic_head": (False, (str, type(None)), "the alembic revision the deployed code expects "
@@ -107,7 +124,10 @@ _ENV_SCHEMA: dict[str, Any] = {
         "enums": (False, dict, "PostgreSQL enum type -> the values the application expects"),
     },
 }
-_ENV_OPTIONAL_SECTIONS = {"postgres", "elasticache", "queues", "ai", "audit", "cloudtrail", "schema"}
+#: Only ``name`` and ``aws`` are required: a notebook runs on the sections the environment has, and one
+#: with none of its sections is skipped (a security-only environment, a platform without ECS).
+_ENV_OPTIONAL_SECTIONS = {"alb", "ecs", "rds", "logs", "postgres", "elasticache", "queues", "ai", "audit",
+                          "cloudtrail", "athena", "schema"}
 #: fields naming a PostgreSQL table: a plain identifier (optionally schema-qualified), nothing else
 _TABLE_FIELDS = (("queues", "failed_table"), ("ai", "logs_table"), ("ai", "budgets_table"),
                  ("ai", "organizations_table"))
@@ -201,7 +221,6 @@ def _check(path, data, schema, prefix="", optional_sections=()) -> None:
 
 def _refuse_secrets(path, data, prefix="") -> None:
     """Parameters are copied into every executed notebook: a secret-looking value is refused."""
-    from . import redact
 
     if isinstance(data, dict):
         for k, v in data.items():
@@ -229,16 +248,18 @@ def load_environment(ref: str | os.PathLike, base: Path | None = None) -> dict:
     data = _load_yaml(path)
     _check(path, data, _ENV_SCHEMA, optional_sections=_ENV_OPTIONAL_SECTIONS)
     pg = data.get("postgres") or {}
-    if pg.get("dsn") and _PASSWORD_IN_DSN.search(pg["dsn"]):
+    if pg.get("dsn") and redact.found(pg["dsn"]):
         raise ParamsError(path, "postgres.dsn contains a password; put the DSN in an environment variable "
                                 "and name it in postgres.dsn_env, or use ~/.pgpass / PGSERVICE")
     if pg.get("dsn_env") and not _ENV_VAR.match(pg["dsn_env"]):
         raise ParamsError(path, f"postgres.dsn_env must be an environment variable name, got {pg['dsn_env']!r}")
-    for key in ("services",):
-        if not all(isinstance(s, str) and s for s in data["ecs"][key]):
-            raise ParamsError(path, f"field ecs.{key} must be a list of names")
-    if not all(isinstance(g, str) and g for g in data["logs"]["app"]):
+    if "ecs" in data and not all(isinstance(s, str) and s for s in data["ecs"]["services"]):
+        raise ParamsError(path, "field ecs.services must be a list of names")
+    if "logs" in data and not all(isinstance(g, str) and g for g in data["logs"]["app"]):
         raise ParamsError(path, "field logs.app must be a list of log group names")
+    _check_bucket_section(path, (data.get("alb") or {}).get("access_logs"), "alb.access_logs")
+    if (data.get("cloudtrail") or {}).get("bucket"):
+        _check_bucket_section(path, data["cloudtrail"], "cloudtrail")
     for section, key in _TABLE_FIELDS:
         value = (data.get(section) or {}).get(key)
         if value is not None and not _TABLE_NAME.match(value):
@@ -255,6 +276,28 @@ def load_environment(ref: str | os.PathLike, base: Path | None = None) -> dict:
                                     "never travels in clear text")
     _refuse_secrets(path, data)
     return data
+
+
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+def _check_bucket_section(path, section, where: str) -> None:
+    """A delivery location in S3: a valid bucket name, a prefix without s3:// or leading slash."""
+    if section is None:
+        return
+    if where != "cloudtrail":
+        known = {"bucket", "prefix", "accounts", "regions"}
+        _check(path, section, {k: (k == "bucket", (str, list) if k in ("accounts", "regions") else str, k)
+                               for k in known}, f"{where}.")
+    bucket = section.get("bucket") or ""
+    if not _BUCKET.match(bucket):
+        raise ParamsError(path, f"field {where}.bucket must be an S3 bucket name, got {bucket!r}")
+    prefix = section.get("prefix") or ""
+    if prefix.startswith(("s3://", "/")):
+        raise ParamsError(path, f"field {where}.prefix is a key prefix inside the bucket (no s3://, no leading /)")
+    for key in ("accounts", "regions"):
+        if key in section and not all(isinstance(v, str) and v for v in section[key]):
+            raise ParamsError(path, f"field {where}.{key} must be a list of names")
 
 
 def load_incident(path: str | os.PathLike, known_notebooks: list[str] | None = None,

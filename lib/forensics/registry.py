@@ -53,7 +53,15 @@ class Capture:
         return self.volatility <= COUNTERS
 
     def missing_sections(self, env: Mapping) -> list[str]:
-        return [s for s in self.needs if not env.get(s)]
+        """The sections (or ``section.key``) of :attr:`needs` the environment lacks."""
+        return [s for s in self.needs if not _lookup(env, s)]
+
+
+def _lookup(env: Mapping, dotted: str):
+    value = env
+    for part in dotted.split("."):
+        value = value.get(part) if isinstance(value, Mapping) else None
+    return value
 
 
 CAPTURES: dict[str, Capture] = {}
@@ -343,10 +351,7 @@ def _ct_max(inc) -> int:
 
 
 def _ct_baseline(inc):
-    from .window import IncidentWindow
-
-    hours = int((inc.env.get("cloudtrail") or {}).get("baseline_hours") or defaults.CLOUDTRAIL_BASELINE_HOURS)
-    return IncidentWindow(inc.window.start - pd.Timedelta(hours=hours), inc.window.start)
+    return inc.baseline_window
 
 
 def _cloudtrail():
@@ -355,14 +360,35 @@ def _cloudtrail():
     return cloudtrail
 
 
+def _trail(inc, window):
+    """The trail's bucket when the environment names it (management and data events), else LookupEvents
+    (management events of the last 90 days)."""
+    ct = inc.env.get("cloudtrail") or {}
+    if ct.get("bucket"):
+        from .sources import cloudtrail_s3
+
+        return cloudtrail_s3.trail_events(ct, window, aws=inc.aws)
+    return _cloudtrail().lookup_events(window, aws=inc.aws, max_events=_ct_max(inc))
+
+
+def _trail_args(inc, window):
+    ct = inc.env.get("cloudtrail") or {}
+    if ct.get("bucket"):
+        from .sources import cloudtrail_s3
+
+        return {"api": "s3:ListObjectsV2+GetObject", **cloudtrail_s3.call_description(ct, window)}
+    return {"api": "cloudtrail:LookupEvents", **_cloudtrail().call_description(window, max_events=_ct_max(inc))}
+
+
 for _name, _window, _doc in (
-        ("cloudtrail_events", lambda inc: inc.window, "Every CloudTrail management event in the window."),
+        ("cloudtrail_events", lambda inc: inc.window, "Every CloudTrail event in the window: management and data "
+                                                      "events from the trail's bucket, else LookupEvents."),
         ("cloudtrail_baseline", _ct_baseline, "CloudTrail events of the baseline hours before the window: what "
                                               "'known' principals and source IPs means.")):
-    events(_name, "cloudtrail:LookupEvents", ["cloudtrail"],
-           (lambda w: lambda inc: _cloudtrail().lookup_events(w(inc), aws=inc.aws, max_events=_ct_max(inc)))(_window),
-           (lambda w: lambda inc: _cloudtrail().call_description(w(inc), max_events=_ct_max(inc)))(_window),
-           _cloudtrail().COLUMNS, source="cloudtrail", doc=_doc)
+    events(_name, "cloudtrail:LookupEvents | s3 trail", ["cloudtrail"],
+           (lambda w: lambda inc: _trail(inc, w(inc)))(_window),
+           (lambda w: lambda inc: _trail_args(inc, w(inc)))(_window),
+           _cloudtrail().RECORD_COLUMNS, source="cloudtrail", doc=_doc)
 
 
 # ---- ECS deploys: target groups behind the services ----------------------------------------------------------
@@ -493,6 +519,85 @@ events("audit_verify", "GET /api/v1/tenants/{tenant}/verify-chain", ["audit"], _
                                              inc.env["audit"]["token_env"]),
        _audit().VERIFY_COLUMNS, source="audit", volatility=TABLES,
        doc="The application's own verify-chain verdict per tenant.")
+
+# ---- Evidence outside CloudWatch: ALB access logs in S3, PostgreSQL's own log ----------------------------
+def _alb_logs():
+    from .sources import alb_logs
+
+    return alb_logs
+
+
+events("alb_access_logs", "s3:ListObjectsV2+GetObject", ["alb.access_logs"],
+       lambda inc: _alb_logs().access_logs(inc.env["alb"], inc.context_window, aws=inc.aws),
+       lambda inc: _alb_logs().call_description(inc.env["alb"], inc.context_window),
+       _alb_logs().COLUMNS, source="alb_access_logs",
+       doc="Every ALB request of the context window from the access logs in S3 (the files of the window only).")
+events("alb_access_logs_baseline", "s3:ListObjectsV2+GetObject", ["alb.access_logs"],
+       lambda inc: _alb_logs().access_logs(inc.env["alb"], inc.baseline_window, aws=inc.aws),
+       lambda inc: _alb_logs().call_description(inc.env["alb"], inc.baseline_window),
+       _alb_logs().COLUMNS, source="alb_access_logs",
+       doc="ALB requests of the baseline hours before the window: what 'known' clients and user agents means.")
+
+
+def _endpoints(inc):
+    """Requests, errors and latency per endpoint: DuckDB over the window's access logs, or Athena over the
+    environment's ALB table when it has an athena section."""
+    from .sources import query_engines
+
+    params = {"start": inc.window.start, "end": inc.window.end}
+    athena = inc.env.get("athena")
+    if athena:
+        params["table"] = athena.get("alb_table") or "alb_logs"
+        return query_engines.run_athena("alb_endpoints", athena, inc.aws, params)
+    return query_engines.run_duckdb("alb_endpoints", {"alb_logs": inc.pull("alb_access_logs")}, params)
+
+
+def _endpoints_args(inc):
+    engine = "athena" if inc.env.get("athena") else "duckdb"
+    return queries.load("alb_endpoints").record({"start": inc.window.start, "end": inc.window.end}, engine)
+
+
+declare(Capture("alb_endpoints", "alb_access_logs", "query:alb_endpoints", _endpoints, _endpoints_args,
+                ("alb.access_logs",), queries.load("alb_endpoints").columns, LOGS, query="alb_endpoints",
+                after=("alb_access_logs",),
+                doc="Requests, 5xx/4xx and target latency per endpoint (method and path template) in the window."))
+
+
+def _data_access(inc):
+    """S3 object calls per principal, bucket and action in the window: Athena over the environment's
+    CloudTrail table when it has an athena section (an organisation's trail over months), else DuckDB over
+    the events read from the trail's bucket."""
+    from .sources import query_engines
+
+    params = {"start": inc.window.start, "end": inc.window.end}
+    athena = inc.env.get("athena")
+    if athena:
+        params["table"] = athena.get("cloudtrail_table") or "cloudtrail_logs"
+        return query_engines.run_athena("cloudtrail_data_access", athena, inc.aws, params)
+    return query_engines.run_duckdb("cloudtrail_data_access", {"cloudtrail_logs": inc.pull("cloudtrail_events")},
+                                    params)
+
+
+def _data_access_args(inc):
+    engine = "athena" if inc.env.get("athena") else "duckdb"
+    return queries.load("cloudtrail_data_access").record({"start": inc.window.start, "end": inc.window.end},
+                                                         engine)
+
+
+declare(Capture("cloudtrail_data_access", "cloudtrail", "query:cloudtrail_data_access", _data_access,
+                _data_access_args, ("cloudtrail.bucket",), queries.load("cloudtrail_data_access").columns, LOGS,
+                query="cloudtrail_data_access", after=("cloudtrail_events",),
+                doc="S3 object calls (data events) per principal, bucket and action, with the busiest minute."))
+
+
+def _rds_log_group(inc) -> str:
+    rds = inc.env["rds"]
+    return rds.get("log_group") or f"/aws/rds/instance/{rds['instance']}/postgresql"
+
+
+log_events("pg_log_events", ["rds"], lambda inc: [_rds_log_group(inc)], logs.PG_LOG_PATTERN, logs.PG_LOG_REGEX,
+           doc="PostgreSQL's own log (RDS exports it to CloudWatch Logs): errors, fatals, panics, and the "
+               "warnings and checkpoint lines that tell of pressure.")
 
 #: Captures of change events, merged by :func:`forensics.pull.all_change_events` into one timeline.
 CHANGE_EVENT_CAPTURES: tuple[str, ...] = (

@@ -32,6 +32,7 @@ from .session import FINDINGS_DIR, IncidentSession
 from .window import utcnow
 
 CELL_TIMEOUT_S = defaults.CELL_TIMEOUT_S
+SKIPPED = "skipped"
 _EXTERNAL_SCRIPT = re.compile(r"<script[^>]*\ssrc=[\"']https?://[^>]*>\s*</script>", re.I)
 
 
@@ -57,11 +58,11 @@ class RunResult:
 
     @property
     def ok(self) -> bool:
-        return all(n.status == "ok" for n in self.notebooks)
+        return all(n.status in ("ok", SKIPPED) for n in self.notebooks)
 
     @property
     def failed(self) -> list[str]:
-        return [n.name for n in self.notebooks if n.status != "ok"]
+        return [n.name for n in self.notebooks if n.status not in ("ok", SKIPPED)]
 
 
 def _select(incident: Incident, only: list[str] | None, cat: dict, where: str) -> list[str]:
@@ -117,6 +118,7 @@ def _execute(incident: Incident, selected: list[str], out: Path, jobs: int | Non
     (record / "params.yaml").write_text(dump(incident.as_dict()))
 
     identity, clock = ({}, {}) if replay_from else _aws_identity(incident.environment.get("aws", {}))
+    order = list(selected)
     jobs = max(1, jobs or os.cpu_count() or 1)
     params = {"incident_file": "params.yaml", "record_dir": ".",
               "replay_from": str(replay_from) if replay_from else None}
@@ -124,6 +126,15 @@ def _execute(incident: Incident, selected: list[str], out: Path, jobs: int | Non
     (record / "html").mkdir()
     with IncidentSession(incident, CaptureStore(record, replay_from=replay_from, notebook="runner"),
                          "runner") as session:
+        # 0. A notebook none of whose sources the environment configures is skipped, saying what it needs.
+        runs: list[NotebookRun] = []
+        for name in list(selected):
+            needs = _sections_needed(cat[name].captures, incident.environment)
+            if needs:
+                selected = [n for n in selected if n != name]
+                runs.append(NotebookRun(name, SKIPPED, 0.0, f"needs a section the environment lacks: "
+                                                            f"{' or '.join(needs)}"))
+                echo(f"  skip   {name}: the environment has no {' or '.join(needs)} section")
         # 1. The capture plan, most volatile first: the live database views before anything else.
         plan, skipped = registry.plan([c for n in selected for c in cat[n].captures], incident.environment)
         echo(f"plan     {len(plan)} captures for {len(selected)} notebook(s)"
@@ -143,10 +154,10 @@ def _execute(incident: Incident, selected: list[str], out: Path, jobs: int | Non
         #    that asks for a capture being pulled waits for it (one lock per capture) and reads it.
         #    Workers report the cell they are on through a queue (progress.cell_hook).
         echo(f"running  {len(selected)} notebook(s), {jobs} at a time: {', '.join(selected)}")
-        runs: list[NotebookRun] = []
         with ThreadPoolExecutor(max_workers=defaults.PLAN_THREADS, thread_name_prefix="plan") as threads, \
                 _progress_queue() as queue, progress.listen(queue), ProcessPoolExecutor(
-                    max_workers=min(jobs, len(selected)), initializer=_worker_init, initargs=(queue,)) as pool:
+                    max_workers=max(1, min(jobs, len(selected))), initializer=_worker_init,
+                    initargs=(queue,)) as pool:
             pulled = {threads.submit(session.pull, c.name): c.name for c in rest}
             futures = {pool.submit(_run_one, str(cat[n].path), str(record), n, params): n for n in selected}
             done = len(volatile)
@@ -163,7 +174,7 @@ def _execute(incident: Incident, selected: list[str], out: Path, jobs: int | Non
                     echo(f"captured {len(rest)} of the plan in {time.perf_counter() - t0:.1f} s"
                          + (f" ({len(failed)} failed)" if failed else ""))
         progress.close()
-    runs.sort(key=lambda r: selected.index(r.name))
+    runs.sort(key=lambda r: order.index(r.name))
 
     # 3. Findings, manifest, seal.
     findings = _collect_findings(record, runs)
@@ -184,6 +195,14 @@ def _execute(incident: Incident, selected: list[str], out: Path, jobs: int | Non
     os.replace(record, final)
     evidence.seal(final)
     return RunResult(final, runs, findings, manifest)
+
+
+def _sections_needed(captures, env: dict) -> list[str]:
+    """The sections a notebook needs when the environment has none of its sources' (else [])."""
+    caps = [registry.get(c) for c in captures]
+    if any(not c.missing_sections(env) and set(c.needs) - {"aws"} for c in caps):
+        return []
+    return sorted({s for c in caps for s in c.needs} - {"aws"} - set(env))
 
 
 def _finished(fut, name: str, progress: Progress) -> NotebookRun:
@@ -295,7 +314,7 @@ def _collect_findings(record: Path, runs: list[NotebookRun]) -> dict:
         body = json.loads(path.read_text()) if path.exists() else {"findings": {}, "unknown": []}
         entry = {"status": r.status}
         if r.error:
-            entry["error"] = r.error
+            entry["reason" if r.status == SKIPPED else "error"] = r.error
         entry.update(body.get("findings", {}))
         entry["unknown"] = body.get("unknown", [])
         if body.get("failed_sources"):

@@ -114,6 +114,15 @@ class IncidentSession:
         return self.incident.window.padded(before=CONTEXT)
 
     @property
+    def baseline_window(self):
+        """The ``cloudtrail.baseline_hours`` before the window: what "known" principals, addresses and
+        clients means (CloudTrail and ALB access logs)."""
+        from .window import IncidentWindow
+
+        hours = int((self.env.get("cloudtrail") or {}).get("baseline_hours") or defaults.CLOUDTRAIL_BASELINE_HOURS)
+        return IncidentWindow(self.window.start - pd.Timedelta(hours=hours), self.window.start)
+
+    @property
     def env(self) -> dict:
         return self.incident.environment
 

@@ -90,7 +90,10 @@ def test_malformed_yaml_names_the_line(files):
 
 
 @pytest.mark.parametrize("env_change, expected", [
-    (ENV.replace("  \n", "").replace("rds: {instance: scr-production-postgres}\n", ""), "missing field rds"),
+    (ENV.replace("rds: {instance: scr-production-postgres}", "rds: {replica: x}"), "missing field rds.instance"),
+    (ENV + "cloudtrail: {bucket: My_Bucket}\n", "cloudtrail.bucket must be an S3 bucket name"),
+    (ENV + "cloudtrail: {bucket: trail-bucket, prefix: s3://trail-bucket/x}\n", "cloudtrail.prefix is a key prefix"),
+    (ENV.replace("alb: {", "alb: {access_logs: {prefix: lb}, "), "missing field alb.access_logs.bucket"),
     (ENV.replace("region: eu-west-1", "region: eu-west-1, colour: red"), "unknown field aws.colour"),
     (ENV.replace("{dsn_env: FORENSICS_PG_DSN}", "{dsn: 'host=db user=x password=hunter2'}"), "contains a password"),
     (ENV.replace("{dsn_env: FORENSICS_PG_DSN}", "{dsn: 'postgresql://x:hunter2@db/app'}"), "contains a password"),
@@ -99,6 +102,15 @@ def test_malformed_yaml_names_the_line(files):
 def test_bad_environment_files_are_refused(files, env_change, expected):
     with pytest.raises(ParamsError, match=expected):
         load_incident(files(incident_text(), env=env_change))
+
+
+def test_only_name_and_aws_are_required(files):
+    """A security-only investigation: no ALB, ECS, RDS or application logs."""
+    env = "name: security-only\naws: {region: eu-west-1}\ncloudtrail: {bucket: org-trail-logs, prefix: trail}\n"
+    inc = load_incident(files(incident_text(), env=env), known_notebooks=["db-connections", "api-errors"])
+    assert set(inc.environment) == {"name", "aws", "cloudtrail"}
+    with pytest.raises(ParamsError, match="missing field aws"):
+        load_incident(files(incident_text(), env="name: x\n"))
 
 
 def test_environment_by_name_lists_the_known_ones(tmp_path, monkeypatch):

@@ -76,8 +76,9 @@ def test_every_capture_is_complete():
         assert cap.source and cap.api and cap.columns, cap.name
         assert cap.volatility in (registry.LIVE, registry.COUNTERS, registry.METRICS, registry.LOGS,
                                   registry.TABLES), cap.name
-        assert set(cap.needs) <= {"aws", "alb", "ecs", "rds", "logs", "postgres", "elasticache", "queues", "ai",
-                                  "audit", "cloudtrail", "schema"}, cap.name
+        assert {n.split(".")[0] for n in cap.needs} <= {
+            "aws", "alb", "ecs", "rds", "logs", "postgres", "elasticache", "queues", "ai", "audit", "cloudtrail",
+            "athena", "schema"}, cap.name
         assert cap.doc, f"{cap.name} has no description"
     assert registry.CHANGE_EVENT_CAPTURES and all(n in registry.CAPTURES for n in registry.CHANGE_EVENT_CAPTURES)
 
@@ -107,8 +108,9 @@ def test_plan_deduplicates_orders_by_volatility_adds_what_captures_read_and_skip
 
 def test_the_catalogues_plan_is_smaller_than_the_sum_of_its_notebooks():
     every = [c for nb in CATALOGUE.values() for c in nb.captures]
-    env = {s: {"x": 1} for s in ("aws", "alb", "ecs", "rds", "logs", "postgres", "elasticache", "queues", "ai",
-                                 "audit", "cloudtrail", "schema")}
+    env = {s: {"x": 1} for s in ("aws", "ecs", "rds", "logs", "postgres", "elasticache", "queues", "ai",
+                                 "audit", "schema")}
+    env.update(alb={"access_logs": {"bucket": "b"}}, cloudtrail={"bucket": "t"})
     plan, skipped = registry.plan(every, env)
     assert not skipped and len(plan) == len(set(every) | {"pg_statements", "ecs_target_groups"}) < len(every)
 

@@ -5,7 +5,19 @@
 - :mod:`.statements`  pg_stat_statements deltas over a window, with reset/eviction flags
 - :mod:`.timeline`    one sorted timeline across sources; the change just before an onset
 - :mod:`.capacity`    connection pool arithmetic, holders by app/state, blocking tree
+- :mod:`.alb`         ALB access logs: endpoints, targets, latency, clients and user agents
+- :mod:`.pglog`       PostgreSQL's own log classified (connection exhaustion, deadlocks, timeouts...)
+- :mod:`.security`    CloudTrail: principals, new addresses, sensitive calls, data access and bursts
+
+:func:`records` turns a result frame into the plain list a finding holds.
 
 Submodules are imported explicitly (``from forensics.analysis import onset``) so that importing one
 does not pay for the others.
 """
+
+
+def records(frame, limit: int | None = None) -> list[dict]:
+    """A frame as a list of plain dicts for findings (the first ``limit`` rows)."""
+    if frame is None or not len(frame):
+        return []
+    return (frame.head(limit) if limit else frame).to_dict(orient="records")

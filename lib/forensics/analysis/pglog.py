@@ -244,3 +244,13 @@ def check_against_sqlstate(entries: pd.DataFrame, categories: list[Category] | N
                      "precision": hits / int(found.sum()) if found.any() else None,
                      "recall": hits / int(truth.sum()) if truth.any() else None})
     return pd.DataFrame(rows, columns=["category", "truth", "found", "hits", "precision", "recall"])
+
+
+def counts(entries: pd.DataFrame, categories: Iterable[str] | None = None) -> dict:
+    """Findings: ``{category: {entries, first_seen, example}}`` for the categories asked (all but ``other``
+    when None), the categories with no entry left out."""
+    table = summary(entries)
+    if categories is not None:
+        table = table[table["category"].isin(list(categories))]
+    return {r["category"]: {"entries": int(r["entries"]), "first_seen": r["first_seen"], "example": r["example"]}
+            for _, r in table.iterrows()}

@@ -199,10 +199,9 @@ def key_moments(events: pd.DataFrame, baseline: pd.DataFrame | None = None, know
 
 def as_records(frame: pd.DataFrame, limit: int | None = None, short: bool = False) -> list[dict]:
     """A frame as a list of plain dicts for findings (principals shortened when ``short``)."""
-    if frame is None or not len(frame):
-        return []
-    out = frame.head(limit) if limit else frame
-    recs = out.to_dict(orient="records")
+    from . import records
+
+    recs = records(frame, limit)
     if short:
         for r in recs:
             if "principal" in r:

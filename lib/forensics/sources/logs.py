@@ -35,6 +35,9 @@ INSIGHTS_API = "logs:StartQuery"
 ERROR_PATTERN = "?ERROR ?Error ?Exception ?Traceback ?FATAL ?CRITICAL"
 #: The same selection as a Python regex (for ``client_regex``); substring match, a superset of the terms.
 ERROR_REGEX = r"ERROR|Error|Exception|Traceback|FATAL|CRITICAL"
+#: PostgreSQL's own log: errors and worse, and the LOG lines that tell of pressure (checkpoints, lock waits).
+PG_LOG_PATTERN = "?ERROR ?FATAL ?PANIC ?WARNING ?checkpoints ?waiting"
+PG_LOG_REGEX = r"ERROR:|FATAL:|PANIC:|WARNING:|checkpoints are occurring|still waiting for"
 
 COLUMNS = contracts.LOG_COLUMNS
 #: Logs Insights accepts at most 50 log groups per query and returns at most 10,000 rows;
