@@ -104,7 +104,7 @@ def test_a_notebooks_html_renders_offline(browser_context, record, page):
         assert_rendered(visit)
         assert visit.h1[0].startswith("DB connections")
         assert "Connections against the limit" in visit.h2
-        has_code = visit.page.evaluate("document.querySelectorAll('.jp-InputArea').length") > 0
+        has_code = visit.page.evaluate("document.querySelectorAll('.jp-CodeMirrorEditor').length") > 0
         assert has_code == (not page.endswith(".report.html"))
     finally:
         visit.close()
