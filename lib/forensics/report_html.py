@@ -23,6 +23,7 @@ from pathlib import Path
 
 from . import redact
 from .diagnosis import evidence_values, short
+from .evidence import sha256_file
 
 _SCRIPT = re.compile(r"<script\b[^>]*>.*?</script\s*>", re.I | re.S)
 _STYLE = re.compile(r"(<style\b[^>]*>)(.*?)(</style\s*>)", re.I | re.S)
@@ -58,14 +59,6 @@ def render_notebook(nb_path: Path, html_dir: Path, name: str) -> str:
 
 
 # ---- index.html ---------------------------------------------------------------------------------------
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def check_written(record: Path, notebooks: list[dict], captures: list[dict]) -> dict:
     """What can be verified while the record is still being written: every capture's data file is there
     with the rows its metadata states, every notebook's executed .ipynb and HTML are there and read back;
@@ -84,7 +77,7 @@ def check_written(record: Path, notebooks: list[dict], captures: list[dict]) -> 
         rows = pq.ParquetFile(path).metadata.num_rows
         if c.get("rows") is not None and rows != c["rows"]:
             problems.append(f"{c['file']}: {rows} rows, its capture says {c['rows']}")
-        hashed.append((c["file"], _sha256(path)))
+        hashed.append((c["file"], sha256_file(path)))
     for nb in notebooks:
         for rel in (nb.get("notebook"), nb.get("html")):
             if not rel:
@@ -98,7 +91,7 @@ def check_written(record: Path, notebooks: list[dict], captures: list[dict]) -> 
                     nbformat.read(path, as_version=4)
                 except Exception as exc:  # noqa: BLE001 - any unreadable notebook is a problem to show
                     problems.append(f"{rel}: unreadable ({type(exc).__name__})")
-            hashed.append((rel, _sha256(path)))
+            hashed.append((rel, sha256_file(path)))
     digest = hashlib.sha256("".join(f"{p}\0{h}\n" for p, h in sorted(hashed)).encode()).hexdigest()
     return {"ok": not problems, "problems": problems, "files": len(hashed), "digest": f"sha256:{digest}",
             "data_files": sum(1 for p, _ in hashed if p.startswith("data/")),
