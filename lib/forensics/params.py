@@ -123,11 +123,15 @@ _ENV_SCHEMA: dict[str, Any] = {
         "alembic_table": (False, (str, type(None)), "alembic's version table (default alembic_version)"),
         "enums": (False, dict, "PostgreSQL enum type -> the values the application expects"),
     },
+    "diagnosis": {
+        "runbook_file": (True, str, "your runbook entries (YAML, the format of lib/forensics/runbooks/entries.yaml), "
+                                    "added to the built-in ones; relative to this file"),
+    },
 }
 #: Only ``name`` and ``aws`` are required: a notebook runs on the sections the environment has, and one
 #: with none of its sections is skipped (a security-only environment, a platform without ECS).
 _ENV_OPTIONAL_SECTIONS = {"alb", "ecs", "rds", "logs", "postgres", "elasticache", "queues", "ai", "audit",
-                          "cloudtrail", "athena", "schema"}
+                          "cloudtrail", "athena", "schema", "diagnosis"}
 #: fields naming a PostgreSQL table: a plain identifier (optionally schema-qualified), nothing else
 _TABLE_FIELDS = (("queues", "failed_table"), ("ai", "logs_table"), ("ai", "budgets_table"),
                  ("ai", "organizations_table"))
@@ -275,6 +279,12 @@ def load_environment(ref: str | os.PathLike, base: Path | None = None) -> dict:
             raise ParamsError(path, "audit.base_url must be https:// (http:// only on loopback): a bearer token "
                                     "never travels in clear text")
     _refuse_secrets(path, data)
+    if data.get("diagnosis"):  # resolved and checked now: a bad runbook file fails before anything runs
+        from . import diagnosis
+
+        runbook = (path.parent / data["diagnosis"]["runbook_file"]).resolve()
+        diagnosis.load(runbook)
+        data["diagnosis"] = {**data["diagnosis"], "runbook_file": str(runbook)}
     return data
 
 

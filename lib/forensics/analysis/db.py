@@ -63,6 +63,15 @@ def metric_series(metrics: pd.DataFrame, metric_id: str) -> pd.Series:
                      name=metric_id).sort_index()
 
 
+def first_reaching(series: pd.Series, level: float | None) -> pd.Timestamp | None:
+    """The first timestamp at which ``series`` reaches ``level`` (None if it never does or no level):
+    when a connection count hit the pool's ceiling, the moment a diagnosis orders against its effects."""
+    if level is None or series is None or series.empty:
+        return None
+    hit = series[series >= level]
+    return pd.Timestamp(hit.index.min()) if len(hit) else None
+
+
 def root_blockers(tree: pd.DataFrame) -> list[dict]:
     """The sessions at the root of blocking chains, with how many sessions wait behind each."""
     if tree is None or tree.empty or "root_blocker" not in tree:
