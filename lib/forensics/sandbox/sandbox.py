@@ -25,7 +25,7 @@ import pandas as pd
 
 from .. import params as params_mod
 from ..window import to_utc
-from . import aws_extensions as ext
+from . import moto_ext as ext
 from . import scenarios as scenario_registry
 
 #: the first sandbox of a process gets this account id, the next ones the following numbers
