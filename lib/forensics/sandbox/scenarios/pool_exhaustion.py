@@ -22,18 +22,17 @@ per minute so percentiles mean something; ECS service events are newest first.
 
 from __future__ import annotations
 
-import datetime as dt
 import random
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
 
-from .. import aws_extensions as ext
+from .. import moto_ext as ext
 from ..workload import Workload, create_schema, reset_statements
 from . import Played, register
-from ._loading import put_logs
+from .common import (API_LOG_GROUP, API_SERVICE, API_STREAM_PREFIX, ECS_CLUSTER, MIN, RDS_INSTANCE, app_log_line,
+                     epoch_ms, hex_id, incident_fields, put_logs, put_metrics, timeline, uuid4)
 
 SEED = 20261123
 
@@ -41,15 +40,12 @@ SEED = 20261123
 LB_NAME = "scr-production-alb"
 LB_ID = "4361f80389f5693e"
 LB_DIMENSION = f"app/{LB_NAME}/{LB_ID}"
-TG_NAME = "scr-api-production"
+TG_NAME = API_SERVICE
 TG_ID = "9c2a6e1f7b3d5a80"
 TG_DIMENSION = f"targetgroup/{TG_NAME}/{TG_ID}"
-ECS_CLUSTER = "scr-production"
-SERVICE = "scr-api-production"
-FAMILY = "scr-api-production"
-RDS_INSTANCE = "scr-production-postgres"
-LOG_GROUP = "/ecs/scr-api-production"
-STREAM_PREFIX = "ecs/scr-api"
+SERVICE = FAMILY = API_SERVICE
+LOG_GROUP = API_LOG_GROUP
+STREAM_PREFIX = API_STREAM_PREFIX
 CONTAINER = "scr-api"
 PREVIOUS_REVISION, NEW_REVISION = 41, 42
 IMAGE_REPO = "scr-api"
@@ -57,7 +53,7 @@ ALARM_5XX = "scr-api-production-5xx-rate"
 ALARM_CONNECTIONS = "scr-production-postgres-connections"
 
 # ---- application names in pg_stat_activity ----------------------------------------------------------
-API_APP = "scr-api-production"
+API_APP = API_SERVICE
 WORKER_APP = "scr-worker"
 REPORTS_APP = "scr-reports"
 
@@ -86,35 +82,6 @@ N_IDLE_API = 8
 N_IDLE_WORKER = 3
 N_WAITERS = 2
 
-MIN = pd.Timedelta(minutes=1)
-
-
-# ---- times ------------------------------------------------------------------------------------------
-def timeline(now: pd.Timestamp) -> dict[str, pd.Timestamp]:
-    end = now.floor("min")
-    t0 = end - pd.Timedelta(minutes=60)
-    # Data from T0-60 min; the incident window from T0-30 min, so the notebooks' context padding
-    # (30 min before the window) shows a real baseline outside the shaded window.
-    return {"end": end, "deploy": t0, "start": t0 - pd.Timedelta(minutes=60),
-            "window_start": t0 - pd.Timedelta(minutes=30), "onset": t0 + pd.Timedelta(minutes=5)}
-
-
-def _iso(ts: pd.Timestamp) -> str:
-    return ts.tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _ms(ts: pd.Timestamp) -> int:
-    return int(ts.value // 1_000_000)
-
-
-def _hex(rng, n: int) -> str:
-    return rng.bytes((n + 1) // 2).hex()[:n]
-
-
-def _uuid(rng) -> str:
-    return str(uuid.UUID(bytes=rng.bytes(16), version=4))
-
-
 # ---- the plan: every planted value, computed before anything is loaded ------------------------------
 class Plan:
     """Everything the scenario plants, from ``now`` and the seed (no servers needed: unit-testable)."""
@@ -133,7 +100,7 @@ class Plan:
         self.deployment_id = f"ecs-svc/{rng.integers(10**18, 9 * 10**18)}"
         self.previous_deployment_id = f"ecs-svc/{rng.integers(10**18, 9 * 10**18)}"
         self.previous_created = t["deploy"] - pd.Timedelta(days=6, hours=3, minutes=17, seconds=41)
-        self.images = {PREVIOUS_REVISION: f"2026.11.17-{_hex(rng, 7)}", NEW_REVISION: f"2026.11.23-{_hex(rng, 7)}"}
+        self.images = {PREVIOUS_REVISION: f"2026.11.17-{hex_id(rng, 7)}", NEW_REVISION: f"2026.11.23-{hex_id(rng, 7)}"}
         self.metrics = self._metrics()
         self.log_events = self._logs()
         self.ecs_events = self._ecs_events()
@@ -145,7 +112,7 @@ class Plan:
         d = t["deploy"]
 
         def task(name, revision, started, stopped, ip, stop_reason=None):
-            return {"name": name, "id": _hex(rng, 32), "revision": revision, "started": started,
+            return {"name": name, "id": hex_id(rng, 32), "revision": revision, "started": started,
                     "stopped": stopped, "ip": ip, "stop_reason": stop_reason}
 
         return [
@@ -285,17 +252,14 @@ class Plan:
         """stream name -> [(timestamp ms, message)] sorted by time (int milliseconds throughout: fast)."""
         r = random.Random(self.seed + 7)
         t = self.t
-        start_ms, end_ms, onset_ms = _ms(t["start"]), _ms(t["end"]), _ms(t["onset"])
+        start_ms, end_ms, onset_ms = epoch_ms(t["start"]), epoch_ms(t["end"]), epoch_ms(t["onset"])
         never = 2**62
-        spans = [(x, _ms(x["started"]), _ms(x["stopped"]) if x["stopped"] is not None else never)
+        spans = [(x, epoch_ms(x["started"]), epoch_ms(x["stopped"]) if x["stopped"] is not None else never)
                  for x in self.tasks]
         streams: dict[str, list[tuple[int, str]]] = {f"{STREAM_PREFIX}/{x['id']}": [] for x, _, stop in spans
                                                      if stop > start_ms}
         alb_ips = ("10.0.1.84", "10.0.2.117", "10.0.1.9", "10.0.2.230")
         report_days = [str((t["end"] - pd.Timedelta(days=d)).date()) for d in range(1, 30)]
-
-        def hexid(n=12):
-            return f"{r.getrandbits(4 * n):0{n}x}"
 
         def emit(task, ms, message):
             streams[f"{STREAM_PREFIX}/{task['id']}"].append((ms, message))
@@ -303,9 +267,12 @@ class Plan:
         def serving(ms):  # tasks that take requests: 30 s after start until 20 s before they stop
             return [x for x, a, b in spans if a + 30_000 <= ms < b - 20_000]
 
-        def app_line(ms, level, logger, rid, message):
-            stamp = dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
-            return f"{stamp},{ms % 1000:03d} {level:<5} [{logger}] [req={rid}] {message}"
+        def arrivals(n, minute_ms):  # (ms, task) of n requests in a minute: those a serving task takes
+            for _ in range(n):
+                ms = minute_ms + r.randrange(60_000)
+                tasks = serving(ms)
+                if tasks:
+                    yield ms, r.choice(tasks)
 
         phrases = {200: "OK", 201: "Created", 401: "Unauthorized", 404: "Not Found",
                    422: "Unprocessable Entity", 500: "Internal Server Error", 503: "Service Unavailable"}
@@ -337,7 +304,7 @@ class Plan:
             if start_ms <= a < end_ms:
                 emit(x, a, "INFO:     Started server process [1]")
                 emit(x, a + 5, "INFO:     Waiting for application startup.")
-                emit(x, a + 2400, app_line(
+                emit(x, a + 2400, app_log_line(
                     a + 2400, "INFO", "scr_api.main", "-",
                     f"starting scr-api {self.images[x['revision']]} task_definition={FAMILY}:{x['revision']} "
                     "db_pool_size=5 db_max_overflow=10 db_pool_timeout=30 webhook_delivery=inline"))
@@ -363,12 +330,7 @@ class Plan:
                         failing = incident and x["revision"] == NEW_REVISION and r.random() < 0.55
                         emit(x, ms, access("GET", "/health", 503 if failing else 200))
             # request traffic (the access log is sampled at 2 %)
-            for _ in range(int(requests[i] / 50)):
-                ms = m + r.randrange(60_000)
-                tasks = serving(ms)
-                if not tasks:
-                    continue
-                x = r.choice(tasks)
+            for ms, x in arrivals(int(requests[i] / 50), m):
                 method, path, status, logger, acct = request()
                 if r.random() < 0.04:
                     status = r.choice((401, 404, 422))
@@ -378,7 +340,7 @@ class Plan:
                            "scr_api.payments": f"payment captured account_id={acct} amount_cents={r.randrange(500, 90000)}",
                            "scr_api.refunds": f"refund queued account_id={acct}",
                            "scr_api.reports": f"daily report served account_id={acct} cache=hit"}[logger]
-                    emit(x, ms, app_line(ms, "INFO", logger, hexid(), msg))
+                    emit(x, ms, app_log_line(ms, "INFO", logger, hex_id(r, 12), msg))
                 emit(x, ms + r.randrange(20, 160), access(method, path, status))
             # the rare error of every day: a partner webhook times out
             while next_baseline < m + 60_000:
@@ -386,39 +348,34 @@ class Plan:
                 tasks = serving(ms)
                 if tasks:
                     host = r.choice(("hooks.acme-logistics.example", "api.partner-billing.example"))
-                    emit(r.choice(tasks), ms, app_line(
-                        ms, "ERROR", "scr_api.webhooks", hexid(),
+                    emit(r.choice(tasks), ms, app_log_line(
+                        ms, "ERROR", "scr_api.webhooks", hex_id(r, 12),
                         f"webhook delivery failed account_id={r.randrange(1, 51)} "
                         f"url=https://{host}/v2/events attempt=3/3: {BASELINE_ERROR}"))
                 next_baseline += int(r.uniform(7, 16) * 60_000)
             if not incident:
                 continue
             # the incident: pools empty, requests wait 30 s for a connection and fail
-            for _ in range(int(errors_5xx[i] / 8)):
-                ms = m + r.randrange(60_000)
-                tasks = serving(ms)
-                if not tasks:
-                    continue
-                x = r.choice(tasks)
+            for ms, x in arrivals(int(errors_5xx[i] / 8), m):
                 method, path, _status, _logger, _acct = request()
-                rid = hexid()
+                rid = hex_id(r, 12)
                 if x["revision"] == NEW_REVISION:
                     if r.random() < 0.2:
-                        emit(x, ms, app_line(ms, "ERROR", "uvicorn.error", rid,
-                                             "Exception in ASGI application\n" + _traceback()))
+                        emit(x, ms, app_log_line(ms, "ERROR", "uvicorn.error", rid,
+                                                 "Exception in ASGI application\n" + _traceback()))
                     else:
-                        emit(x, ms, app_line(ms, "ERROR", "scr_api.db", rid,
-                                             f"{method} {path} failed after {30000 + r.randrange(1, 60)} ms: "
-                                             f"{QUEUEPOOL_ERROR}"))
+                        emit(x, ms, app_log_line(ms, "ERROR", "scr_api.db", rid,
+                                                 f"{method} {path} failed after {30000 + r.randrange(1, 60)} ms: "
+                                                 f"{QUEUEPOOL_ERROR}"))
                 else:
-                    emit(x, ms, app_line(ms, "ERROR", "scr_api.db", rid, f"{method} {path} failed: {SLOTS_ERROR}"))
+                    emit(x, ms, app_log_line(ms, "ERROR", "scr_api.db", rid, f"{method} {path} failed: {SLOTS_ERROR}"))
                 emit(x, ms + 3, access(method, path, 500))
             if r.random() < 0.3:
                 ms = m + r.randrange(60_000)
                 tasks = [x for x in serving(ms) if x["revision"] == NEW_REVISION]
                 if tasks:
-                    emit(r.choice(tasks), ms, app_line(
-                        ms, "WARNING", "scr_api.webhooks", hexid(),
+                    emit(r.choice(tasks), ms, app_log_line(
+                        ms, "WARNING", "scr_api.webhooks", hex_id(r, 12),
                         f"inline webhook delivery took {r.uniform(8, 29):.1f}s account_id={r.randrange(1, 51)} "
                         "(transaction kept open)"))
         for events in streams.values():
@@ -433,7 +390,7 @@ class Plan:
         svc = f"(service {SERVICE})"
         tid = {x["name"]: x["id"] for x in self.tasks}
         rows = [
-            (self.previous_created + pd.Timedelta("40s"), f"{svc} has started 2 tasks: (task {_hex(rng, 32)}) (task {_hex(rng, 32)})."),
+            (self.previous_created + pd.Timedelta("40s"), f"{svc} has started 2 tasks: (task {hex_id(rng, 32)}) (task {hex_id(rng, 32)})."),
             (self.previous_created + pd.Timedelta("6min 12s"), f"{svc} (deployment {self.previous_deployment_id}) deployment completed."),
             (self.previous_created + pd.Timedelta("6min 40s"), f"{svc} has reached a steady state."),
             (t["start"] - pd.Timedelta("5h 47min"), f"{svc} has reached a steady state."),
@@ -455,7 +412,7 @@ class Plan:
                 (self.task(repl)["started"] - pd.Timedelta("20s"), f"{svc} has started 1 tasks: (task {tid[repl]})."),
                 (self.task(repl)["started"] + pd.Timedelta("50s"), f"{svc} registered 1 targets in (target-group {tg_arn})"),
             ]
-        return [{"id": _uuid(rng), "createdAt": ts, "message": msg} for ts, msg in sorted(rows)]
+        return [{"id": uuid4(rng), "createdAt": ts, "message": msg} for ts, msg in sorted(rows)]
 
     # -- names ------------------------------------------------------------------------------------
     @property
@@ -485,19 +442,13 @@ class Plan:
 
 
 # ---- loading ----------------------------------------------------------------------------------------
-def _chunks(seq, n):
-    for i in range(0, len(seq), n):
-        yield seq[i:i + n]
-
-
 def load_aws(sb, plan: Plan) -> dict:
     """Put the plan into the sandbox's moto server; returns what the truth needs from AWS."""
     t = plan.t
     # CloudWatch
     cw = sb.client("cloudwatch")
     for namespace, items in plan.metrics.items():
-        for chunk in _chunks(items, 150):
-            cw.put_metric_data(Namespace=namespace, MetricData=chunk)
+        put_metrics(cw, namespace, items, batch=150)
 
     # Logs
     n_events = put_logs(sb.client("logs"), LOG_GROUP, plan.log_events)
@@ -658,12 +609,8 @@ def play(sb) -> Played:
         "new_tasks": [x["id"] for x in plan.tasks if x["revision"] == NEW_REVISION],
         "alarms": {a["name"]: {"state": "ALARM", "time": a["time"], "metric": a["metric"]} for a in plan.alarms},
     }
-    incident = {
-        "incident": "SANDBOX-POOL-EXHAUSTION",
-        "title": f"scr-api 5xx spike and timeouts after deploy of {FAMILY}:{NEW_REVISION}",
-        "severity": "P1",
-        "window": {"start": _iso(t["window_start"]), "end": _iso(t["end"])},
-    }
+    incident = incident_fields("SANDBOX-POOL-EXHAUSTION",
+                               f"scr-api 5xx spike and timeouts after deploy of {FAMILY}:{NEW_REVISION}", "P1", t)
     resources = {
         "alb": {"load_balancer": LB_DIMENSION, "target_group": TG_DIMENSION},
         "ecs": {"cluster": ECS_CLUSTER, "services": [SERVICE]},
@@ -686,4 +633,4 @@ def _traceback() -> str:
     )
 
 
-__all__ = ["play", "Plan", "timeline", "load_aws", "start_workload"]
+__all__ = ["play", "Plan", "load_aws", "start_workload"]

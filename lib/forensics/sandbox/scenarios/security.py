@@ -12,7 +12,7 @@ window, order kept. Planted on top, all in the window:
 - T0+21..24 min: a burst of ``secretsmanager:GetSecretValue`` (36 calls over the application's secrets)
   by the same principal from the same address.
 
-``LookupEvents`` is served by the in-process handler in ``sandbox/aws_extensions.py``.
+``LookupEvents`` is served by the in-process handler in ``sandbox/moto_ext/cloudtrail.py``.
 """
 
 from __future__ import annotations
@@ -20,14 +20,13 @@ from __future__ import annotations
 import gzip
 import json
 import random
-import uuid
 from pathlib import Path
 
 import pandas as pd
 
-from .. import aws_extensions as ext
+from .. import moto_ext as ext
 from . import Played, register
-from .pool_exhaustion import timeline
+from .common import incident_fields, iso, timeline, uuid4
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "cloudtrail" / "invictus-ir-aws-dataset-subset.json.gz"
 SEED = 4242
@@ -49,10 +48,6 @@ def load_records() -> list[dict]:
         return json.load(fh)
 
 
-def _iso(ts: pd.Timestamp) -> str:
-    return ts.tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _retime(records: list[dict], t: dict) -> list[dict]:
     """The earlier 60% into [window_start - 20 h, window_start - 1 h], the rest into the window (2 min in
     from each side), each part mapped linearly so order and relative spacing are kept."""
@@ -67,18 +62,18 @@ def _retime(records: list[dict], t: dict) -> list[dict]:
         span = (t1 - t0) or pd.Timedelta(seconds=1)
         for r, ts in zip(part, times):
             new = lo + (hi - lo) * ((ts - t0) / span)
-            out.append({**r, "eventTime": _iso(new.floor("s"))})
+            out.append({**r, "eventTime": iso(new.floor("s"))})
     return out
 
 
 def _event(rng: random.Random, ts: pd.Timestamp, source: str, name: str, read_only: bool, params=None,
            resources=None) -> dict:
     return {
-        "eventVersion": "1.08", "eventTime": _iso(ts), "eventSource": source, "eventName": name,
+        "eventVersion": "1.08", "eventTime": iso(ts), "eventSource": source, "eventName": name,
         "awsRegion": "eu-west-1", "sourceIPAddress": ATTACKER_IP, "userAgent": USER_AGENT,
         "userIdentity": {"type": "IAMUser", "principalId": "AIDAZ7EXAMPLEPRINCIPAL", "arn": PRINCIPAL_ARN,
                          "accountId": ACCOUNT, "accessKeyId": LEAKED_KEY, "userName": PRINCIPAL_NAME},
-        "requestParameters": params, "eventID": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+        "requestParameters": params, "eventID": uuid4(rng),
         "readOnly": read_only, "eventType": "AwsApiCall", "managementEvent": True, "recipientAccountId": ACCOUNT,
         "eventCategory": "Management", **({"resources": resources} if resources else {}),
     }
@@ -115,7 +110,6 @@ def play(sb) -> Played:
         "get_secret_value_burst": BURST, "real_records": len(real),
         "baseline_records": sum(pd.Timestamp(r["eventTime"]) < t["window_start"] for r in real),
     }
-    incident = {"incident": "SANDBOX-SECURITY", "title": "Leaked access key suspected", "severity": "P0",
-                "window": {"start": _iso(t["window_start"]), "end": _iso(t["end"])}}
+    incident = incident_fields("SANDBOX-SECURITY", "Leaked access key suspected", "P0", t)
     resources = {"cloudtrail": {"baseline_hours": BASELINE_HOURS}}
     return Played(truth=truth, incident=incident, resources=resources, workloads=[])
