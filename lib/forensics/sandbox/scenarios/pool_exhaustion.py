@@ -77,6 +77,15 @@ WAITER_SQL = "UPDATE accounts SET balance_cents = balance_cents + %s, updated_at
 IDLE_TX_SQL = ("SELECT orders.id, orders.status, orders.total_cents, orders.created_at FROM orders "
                "WHERE orders.account_id = %s ORDER BY orders.created_at DESC LIMIT %s")
 
+# ---- evidence outside CloudWatch: ALB access logs in S3, PostgreSQL's own log -----------------------------
+ACCESS_LOG_BUCKET = "scr-production-alb-logs"
+ACCESS_LOG_PREFIX = "scr-api"
+#: requests per minute written to the access logs (the sandbox writes a sample: ~1 in 30 of the metrics')
+ACCESS_LOG_PER_MINUTE = 40
+FAILING_ENDPOINT = "GET /api/v1/orders/{n}"
+PG_LOG_GROUP = f"/aws/rds/instance/{RDS_INSTANCE}/postgresql"
+PG_SLOTS_FATAL = "remaining connection slots are reserved for non-replication superuser connections"
+
 N_IDLE_IN_TX_SELECT = 7  # + the lock holder = 8 idle in transaction
 N_IDLE_API = 8
 N_IDLE_WORKER = 3
@@ -441,6 +450,74 @@ class Plan:
         }
 
 
+# ---- evidence outside CloudWatch ---------------------------------------------------------------------------
+def access_log_lines(plan: Plan) -> list[tuple[pd.Timestamp, str]]:
+    """A sample of the API's requests as the ALB logs them: from the onset, the orders endpoint (the one
+    that holds a database connection) fails with 500s and 504s after seconds of waiting; checkout fails
+    now and then; the catalogue (served from cache) and the profile keep answering."""
+    from ..s3_evidence import alb_line
+
+    rng = np.random.default_rng(plan.seed + 17)  # its own stream: the rest of the plan is unchanged
+    t = plan.t
+    endpoints = [("GET", "/api/v1/orders/{}", 0.35), ("POST", "/api/v1/checkout", 0.15),
+                 ("GET", "/api/v1/catalog/items/{}", 0.35), ("GET", "/api/v1/me", 0.15)]
+    weights = [w for *_, w in endpoints]
+    clients = [f"198.51.100.{i}" for i in range(2, 40)] + [f"203.0.113.{i}" for i in range(100, 120)]
+    agents = ["Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 Safari/605.1.15",
+              "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/131.0 Safari/537.36", "scr-mobile/5.12.0 (iOS 18.1)"]
+    tg = plan.target_group_arn
+    out = []
+    for minute in plan.minutes:
+        serving = plan.serving(minute) or plan.tasks[:1]
+        for k in range(ACCESS_LOG_PER_MINUTE):
+            ts = minute + pd.Timedelta(seconds=float(rng.uniform(0, 60)))
+            verb, path, _ = endpoints[rng.choice(len(endpoints), p=weights)]
+            path = path.format(int(rng.integers(1000, 99999)))
+            task = serving[int(rng.integers(len(serving)))]
+            latency = float(rng.lognormal(np.log(0.06), 0.3))
+            elb_status = target_status = 200
+            target = f"{task['ip']}:8000"
+            failing = ts >= t["onset"] and (path.startswith("/api/v1/orders/") and rng.random() < 0.8
+                                            or path == "/api/v1/checkout" and rng.random() < 0.3)
+            if ts >= t["deploy"] and path.startswith("/api/v1/orders/"):
+                latency = float(rng.uniform(2.0, 10.0)) if ts >= t["onset"] else latency * 4
+            if failing:
+                if rng.random() < 0.25:  # the ALB gave up waiting: 504, no target status
+                    elb_status, target_status, latency = 504, None, None
+                else:
+                    elb_status = target_status = 500
+            out.append((ts, alb_line(
+                time=ts, elb=LB_DIMENSION, client=f"{clients[int(rng.integers(len(clients)))]}:{int(rng.integers(1024, 65535))}",
+                target=target, request=f"{verb} https://api.scr.example:443{path} HTTP/2.0",
+                user_agent=agents[int(rng.integers(len(agents)))], elb_status=elb_status,
+                target_status=target_status, target_time=latency, target_group_arn=tg,
+                trace_id=f"Root=1-{int(ts.timestamp()):08x}-{rng.bytes(12).hex()}",
+                error_reason="TargetResponseTimeout" if elb_status == 504 else None)))
+    return out
+
+
+def pg_log_lines(plan: Plan) -> dict[str, list[tuple[int, str]]]:
+    """PostgreSQL's own log (RDS export): checkpoints all along, and from the onset the connection
+    attempts refused because the slots are taken."""
+    from ..s3_evidence import rds_log_line
+
+    rng = np.random.default_rng(plan.seed + 23)
+    t = plan.t
+    lines = []
+    for minute in plan.minutes:
+        if minute.minute % 5 == 0:
+            lines.append((minute, rds_log_line(minute, "LOG", "checkpoint starting: time", client="[local]",
+                                               user="rdsadmin", database="rdsadmin", pid=1234)))
+        if minute >= t["onset"]:
+            for _ in range(int(rng.integers(2, 6))):
+                ts = minute + pd.Timedelta(seconds=float(rng.uniform(0, 60)))
+                task = plan.tasks[int(rng.integers(len(plan.tasks)))]
+                lines.append((ts, rds_log_line(ts, "FATAL", PG_SLOTS_FATAL, client=f"{task['ip']}({int(rng.integers(30000, 60000))})",
+                                               pid=int(rng.integers(20000, 30000)))))
+    lines.sort(key=lambda x: x[0])
+    return {f"{RDS_INSTANCE}.0": [(epoch_ms(ts), line) for ts, line in lines]}
+
+
 # ---- loading ----------------------------------------------------------------------------------------
 def load_aws(sb, plan: Plan) -> dict:
     """Put the plan into the sandbox's moto server; returns what the truth needs from AWS."""
@@ -452,6 +529,14 @@ def load_aws(sb, plan: Plan) -> dict:
 
     # Logs
     n_events = put_logs(sb.client("logs"), LOG_GROUP, plan.log_events)
+    pg_log = pg_log_lines(plan)
+    put_logs(sb.client("logs"), PG_LOG_GROUP, pg_log)
+    # ALB access logs, delivered to S3 as the load balancer would
+    from ..s3_evidence import put_alb_logs
+
+    requests = access_log_lines(plan)
+    put_alb_logs(sb.client("s3"), ACCESS_LOG_BUCKET, ACCESS_LOG_PREFIX, sb.account_id, sb.region, LB_DIMENSION,
+                 requests)
 
     # EC2 network + ALB + target group
     ec2 = sb.client("ec2")
@@ -539,6 +624,8 @@ def load_aws(sb, plan: Plan) -> dict:
             "evaluatedDatapoints": [{"timestamp": a["breach"].strftime("%Y-%m-%dT%H:%M:%S.000+0000"),
                                      "sampleCount": 1.0, "value": a["value"]}]})
     return {"load_balancer_arn": lb_arn, "target_group_arn": tg_arn, "log_events": n_events,
+            "pg_connection_refusals": sum(PG_SLOTS_FATAL in line for _, line in next(iter(pg_log.values()))),
+            "access_log_requests": len(requests),
             "new_task_definition_arn": new_td, "previous_task_definition_arn": old_td}
 
 
@@ -608,11 +695,14 @@ def play(sb) -> Played:
         "old_tasks": [x["id"] for x in plan.tasks if x["revision"] == PREVIOUS_REVISION],
         "new_tasks": [x["id"] for x in plan.tasks if x["revision"] == NEW_REVISION],
         "alarms": {a["name"]: {"state": "ALARM", "time": a["time"], "metric": a["metric"]} for a in plan.alarms},
+        "failing_endpoint": FAILING_ENDPOINT, "access_log_requests": aws["access_log_requests"],
+        "pg_log_group": PG_LOG_GROUP, "pg_connection_refusals": aws["pg_connection_refusals"],
     }
     incident = incident_fields("SANDBOX-POOL-EXHAUSTION",
                                f"scr-api 5xx spike and timeouts after deploy of {FAMILY}:{NEW_REVISION}", "P1", t)
     resources = {
-        "alb": {"load_balancer": LB_DIMENSION, "target_group": TG_DIMENSION},
+        "alb": {"load_balancer": LB_DIMENSION, "target_group": TG_DIMENSION,
+                "access_logs": {"bucket": ACCESS_LOG_BUCKET, "prefix": ACCESS_LOG_PREFIX}},
         "ecs": {"cluster": ECS_CLUSTER, "services": [SERVICE]},
         "rds": {"instance": RDS_INSTANCE},
         "logs": {"app": [LOG_GROUP]},

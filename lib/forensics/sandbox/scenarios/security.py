@@ -41,6 +41,10 @@ SECRETS = ("scr/production/DATABASE_URL", "scr/production/OPENAI_API_KEY", "scr/
            "scr/production/STRIPE_SECRET_KEY", "scr/production/JWT_SIGNING_KEY", "scr/production/SENDGRID_API_KEY")
 BURST = 36
 USER_AGENT = "python-requests/2.31.0"
+TRAIL_BUCKET, TRAIL_PREFIX = "scr-cloudtrail-logs", "org-trail"
+EXPORTS_BUCKET = "scr-customer-exports"
+EXFIL_OBJECTS = 400
+WORKER_ROLE = f"arn:aws:sts::{ACCOUNT}:assumed-role/scr-export-worker/export-7f3a"
 
 
 def load_records() -> list[dict]:
@@ -97,19 +101,56 @@ def planted(t: dict, seed: int = SEED) -> list[dict]:
     return out
 
 
+def _data_event(rng: random.Random, ts: pd.Timestamp, arn: str, ip: str, agent: str, key: str,
+                identity_type: str = "IAMUser") -> dict:
+    return {
+        "eventVersion": "1.09", "eventTime": iso(ts), "eventSource": "s3.amazonaws.com", "eventName": "GetObject",
+        "awsRegion": "eu-west-1", "sourceIPAddress": ip, "userAgent": agent,
+        "userIdentity": {"type": identity_type, "arn": arn, "accountId": ACCOUNT},
+        "requestParameters": {"bucketName": EXPORTS_BUCKET, "key": key, "Host": f"{EXPORTS_BUCKET}.s3.amazonaws.com"},
+        "additionalEventData": {"bytesTransferredOut": rng.randint(20_000, 900_000)},
+        "resources": [{"type": "AWS::S3::Object", "ARN": f"arn:aws:s3:::{EXPORTS_BUCKET}/{key}"},
+                      {"accountId": ACCOUNT, "type": "AWS::S3::Bucket", "ARN": f"arn:aws:s3:::{EXPORTS_BUCKET}"}],
+        "eventID": uuid4(rng), "readOnly": True, "eventType": "AwsApiCall",
+        "managementEvent": False, "recipientAccountId": ACCOUNT, "eventCategory": "Data",
+    }
+
+
+def data_events(t: dict, seed: int = SEED + 1) -> tuple[list[dict], list[dict]]:
+    """(background, exfiltration): the export worker's steady reads over the baseline day and the window,
+    and the leaked key's bulk read of the export bucket."""
+    rng = random.Random(seed)
+    background = []
+    ts = t["window_start"] - pd.Timedelta(hours=BASELINE_HOURS - 1)
+    while ts < t["end"]:
+        background.append(_data_event(rng, ts, WORKER_ROLE, f"10.0.1.{rng.randint(10, 60)}", "aws-sdk-go-v2/1.30",
+                                      f"exports/{ts:%Y/%m/%d}/org-{rng.randint(100, 999)}.csv.gz", "AssumedRole"))
+        ts += pd.Timedelta(seconds=rng.randint(45, 75))
+    start = t["deploy"] + pd.Timedelta(minutes=25)
+    exfil = [_data_event(rng, start + pd.Timedelta(seconds=int(i * 180 / EXFIL_OBJECTS)), PRINCIPAL_ARN, ATTACKER_IP,
+                         USER_AGENT, f"exports/customers/part-{i:05d}.csv.gz") for i in range(EXFIL_OBJECTS)]
+    return background, exfil
+
+
 @register("security")
 def play(sb) -> Played:
     t = timeline(sb.now)
     real = _retime(load_records(), t)
     plant = planted(t)
-    ext.add_cloudtrail_events(sb.backend("cloudtrail"), real + plant)
+    ext.add_cloudtrail_events(sb.backend("cloudtrail"), real + plant)  # LookupEvents: management events
+    background, exfil = data_events(t)
+    from ..s3_evidence import put_trail
+
+    put_trail(sb.client("s3"), TRAIL_BUCKET, TRAIL_PREFIX, ACCOUNT, "eu-west-1", real + plant + background + exfil)
     create = next(e for e in plant if e["eventName"] == "CreateAccessKey")
     truth = {
         "principal": PRINCIPAL_ARN, "source_ip": ATTACKER_IP, "leaked_key": LEAKED_KEY,
         "create_access_key_at": pd.Timestamp(create["eventTime"]), "new_key_for": NEW_KEY_FOR,
         "get_secret_value_burst": BURST, "real_records": len(real),
         "baseline_records": sum(pd.Timestamp(r["eventTime"]) < t["window_start"] for r in real),
+        "exfil_bucket": EXPORTS_BUCKET, "exfil_objects": EXFIL_OBJECTS,
+        "exfil_at": pd.Timestamp(exfil[0]["eventTime"]), "trail_bucket": TRAIL_BUCKET,
     }
     incident = incident_fields("SANDBOX-SECURITY", "Leaked access key suspected", "P0", t)
-    resources = {"cloudtrail": {"baseline_hours": BASELINE_HOURS}}
+    resources = {"cloudtrail": {"baseline_hours": BASELINE_HOURS, "bucket": TRAIL_BUCKET, "prefix": TRAIL_PREFIX}}
     return Played(truth=truth, incident=incident, resources=resources, workloads=[])
