@@ -165,38 +165,51 @@ def _shared_or_none(masked: str) -> str | None:
     return None if _LONE_DIGIT_RUN.search(masked) else masked
 
 
-def _generalise(masked: dict[str, int], *, min_distinct: int = 5) -> dict[str, str]:
+#: Chosen leave-one-system-out on the five Loghub dev systems (tests/bench/test_bench_signatures.py).
+MIN_DISTINCT = 6
+
+
+def _generalise(masked: dict[str, int], *, min_distinct: int = MIN_DISTINCT) -> dict[str, str]:
     """Stage 2: map each masked text (with its number of occurrences) to its template."""
     by_length: dict[int, list[tuple[list[str], int, str]]] = defaultdict(list)
     for text in sorted(masked):
         tokens = text.split(" ")
         by_length[len(tokens)].append((tokens, masked[text], text))
-    result: dict[str, str] = {}
+    groups: dict[tuple[str | None, ...], list[tuple[list[str], str]]] = defaultdict(list)
     for items in by_length.values():
         freq: Counter[tuple[int, str]] = Counter()
         for tokens, count, _ in items:
             for position, token in enumerate(tokens):
                 freq[(position, token)] += count
-        groups: dict[tuple[str | None, ...], list[tuple[list[str], str]]] = defaultdict(list)
         for tokens, _, text in items:
             weights = [freq[(p, t)] for p, t in enumerate(tokens)]
             # The longest common pattern: the frequency shared by most tokens (ties: the higher one).
             sizes = Counter(weights)
             root = max(sizes, key=lambda w: (sizes[w], w))
-            key = tuple(t if w == root else None for t, w in zip(tokens, weights))
-            groups[key].append((tokens, text))
-        for key, members in groups.items():
-            variable = set()
-            for position, word in enumerate(key):
-                if word is None:
-                    values = {tokens[position] for tokens, _ in members}
-                    # Many values, or a value already seen as a variable: the slot is a variable.
-                    if len(values) >= min_distinct or (len(values) > 1 and any(WILDCARD in v for v in values)):
-                        variable.add(position)
-            for tokens, text in members:
-                result[text] = " ".join(
-                    _variable_token(t) if p in variable else t for p, t in enumerate(tokens)
-                )
+            groups[tuple(t if w == root else None for t, w in zip(tokens, weights))].append((tokens, text))
+    # A slot outside the pattern is a variable when it takes many values or a masked one. The values
+    # of such slots, at their position, make the same slot of another group a variable too when all
+    # its values are among them (a program name in a rare event as in a frequent one).
+    variables: dict[tuple[str | None, ...], set[int]] = {}
+    seen_variable: dict[int, set[str]] = defaultdict(set)
+    for key, members in groups.items():
+        variables[key] = set()
+        for position, word in enumerate(key):
+            if word is None:
+                values = {tokens[position] for tokens, _ in members}
+                if len(values) >= min_distinct or (len(values) > 1 and any(WILDCARD in v for v in values)):
+                    variables[key].add(position)
+                    seen_variable[position] |= values
+    result: dict[str, str] = {}
+    for key, members in groups.items():
+        variable = set(variables[key])
+        for position, word in enumerate(key):
+            if word is None and position not in variable:
+                values = {tokens[position] for tokens, _ in members}
+                if len(values) > 1 and values <= seen_variable[position]:
+                    variable.add(position)
+        for tokens, text in members:
+            result[text] = " ".join(_variable_token(t) if p in variable else t for p, t in enumerate(tokens))
     return result
 
 
@@ -207,10 +220,6 @@ def _variable_token(token: str) -> str:
     """``user=<*>`` for ``user=alice``: the field name stays in the template."""
     m = _KEY_PREFIX.match(token)
     return (m.group(0) + WILDCARD) if m and m.end() < len(token) else WILDCARD
-
-
-#: Chosen leave-one-system-out on the five Loghub dev systems (tests/bench/test_bench_signatures.py).
-MIN_DISTINCT = 6
 
 
 def assign(messages: pd.Series | Iterable[str], *, min_distinct: int = MIN_DISTINCT) -> pd.Series:
