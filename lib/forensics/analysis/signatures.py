@@ -12,7 +12,8 @@ Two stages, both deterministic and independent of message order:
    how often its (position, word) occurs. The words of a text that share one frequency, the largest
    such set, are its *longest common pattern*: they come from the logging statement. Texts with the
    same pattern form a group; in a group, a position outside the pattern taking ``min_distinct``
-   distinct values or more is a variable, one with fewer values (``LEADING``/``FOLLOWING``) stays
+   distinct values or more, or a masked value, or only values already seen as a variable at that
+   position in another group, is a variable; one with fewer values (``LEADING``/``FOLLOWING``) stays
    constant and so tells events apart. The first token gets no special treatment (a program name
    such as ``chrome.exe`` is as variable as any other field).
 
@@ -20,9 +21,8 @@ Two stages, both deterministic and independent of message order:
 OpenStack, Zookeeper, 2022 corrected ground truth): tests/bench/test_bench_signatures.py picks it on
 four systems and reports grouping accuracy on the fifth, beside Drain's published figure.
 
-Speed: work is done once per distinct raw text, and masking once per distinct *digit shape* of a text
-(all digits read as one): the masks never tell one digit from another, so two texts of the same shape whose
-mask keeps no digit have the same masked text.
+Speed: work is done once per distinct raw text, masking once per *digit shape* where that is exact
+(see ``mask_many``), grouping once per distinct masked text.
 """
 
 from __future__ import annotations
