@@ -26,6 +26,25 @@ def _fmt_int(v) -> str:
     return f"{int(v):,}" if isinstance(v, (int, float)) and v == v else "unknown"
 
 
+#: findings already told by the "Slow statement" line
+_SLOW_KEYS = ("top_statements", "top_statements_ranking")
+
+
+def _slow_statement(findings: dict) -> tuple[str, str] | None:
+    """The statement that took the most time, and how that was ranked, from the same ranking both
+    notebooks use (:func:`forensics.analysis.statements.by_time_spent`): slow-queries' window delta
+    when it ran, else db-connections' single snapshot."""
+    sq, db = findings.get("slow-queries", {}), findings.get("db-connections", {})
+    top = sq.get("top_statements") if sq.get("status", "ok") == "ok" else None
+    if top:
+        how = sq.get("top_statements_ranking") or "most time between two pg_stat_statements snapshots"
+        return str(top[0].get("query")), f"slow-queries: {top[0].get('calls')} calls, {how}"
+    if db.get("slow_statements"):
+        how = db.get("slow_statements_ranking") or "most total time since pg_stat_statements was reset"
+        return str(db["slow_statements"][0]), f"db-connections: {how}"
+    return None
+
+
 def _root_cause(findings: dict) -> list[str]:
     """Evidence-backed statements, one per notebook that found something; never a guess."""
     lines = []
@@ -49,13 +68,14 @@ def _root_cause(findings: dict) -> list[str]:
     for b in (db.get("blockers") or [])[:3]:
         lines.append(f"- **Lock chain**: pid {b.get('pid')} (`{b.get('application_name')}`, {b.get('state')}) "
                      f"blocks {b.get('waiting')} session(s).")
-    if db.get("slow_statements"):
-        lines.append(f"- **Slow statement**: `{str(db['slow_statements'][0])[:200]}`.")
+    slow = _slow_statement(findings)
+    if slow:
+        lines.append(f"- **Slow statement**: `{slow[0][:200]}` ({slow[1]}).")
     for name, f in findings.items():
         if name in ("api-errors", "db-connections", "overview") or f.get("status") != "ok":
             continue
-        headline = {k: v for k, v in f.items() if k not in ("status", "unknown", "failed_sources", "error")
-                    and v not in (None, [], {}, False)}
+        headline = {k: v for k, v in f.items() if k not in ("status", "unknown", "failed_sources", "error",
+                                                            *_SLOW_KEYS) and v not in (None, [], {}, False)}
         if headline:
             key, value = next(iter(headline.items()))
             lines.append(f"- **{name}**: {key} = `{str(value)[:200]}` (see its notebook).")
