@@ -283,9 +283,11 @@ def by_time_spent(
                + (f" ({reset.isoformat()})" if reset is not None else "")
                + "; one snapshot only, so not limited to the incident window")
         ranked.attrs = {"warnings": []}
-    ranked["kind"] = [kind(q) for q in ranked["query"]] if "query" in ranked else "application"
-    if "total_exec_time" in ranked:
-        ranked = ranked.sort_values("total_exec_time", ascending=False, na_position="last", kind="stable")
+    for col in ("queryid", "query", "calls", "total_exec_time", "mean_exec_time"):
+        if col not in ranked:  # a failed capture arrives as a frame without columns
+            ranked[col] = pd.Series(dtype="object" if col == "query" else "float64")
+    ranked["kind"] = [kind(q) for q in ranked["query"]]
+    ranked = ranked.sort_values("total_exec_time", ascending=False, na_position="last", kind="stable")
     ranked = ranked.reset_index(drop=True)
     ranked.attrs["ranking"] = (how + "; utility, DDL and bulk-load statements and the collector's own are "
                                "listed apart")
@@ -293,8 +295,6 @@ def by_time_spent(
 
 
 def _select(ranked: pd.DataFrame, keep, n: int, min_mean_ms: float) -> pd.DataFrame:
-    if "total_exec_time" not in ranked or ranked.empty:
-        return ranked.iloc[0:0]
     sel = ranked[keep & ranked["total_exec_time"].notna()]
     if "evicted" in sel:
         sel = sel[~sel["evicted"].astype(bool)]
