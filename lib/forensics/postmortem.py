@@ -29,6 +29,25 @@ def _fmt_int(v) -> str:
     return f"{int(v):,}" if isinstance(v, (int, float)) and v == v else "unknown"
 
 
+#: findings already told by the "Slow statement" line
+_SLOW_KEYS = ("top_statements", "top_statements_ranking")
+
+
+def _slow_statement(findings: dict) -> tuple[str, str] | None:
+    """The statement that took the most time, and how that was ranked, from the same ranking both
+    notebooks use (:func:`forensics.analysis.statements.by_time_spent`): slow-queries' window delta
+    when it ran, else db-connections' single snapshot."""
+    sq, db = findings.get("slow-queries", {}), findings.get("db-connections", {})
+    top = sq.get("top_statements") if sq.get("status", "ok") == "ok" else None
+    if top:
+        how = sq.get("top_statements_ranking") or "most time between two pg_stat_statements snapshots"
+        return str(top[0].get("query")), f"slow-queries: {top[0].get('calls')} calls, {how}"
+    if db.get("slow_statements"):
+        how = db.get("slow_statements_ranking") or "most total time since pg_stat_statements was reset"
+        return str(db["slow_statements"][0]), f"db-connections: {how}"
+    return None
+
+
 def _evidence_link(e: dict) -> str:
     if e.get("finding") == "timing":
         return f"timing: {e['says']}"
@@ -52,22 +71,27 @@ def _hypothesis_paragraph(h: dict) -> list[str]:
     return [text, ""]
 
 
-def _root_cause(diag: dict) -> list[str]:
+def _root_cause(diag: dict, findings: dict) -> list[str]:
     """One paragraph per hypothesis that holds (primary, alternatives, concurrent incidents), then the
-    hypotheses the evidence rules out; never a guess beyond the runbook entries."""
-    if diag.get("error"):
-        return [f"The diagnosis could not run: {diag['error']}", ""]
+    hypotheses the evidence rules out, then the statement that took the most database time (ranked as the
+    notebooks rank it); never a guess beyond the runbook entries."""
     holding = [h for h in diag.get("hypotheses", []) if h["holds"]]
-    if not holding:
-        return ["No runbook entry is supported by the evidence in this record.", ""]
-    lines = []
-    for h in holding:  # rank order: the primary and its alternatives, then each concurrent incident's
-        lines += _hypothesis_paragraph(h)
-    ruled_out = [h for h in diag["hypotheses"] if not h["holds"] and h["verdict"].startswith("refuted")]
-    if ruled_out:
-        lines.append("Ruled out by the evidence:")
-        lines += [f"- {' → '.join(h['chain']) or h['id']}: {h['verdict']}" for h in ruled_out]
-        lines.append("")
+    if diag.get("error"):
+        lines = [f"The diagnosis could not run: {diag['error']}", ""]
+    elif not holding:
+        lines = ["No runbook entry is supported by the evidence in this record.", ""]
+    else:
+        lines = []
+        for h in holding:  # rank order: the primary and its alternatives, then each concurrent incident's
+            lines += _hypothesis_paragraph(h)
+        ruled_out = [h for h in diag["hypotheses"] if not h["holds"] and h["verdict"].startswith("refuted")]
+        if ruled_out:
+            lines.append("Ruled out by the evidence:")
+            lines += [f"- {' → '.join(h['chain']) or h['id']}: {h['verdict']}" for h in ruled_out]
+            lines.append("")
+    slow = _slow_statement(findings)
+    if slow:
+        lines += [f"**Slow statement**: `{slow[0][:200]}` ({slow[1]}).", ""]
     return lines
 
 
@@ -146,7 +170,7 @@ def render(incident: Incident, findings: dict, notebooks: Iterable[dict], data_f
               "- --:-- - Service restored " + BLANK, "", "## Root Cause", "",
               "From the runbook entries the evidence supports (diagnosis in findings.json; confirm before "
               "publishing):", ""]
-    lines += _root_cause(diag)
+    lines += _root_cause(diag, findings)
     lines += ["## Impact", "",
               f"- Requests affected: {_fmt_int(failed) if failed is not None else BLANK}"
               + (f" of {_fmt_int(impact.get('requests'))} from the onset" + (" to the recovery" if ov.get("recovered") else
