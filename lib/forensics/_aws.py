@@ -33,6 +33,9 @@ READ_OPERATIONS: dict[str, tuple[str, ...]] = {
     "s3": ("ListObjectsV2", "GetObject"),
     "athena": ("StartQueryExecution", "GetQueryExecution", "GetQueryResults", "StopQueryExecution"),
     "glue": ("GetDatabase", "GetTable", "GetPartitions"),
+    # Scheduled jobs: EventBridge rules with a schedule and EventBridge Scheduler schedules.
+    "events": ("ListRules", "ListTargetsByRule"),
+    "scheduler": ("ListSchedules", "GetSchedule"),
 }
 #: IAM service prefixes where they differ from botocore's service names.
 _IAM_PREFIX = {"elbv2": "elasticloadbalancing"}

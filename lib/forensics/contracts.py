@@ -30,6 +30,8 @@ ELASTICACHE_EVENT = "elasticache-event"  # ElastiCache DescribeEvents
 FAILOVER = "failover"                  # ElastiCache DescribeEvents about a failover
 ALARM = "alarm"                        # CloudWatch DescribeAlarmHistory ("alarm-<state>" with the new state)
 ONSET = "onset"                        # analysis.onset episodes put on the timeline
+JOB_SILENT = "job-silent"              # analysis.jobs: a job's heartbeat overdue (capture job_events)
+JOB_FAILED = "job-failed"              # analysis.jobs: a schedule's first failed invocation (job_events)
 # CloudTrail events keep their API name (eventName) as their kind.
 
 #: What most often causes an incident, most likely first: a deployment beats an RDS event.

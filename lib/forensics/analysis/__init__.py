@@ -8,6 +8,8 @@
 - :mod:`.alb`         ALB access logs: endpoints, targets, latency, clients and user agents
 - :mod:`.pglog`       PostgreSQL's own log classified (connection exhaustion, deadlocks, timeouts...)
 - :mod:`.security`    CloudTrail: principals, new addresses, sensitive calls, data access and bursts
+- :mod:`.jobs`        scheduled jobs: silent jobs, late runs, failed invocations, disabled schedules
+- :mod:`.auth`        authentication failures: 401/403 by minute, client and user agent; auth error signatures
 
 :func:`records` turns a result frame into the plain list a finding holds.
 

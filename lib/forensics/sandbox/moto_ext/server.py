@@ -4,7 +4,8 @@ from __future__ import annotations
 
 ACCOUNT_HEADER = "HTTP_X_MOTO_ACCOUNT_ID"
 #: every service a sandbox puts data into (what :func:`drop_account` frees)
-SERVICES = ("cloudwatch", "logs", "ecs", "rds", "elbv2", "ec2", "sts", "elasticache", "cloudtrail")
+SERVICES = ("cloudwatch", "logs", "ecs", "rds", "elbv2", "ec2", "sts", "elasticache", "cloudtrail", "events",
+            "scheduler")
 
 
 def _wsgi_server(moto_server):

@@ -23,6 +23,14 @@ WORKER_LOG_GROUP = f"/ecs/{WORKER_SERVICE}"
 RDS_INSTANCE = "scr-production-postgres"
 #: the application name schema changes run under in pg_stat_activity
 MIGRATIONS_APP = "scr-migrations"
+#: PostgreSQL's own log, as RDS exports it to CloudWatch Logs
+PG_LOG_GROUP = f"/aws/rds/instance/{RDS_INSTANCE}/postgresql"
+#: the load balancer in front of the API and where it delivers its access logs
+LB_NAME = "scr-production-alb"
+LB_ID = "4361f80389f5693e"
+LB_DIMENSION = f"app/{LB_NAME}/{LB_ID}"
+ACCESS_LOG_BUCKET = "scr-production-alb-logs"
+ACCESS_LOG_PREFIX = "scr-api"
 
 MIN = pd.Timedelta(minutes=1)
 

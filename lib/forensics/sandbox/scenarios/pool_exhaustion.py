@@ -31,15 +31,13 @@ import pandas as pd
 from .. import moto_ext as ext
 from ..workload import Workload, create_schema, reset_statements
 from . import Played, register
-from .common import (API_LOG_GROUP, API_SERVICE, API_STREAM_PREFIX, ECS_CLUSTER, MIN, RDS_INSTANCE, app_log_line,
+from .common import (ACCESS_LOG_BUCKET, ACCESS_LOG_PREFIX, API_LOG_GROUP, API_SERVICE, API_STREAM_PREFIX,
+                     ECS_CLUSTER, LB_DIMENSION, LB_ID, LB_NAME, MIN, PG_LOG_GROUP, RDS_INSTANCE, app_log_line,
                      epoch_ms, hex_id, incident_fields, put_logs, put_metrics, timeline, uuid4)
 
 SEED = 20261123
 
 # ---- resource names (the environment file's values) ------------------------------------------------
-LB_NAME = "scr-production-alb"
-LB_ID = "4361f80389f5693e"
-LB_DIMENSION = f"app/{LB_NAME}/{LB_ID}"
 TG_NAME = API_SERVICE
 TG_ID = "9c2a6e1f7b3d5a80"
 TG_DIMENSION = f"targetgroup/{TG_NAME}/{TG_ID}"
@@ -78,12 +76,9 @@ IDLE_TX_SQL = ("SELECT orders.id, orders.status, orders.total_cents, orders.crea
                "WHERE orders.account_id = %s ORDER BY orders.created_at DESC LIMIT %s")
 
 # ---- evidence outside CloudWatch: ALB access logs in S3, PostgreSQL's own log -----------------------------
-ACCESS_LOG_BUCKET = "scr-production-alb-logs"
-ACCESS_LOG_PREFIX = "scr-api"
 #: requests per minute written to the access logs (the sandbox writes a sample: ~1 in 30 of the metrics')
 ACCESS_LOG_PER_MINUTE = 40
 FAILING_ENDPOINT = "GET /api/v1/orders/{n}"
-PG_LOG_GROUP = f"/aws/rds/instance/{RDS_INSTANCE}/postgresql"
 PG_SLOTS_FATAL = "remaining connection slots are reserved for non-replication superuser connections"
 
 N_IDLE_IN_TX_SELECT = 7  # + the lock holder = 8 idle in transaction
