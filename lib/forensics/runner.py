@@ -204,7 +204,9 @@ def _sections_needed(captures, env: dict) -> list[str]:
     caps = [registry.get(c) for c in captures]
     if any(not c.missing_sections(env) and set(c.needs) - {"aws"} for c in caps):
         return []
-    return sorted({s for c in caps for s in c.needs} - {"aws"} - set(env))
+    # an absent section by its name; a present one that lacks a key by section.key
+    return sorted({n if n.split(".")[0] in env else n.split(".")[0]
+                   for c in caps for n in c.missing_sections(env)} - {"aws"})
 
 
 def _finished(fut, name: str, progress: Progress) -> NotebookRun:
