@@ -19,12 +19,12 @@ from typing import Any
 
 import pandas as pd
 
-from .redaction.engine import PREFILTER, detect, marker
+from .redaction.engine import PREFILTER, PREFILTERS, detect, marker
 from .redaction.known import Scrubber
 from .redaction.record import scrub_record_files as _scrub_record_files
 from .redaction.rules import RULES
 
-__all__ = ["PREFILTER", "Scrubber", "found", "forget", "frame", "marker", "obj", "register",
+__all__ = ["PREFILTER", "PREFILTERS", "Scrubber", "found", "forget", "frame", "marker", "obj", "register",
            "scrub_record_files", "text"]
 
 #: This process's registry of found secrets (values in memory only).

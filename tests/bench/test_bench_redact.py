@@ -58,13 +58,20 @@ def test_redaction_speed_on_realistic_log_lines():
         lines[pos] = line
     df = pd.DataFrame({"message": lines})
 
+    from forensics.redaction.engine import PREFILTER, flag
+
     import pyarrow as pa
     import pyarrow.compute as pc
 
     redact.forget()
+    arr = pa.array(lines, pa.large_string())
     t0 = time.process_time()
-    flagged = pc.sum(pc.match_substring_regex(pa.array(lines, pa.large_string()), redact.PREFILTER)).as_py()
+    one = pc.sum(pc.match_substring_regex(arr, PREFILTER)).as_py()
+    t_one = time.process_time() - t0
+    t0 = time.process_time()
+    flagged = int(flag(arr).sum())
     t_pre = time.process_time() - t0
+    assert one == flagged
     t0 = time.process_time()
     out = redact.frame(df)
     t_frame = time.process_time() - t0
@@ -81,7 +88,8 @@ def test_redaction_speed_on_realistic_log_lines():
     changed = int((out["message"] != df["message"]).sum())
     print(f"\nredaction on {N:,} realistic log lines ({len(base):,} real lines, each made distinct; "
           f"{len(planted)} secrets planted), CPU time of one core:")
-    print(f"  prefilter (RE2 via pyarrow) alone : {N / t_pre:12,.0f} events/s  ({flagged:,} lines flagged, "
+    print(f"  prefilter as one RE2 pattern      : {N / t_one:12,.0f} events/s  (measured, not used)")
+    print(f"  prefilter as two RE2 patterns     : {N / t_pre:12,.0f} events/s  ({flagged:,} lines flagged, "
           f"{flagged / N:.1%})")
     print(f"  redact.frame (capture path)       : {N / t_frame:12,.0f} events/s  goal {GOAL:,}  "
           f"{'MET' if N / t_frame >= GOAL else 'NOT MET'}  ({changed:,} lines changed)")

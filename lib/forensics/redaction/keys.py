@@ -55,6 +55,9 @@ NOT_SECRET_NAMES = frozenset(
     "authorize authorizer authz keyword keywords keyspace keyset tokenizer tokenize tokenizers "
     "secretary token_bucket auth_method auth_type auth_mode auth_source auth_plugin".split())
 
+#: Weak words that count only when not followed by a letter or digit in the lowercased name
+#: (``basicAuth``, ``auth_header`` yes; ``authValue`` no): the prefilter can only see them that way.
+_WHOLE = {w: re.compile(w + r"(?![a-z0-9])") for w in ("auth", "authorization", "sig", "signature", "pat")}
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _SPLIT = re.compile(r"[^A-Za-z0-9]+")
 
@@ -83,7 +86,8 @@ def strength(name: str) -> str | None:
             return "password"
         if w.endswith(SECRET_WORDS) or w in ("token", "secret"):
             best = "secret"
-        elif best is None and (w in WEAK_WORDS or w.endswith("key") or w in VENDOR_WORDS):
+        elif best is None and (w in WEAK_WORDS and (w not in _WHOLE or _WHOLE[w].search(name.lower()))
+                               or w.endswith("key") or w in VENDOR_WORDS):
             best = "weak"
     pairs = {a + b for a, b in zip(ws, ws[1:])}
     if best != "secret" and pairs & {"apikey", "accesskey", "secretkey", "privatekey", "authkey", "signingkey",

@@ -135,61 +135,89 @@ class Scrubber:
 
     def frame(self, df: pd.DataFrame) -> pd.DataFrame:
         """A copy of ``df`` with every text cell (and text inside list/dict cells) scrubbed. Text columns
-        are prefiltered vectorised (RE2 through pyarrow) and each distinct flagged text is scrubbed once."""
+        are prefiltered vectorised (RE2 through pyarrow) and each distinct flagged text is scrubbed once;
+        a secret found in a later row or column is masked in the earlier ones too."""
         out = df.copy()
         text_cols = [c for c in out.columns
                      if pd.api.types.is_string_dtype(out[c].dtype) or out[c].dtype == object]
         before = len(self._known)
         for col in text_cols:
             out[col] = self._series(out[col])
-        if len(self._known) > before:  # secrets found late in the frame: mask them in earlier columns/rows
+        if len(self._known) > before and len(text_cols) > 1:  # found in a later column
             for col in text_cols:
-                out[col] = self._series(out[col], mask_only=True)
+                out[col] = self._mask_series(out[col])
         out.attrs = dict(df.attrs)
         return out
 
-    def _series(self, s: pd.Series, mask_only: bool = False) -> pd.Series:
+    def _series(self, s: pd.Series) -> pd.Series:
+        import pyarrow as pa
+
         values = s.to_numpy(dtype=object, na_value=None).copy()
-        is_str = np.fromiter((isinstance(v, str) for v in values), bool, len(values))
         changed = False
-        if s.dtype == object:
+        try:  # the common case: only text and nulls, converted to arrow in one call
+            arr = pa.array(values, type=pa.large_string(), from_pandas=True)
+            str_idx = None
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            is_str = np.fromiter((isinstance(v, str) for v in values), bool, len(values))
             for i in np.flatnonzero(~is_str):  # lists, dicts, arrays in object columns
                 if isinstance(values[i], (list, tuple, dict, np.ndarray)):
-                    new = self.mask_obj(values[i]) if mask_only else self.obj(values[i])
+                    new = self.obj(values[i])
                     if not _same(new, values[i]):
                         values[i] = new
                         changed = True
-        str_idx = np.flatnonzero(is_str)
-        if len(str_idx):
-            flagged = str_idx[self._flag(values[str_idx], mask_only)]
-            cache: dict[str, str] = {}
-            for i in flagged:
-                v = values[i]
-                new = cache.get(v)
-                if new is None:
-                    new = cache[v] = self.mask(v) if mask_only else self.text(v)
-                if new != v:
+            str_idx = np.flatnonzero(is_str)
+            arr = pa.array(values[str_idx], type=pa.large_string())
+        known_before = len(self._known)
+        hits = np.flatnonzero(self._flag(arr))
+        flagged = hits if str_idx is None else str_idx[hits]
+        cache: dict[str, str] = {}
+        for i in flagged:
+            v = values[i]
+            new = cache.get(v)
+            if new is None:
+                new = cache[v] = self.text(v)
+            if new != v:
+                values[i] = new
+                changed = True
+        if len(self._known) > known_before:  # found in a later row: mask it in the rows before too
+            hits = np.flatnonzero(self._flag(arr, known_only=True))
+            for i in hits if str_idx is None else str_idx[hits]:
+                new = self.mask_obj(values[i])
+                if not _same(new, values[i]):
                     values[i] = new
                     changed = True
         if not changed:
             return s
         out = pd.Series(values, index=s.index, name=s.name)
-        if s.dtype != object:
-            out = out.astype(s.dtype)
-        return out
+        return out if s.dtype == object else out.astype(s.dtype)
 
-    def _flag(self, texts: np.ndarray, mask_only: bool) -> np.ndarray:
+    def _mask_series(self, s: pd.Series) -> pd.Series:
         import pyarrow as pa
+
+        values = s.to_numpy(dtype=object, na_value=None).copy()
+        try:
+            rows = np.flatnonzero(self._flag(pa.array(values, type=pa.large_string(), from_pandas=True), True))
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            rows = range(len(values))
+        changed = False
+        for i in rows:
+            new = self.mask_obj(values[i])
+            if not _same(new, values[i]):
+                values[i], changed = new, True
+        if not changed:
+            return s
+        out = pd.Series(values, index=s.index, name=s.name)
+        return out if s.dtype == object else out.astype(s.dtype)
+
+    def _flag(self, arr, known_only: bool = False) -> np.ndarray:
+        """Rows that may hold a secret (prefilter) or hold a known one."""
         import pyarrow.compute as pc
 
-        alts = [] if mask_only else [engine.PREFILTER]
+        hit = np.zeros(len(arr), bool) if known_only else engine.flag(arr)
         if self._known:
-            alts.append("(?:" + "|".join(_re2_literal(v) for v in self._known) + ")")
-        if not alts:
-            return np.zeros(len(texts), bool)
-        arr = pa.array(texts, type=pa.large_string())
-        hit = pc.match_substring_regex(arr, "|".join(alts))
-        return np.asarray(hit.fill_null(False).to_numpy(zero_copy_only=False), bool)
+            known = pc.match_substring_regex(arr, "|".join(_re2_literal(v) for v in self._known))
+            hit |= np.asarray(known.fill_null(False).to_numpy(zero_copy_only=False), bool)
+        return hit
 
 
 def _same(a, b) -> bool:

@@ -202,8 +202,23 @@ FIELD_VALUE = re.compile(
 #: Gate words of the field rule: a field name must contain one of them.
 FIELD_GATE = ("pass", "pwd", "pswd", "senha", "contrasena", "secret", "token", "key", "auth", "credential", "creds", "sig", "cookie",
               "bearer", "license", "dsn", "connstr", "connectionstring", "pat", "hook", "sas") + tuple(sorted(VENDOR_WORDS))
-#: The field rule's RE2 trigger: a gate word inside a name directly followed by an assignment.
-FIELD_TRIGGER = (r"(?:" + "|".join(re.escape(w) for w in FIELD_GATE) + r")[\w$@.-]{0,80}[\"'`]?\]?[ \t]*"
-                 r"(?::=|=>|\?=|\|\|=|=|:|,)")
+#: The field rule's RE2 trigger: a gate word inside a name, an assignment, then as many value characters
+#: as the weakest acceptance needs (3 for a password field, 8 for any other; see engine.field_secret).
+_PW_GATE = ("pass", "pwd", "pswd", "senha", "contrasena")
+#: Short gate words that are common inside ordinary words (authorized, SIGHUP, path) count only as a whole
+#: word of the name (keys.strength applies the same condition).
+_WORD_GATE = ("auth", "authorization", "sig", "signature", "pat")
+_OP = r"[\"'`]?\]?[ \t]*(?::=|=>|\?=|\|\|=|=|:)[ \t]*(?:(?:bearer|basic|token|digest)[ \t]+)?"
+
+
+def _tail(n: int) -> str:
+    value = r"(?:[\"'`][^\"'`\n]{%d}|[^\s\"'`,;&<>(){}\[\]|\\]{%d})" % (n, n)
+    return r"(?:" + _OP + value + r"|[\"'`][ \t]*,[ \t]*[\"'`][^\"'`\n]{%d})" % n
+
+
+FIELD_TRIGGER = (
+    r"(?:" + "|".join(_PW_GATE) + r")[\w$@.-]*" + _tail(3)
+    + r"|(?:" + "|".join(re.escape(w) for w in FIELD_GATE if w not in _PW_GATE + _WORD_GATE) + r")[\w$@.-]*" + _tail(8)
+    + r"|(?:" + "|".join(_WORD_GATE) + r")(?:[_.$@-][\w$@.-]*)?" + _tail(8))
 
 RULES: list[Rule] = VENDOR + STRUCTURE
