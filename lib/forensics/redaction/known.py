@@ -152,8 +152,8 @@ class Scrubber:
     def _series(self, s: pd.Series) -> pd.Series:
         import pyarrow as pa
 
-        values = s.to_numpy(dtype=object, na_value=None).copy()
-        changed = False
+        values = s.to_numpy(dtype=object, na_value=None)
+        changes: dict[int, object] = {}
         try:  # the common case: only text and nulls, converted to arrow in one call
             arr = pa.array(values, type=pa.large_string(), from_pandas=True)
             str_idx = None
@@ -163,33 +163,29 @@ class Scrubber:
                 if isinstance(values[i], (list, tuple, dict, np.ndarray)):
                     new = self.obj(values[i])
                     if not _same(new, values[i]):
-                        values[i] = new
-                        changed = True
+                        changes[i] = new
             str_idx = np.flatnonzero(is_str)
             arr = pa.array(values[str_idx], type=pa.large_string())
         known_before = len(self._known)
         hits = np.flatnonzero(self._flag(arr))
-        flagged = hits if str_idx is None else str_idx[hits]
         cache: dict[str, str] = {}
-        for i in flagged:
+        for i in hits if str_idx is None else str_idx[hits]:
             v = values[i]
             new = cache.get(v)
             if new is None:
                 new = cache[v] = self.text(v)
             if new != v:
-                values[i] = new
-                changed = True
+                changes[i] = new
         if len(self._known) > known_before:  # found in a later row: mask it in the rows before too
             hits = np.flatnonzero(self._flag(arr, known_only=True))
             for i in hits if str_idx is None else str_idx[hits]:
-                new = self.mask_obj(values[i])
-                if not _same(new, values[i]):
-                    values[i] = new
-                    changed = True
-        if not changed:
+                cur = changes.get(i, values[i])
+                new = self.mask_obj(cur)
+                if not _same(new, cur):
+                    changes[i] = new
+        if not changes:
             return s
-        out = pd.Series(values, index=s.index, name=s.name)
-        return out if s.dtype == object else out.astype(s.dtype)
+        return _with_changes(s, changes)
 
     def _mask_series(self, s: pd.Series) -> pd.Series:
         import pyarrow as pa
@@ -218,6 +214,25 @@ class Scrubber:
             known = pc.match_substring_regex(arr, "|".join(_re2_literal(v) for v in self._known))
             hit |= np.asarray(known.fill_null(False).to_numpy(zero_copy_only=False), bool)
         return hit
+
+
+def _with_changes(s: pd.Series, changes: dict) -> pd.Series:
+    if s.dtype == object or all(isinstance(v, str) for v in changes.values()):
+        out = s.copy()
+        idx = list(changes)
+        if s.dtype == object:  # lists stay lists: assign cell by cell through the numpy view
+            arr = out.to_numpy(copy=False)
+            if arr.flags.writeable:
+                for i in idx:
+                    arr[i] = changes[i]
+                return out
+        out.iloc[idx] = [changes[i] for i in idx]
+        return out
+    values = s.to_numpy(dtype=object, na_value=None).copy()
+    for i, v in changes.items():
+        values[i] = v
+    out = pd.Series(values, index=s.index, name=s.name)
+    return out if s.dtype == object else out.astype(s.dtype)
 
 
 def _same(a, b) -> bool:
