@@ -15,15 +15,10 @@ import base64
 import hashlib
 import json
 import random
-import string
 import uuid
 from dataclasses import dataclass
 
-_UP = string.ascii_uppercase + string.digits
-_ALNUM = string.ascii_letters + string.digits
-_B64 = _ALNUM + "+/"
-_URLSAFE = _ALNUM + "-_"
-_HEX = "0123456789abcdef"
+from .secrets_corpus import _ALNUM, _B64, _HEX, _UP, _URLSAFE, _r
 
 
 @dataclass(frozen=True)
@@ -44,7 +39,7 @@ class _Gen:
         self.rng = random.Random(seed)
 
     def r(self, alphabet: str, n: int) -> str:
-        return "".join(self.rng.choice(alphabet) for _ in range(n))
+        return _r(self.rng, alphabet, n)
 
     def pw(self) -> str:
         return self.r(_ALNUM, 9) + self.rng.choice("!#%^*~") + self.r(_ALNUM, 5)

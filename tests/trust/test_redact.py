@@ -238,3 +238,11 @@ def test_scrub_record_files_masks_a_secret_redacted_in_another_process(tmp_path)
     assert out_nb["cells"][0]["outputs"][0]["data"]["image/png"] == image
     assert mark in (tmp_path / "page.html").read_text() and image in (tmp_path / "page.html").read_text()
     assert redact.scrub_record_files(tmp_path) == [], "a second pass changes nothing"
+
+
+def test_frames_read_back_from_parquet_with_list_cells_are_scrubbed(tmp_path):
+    pw = "Gx4!mQ9tLw2zRv7B"
+    pd.DataFrame({"tags": [["a", f"password={pw}"], [], ["b"]], "n": [1, 2, 3]}).to_parquet(tmp_path / "t.parquet")
+    df = pd.read_parquet(tmp_path / "t.parquet")  # list cells come back as numpy arrays
+    out = redact.frame(df)
+    assert pw not in str(out["tags"].tolist()) and list(out["tags"].iloc[2]) == ["b"]

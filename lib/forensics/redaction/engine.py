@@ -67,7 +67,7 @@ PREFILTERS = _prefilters()
 PREFILTER = "|".join(PREFILTERS)  # one pattern, for tools that take one (slower in RE2)
 
 
-def flag(texts) -> "np.ndarray":
+def flag(texts):
     """Boolean mask of the texts (a sequence of str) that may hold a secret, vectorised through pyarrow's
     RE2 kernels."""
     import numpy as np

@@ -114,24 +114,12 @@ class Scrubber:
 
     # -- containers -----------------------------------------------------------------------------
     def obj(self, value):
-        if isinstance(value, str):
-            return self.text(value)
-        if isinstance(value, dict):
-            return {k: self.obj(v) for k, v in value.items()}
-        if isinstance(value, (list, tuple)):
-            return [self.obj(v) for v in value]
-        if isinstance(value, np.ndarray) and value.dtype == object:
-            return [self.obj(v) for v in value]
-        return value
+        """Detect and mask every string inside nested dicts/lists."""
+        return _walk(value, self.text)
 
     def mask_obj(self, value):
-        if isinstance(value, str):
-            return self.mask(value)
-        if isinstance(value, dict):
-            return {k: self.mask_obj(v) for k, v in value.items()}
-        if isinstance(value, (list, tuple)) or (isinstance(value, np.ndarray) and value.dtype == object):
-            return [self.mask_obj(v) for v in value]
-        return value
+        """Mask known values in every string inside nested dicts/lists."""
+        return _walk(value, self.mask)
 
     def frame(self, df: pd.DataFrame) -> pd.DataFrame:
         """A copy of ``df`` with every text cell (and text inside list/dict cells) scrubbed. Text columns
@@ -216,6 +204,16 @@ class Scrubber:
         return hit
 
 
+def _walk(value, fn):
+    if isinstance(value, str):
+        return fn(value)
+    if isinstance(value, dict):
+        return {k: _walk(v, fn) for k, v in value.items()}
+    if isinstance(value, (list, tuple)) or (isinstance(value, np.ndarray) and value.dtype == object):
+        return [_walk(v, fn) for v in value]
+    return value
+
+
 def _with_changes(s: pd.Series, changes: dict) -> pd.Series:
     if s.dtype == object or all(isinstance(v, str) for v in changes.values()):
         out = s.copy()
@@ -235,10 +233,21 @@ def _with_changes(s: pd.Series, changes: dict) -> pd.Series:
     return out if s.dtype == object else out.astype(s.dtype)
 
 
+def _plain(value):
+    if isinstance(value, np.ndarray):
+        return [_plain(v) for v in value.tolist()]
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
 def _same(a, b) -> bool:
+    """Equal as plain Python values (parquet list cells come back as numpy arrays)."""
     try:
-        return bool(a == b) if not isinstance(b, np.ndarray) else list(b) == a
-    except ValueError:
+        return bool(_plain(a) == _plain(b))
+    except (ValueError, TypeError):
         return False
 
 
