@@ -246,3 +246,19 @@ def test_frames_read_back_from_parquet_with_list_cells_are_scrubbed(tmp_path):
     df = pd.read_parquet(tmp_path / "t.parquet")  # list cells come back as numpy arrays
     out = redact.frame(df)
     assert pw not in str(out["tags"].tolist()) and list(out["tags"].iloc[2]) == ["b"]
+
+
+def test_a_dsn_keeps_everything_but_its_password():
+    line = "dsn: host=127.0.0.1 port=5432 dbname=app user=forensics"
+    assert redact.text(line) == line
+    assert redact.text(line + " password=Qw8!zLx2Vb7m") == line + f" password={redact.marker('dsn-password', 'Qw8!zLx2Vb7m')}"
+
+
+def test_a_labelled_40_character_token_keeps_its_label():
+    tok = "7pWnOna8sEXflmWwdRpdo9KMleEnmhPxjExF6YGV"
+    assert redact.text(f"Authorization: Bearer {tok}") == f"Authorization: Bearer {redact.marker('bearer-token', tok)}"
+
+
+def test_only_aws_documented_example_key_id_is_kept():
+    assert redact.text("id AKIAIOSFODNN7EXAMPLE") == "id AKIAIOSFODNN7EXAMPLE"
+    assert redact.text("id AKIAEXAMPLEKEY000001").startswith("id [REDACTED:aws-access-key-id:")

@@ -16,8 +16,9 @@ from functools import lru_cache
 
 PASSWORD_WORDS = ("password", "passwd", "passphrase", "pwd", "pass", "pswd", "passwort", "contrasena", "senha")
 SECRET_WORDS = ("token", "secret", "apikey", "credential", "credentials", "creds", "privatekey", "accesskey",
-                "secretkey", "apisecret", "clientsecret", "authtoken", "sessiontoken", "secretaccesskey",
-                "dsn", "connectionstring", "connstr")
+                "secretkey", "apisecret", "clientsecret", "authtoken", "sessiontoken", "secretaccesskey")
+# Not "dsn"/"connection_string": a DSN's secret is its password, which the DSN and URL rules take out;
+# the rest of it (host, port, user) is evidence.
 WEAK_WORDS = ("key", "auth", "authorization", "sig", "signature", "cookie", "bearer", "license", "pat",
               "webhook", "hook", "sas")
 #: Vendors whose name alone often labels a key (``HEROKU=...``, ``twilio_sid``...): weak strength.

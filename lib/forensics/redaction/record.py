@@ -19,7 +19,9 @@ import pandas as pd
 from . import engine
 from .known import Scrubber
 
-TEXT_SUFFIXES = {".html", ".htm", ".md", ".json", ".txt", ".csv", ".log", ".yaml", ".yml", ".tsv"}
+#: YAML is left out: a marker ``[REDACTED:...]`` would turn a scalar into a list, and the record's only
+#: YAML (params.yaml) is secret-free by construction (a secret-looking parameter is refused).
+TEXT_SUFFIXES = {".html", ".htm", ".md", ".json", ".txt", ".csv", ".log", ".tsv"}
 
 
 def _files(paths) -> list[Path]:
@@ -57,7 +59,7 @@ def _strings(value, key=""):
 
 
 def scrub_record_files(paths, scrubber: Scrubber | None = None) -> list[Path]:
-    """Scrub the text files (ipynb, html, md, json, txt, csv, yaml) and parquet text columns under
+    """Scrub the text files (ipynb, html, md, json, txt, csv, log) and parquet text columns under
     ``paths`` (a record directory or a list of files) so that a secret found in any of them is masked
     in all of them. Returns the files rewritten."""
     scrubber = scrubber or Scrubber()

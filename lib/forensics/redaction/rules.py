@@ -51,7 +51,8 @@ def _aws_secret(v: str) -> bool:
 
 VENDOR: list[Rule] = [
     _tok("aws-access-key-id", r"\b(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA|AIDA|AROA|AGPA|ANPA|ANVA|AIPA)[A-Z0-9]{16}\b",
-         ("akia", "asia", "abia", "acca", "aida", "aroa", "agpa", "anpa", "anva", "aipa", "a3t"), check=_not_placeholder),
+         ("akia", "asia", "abia", "acca", "aida", "aroa", "agpa", "anpa", "anva", "aipa", "a3t"),
+         check=lambda v: not v.endswith("EXAMPLE")),  # AWS's documented example id only
     _tok("github-token", r"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})\b",
          ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_")),
     _tok("gitlab-token", r"\b(?:gl(?:pat|dt|ft|rt|soat|ffct|imt|agent|oas|ptt|cbt)-[A-Za-z0-9_.-]{20,300}|GR1348941[\w-]{20})",
@@ -131,10 +132,7 @@ STRUCTURE: list[Rule] = [
     _tok("private-key", r"\bPuTTY-User-Key-File-\d.*?Private-MAC: [0-9a-f]+", ("putty-user-key-file",), re.S),
     _tok("jwt", r"\bey[A-Za-z0-9_-]{10,}\.ey[A-Za-z0-9_/\\-]{10,}\.(?:[A-Za-z0-9_/\\-]{8,}={0,2})?", ("ey",), trigger=r"ey[A-Za-z0-9_-]{10,}\.ey"),
     _tok("jwt", r"\bZXlK[A-Za-z0-9/_+-]{60,}={0,2}", ("zxlk",)),
-    # Unlabelled AWS credentials: 40 base64 characters with the shape and entropy of a secret access key,
-    # and the fixed prefixes that every STS session token starts with.
-    Rule("aws-secret-key", re.compile(r"(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])"), 0, (),
-         r"(?:^|[^A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?:[^A-Za-z0-9/+=]|$)", _aws_secret),
+    # The fixed prefixes that every STS session token starts with.
     _tok("aws-session-token", r"\b(?:IQoJb3JpZ2lu|FwoGZXIvYXdz|FQoGZXIvYXdz|AgoJb3JpZ2lu|IQoDYXdz|AQoDYXdz)[A-Za-z0-9/+=]{60,}",
          ("iqojb3jpz2lu", "fwogzxivyxdz", "fqogzxivyxdz", "agojb3jpz2lu", "iqodyxdz", "aqodyxdz")),
     _tok("aws-secret-key", r"(?i)(?:aws_?secret_?access_?key|secret_?access_?key|aws_?secret(?:_?key)?)[\"'\]]?\s*(?:[:=]|=>|:=)\s*"
@@ -201,7 +199,7 @@ FIELD_VALUE = re.compile(
     r"\"(?:[^\"\\\n]|\\.){0,400}\"|'(?:[^'\\\n]|\\.){0,400}'|`[^`\n]{0,400}`|[^\s'\"`,;&<>(){}\[\]|\\]{1,400}")
 #: Gate words of the field rule: a field name must contain one of them.
 FIELD_GATE = ("pass", "pwd", "pswd", "senha", "contrasena", "secret", "token", "key", "auth", "credential", "creds", "sig", "cookie",
-              "bearer", "license", "dsn", "connstr", "connectionstring", "pat", "hook", "sas") + tuple(sorted(VENDOR_WORDS))
+              "bearer", "license", "pat", "hook", "sas") + tuple(sorted(VENDOR_WORDS))
 #: The field rule's RE2 trigger: a gate word inside a name, an assignment, then as many value characters
 #: as the weakest acceptance needs (3 for a password field, 8 for any other; see engine.field_secret).
 _PW_GATE = ("pass", "pwd", "pswd", "senha", "contrasena")
@@ -221,4 +219,11 @@ FIELD_TRIGGER = (
     + r"|(?:" + "|".join(re.escape(w) for w in FIELD_GATE if w not in _PW_GATE + _WORD_GATE) + r")[\w$@.-]*" + _tail(8)
     + r"|(?:" + "|".join(_WORD_GATE) + r")(?:[_.$@-][\w$@.-]*)?" + _tail(8))
 
-RULES: list[Rule] = VENDOR + STRUCTURE
+#: Unlabelled AWS secret access keys: 40 base64 characters with the shape and entropy of one. After the
+#: labelled rules (a 40-character bearer token keeps its kind), before the field rule (``key=<40>``).
+UNLABELLED: list[Rule] = [
+    Rule("aws-secret-key", re.compile(r"(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])"), 0, (),
+         r"(?:^|[^A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?:[^A-Za-z0-9/+=]|$)", _aws_secret),
+]
+
+RULES: list[Rule] = VENDOR + STRUCTURE + UNLABELLED
