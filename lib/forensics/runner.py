@@ -188,6 +188,7 @@ def _execute(incident: Incident, selected: list[str], out: Path, jobs: int | Non
     db_user = _db_user(record, captures)
     for d in (*evidence.SCRATCH,):
         shutil.rmtree(record / d, ignore_errors=True)
+    redact.scrub_record_files(record)  # a secret found in any file (any kernel) is masked in all of them
     parts = evidence.ManifestParts(
         incident=incident, captured_at=captured_at, notebooks=[r.to_json() for r in runs], captures=captures,
         collector=evidence.collector(identity or None, db_user), started_at=iso_ms(started),

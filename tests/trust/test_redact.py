@@ -5,6 +5,7 @@ identifiers that merely look random (ARNs, ALB names, hashes, UUIDs, queryids) s
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -13,9 +14,11 @@ from forensics import redact
 from forensics.errors import ParamsError
 from forensics.params import load_incident
 
+from . import leak_corpus
 from .secrets_corpus import NOT_SECRETS, corpus
 
 CORPUS = corpus(seed=1)
+REPO = Path(__file__).resolve().parents[2]
 
 
 def fragments(secret: str) -> list[str]:
@@ -86,3 +89,176 @@ def test_a_secret_looking_parameter_is_refused(tmp_path):
                        "window: {start: '2026-11-23T09:00:00Z', end: '2026-11-23T10:00:00Z'}\n")
         with pytest.raises(ParamsError, match="looks like a secret"):
             load_incident(inc, check_retention=False)
+
+
+# ---- the leak corpus (DEV split; the HOLDOUT split is reported by tests/bench/test_bench_redact.py) ----
+DEV = [leak for seed in (1, 2, 3) for leak in leak_corpus.corpus(seed, "dev")]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_registry():
+    redact.forget()
+    yield
+    redact.forget()
+
+
+@pytest.mark.parametrize("leak", [x for x in DEV if x.secret], ids=lambda x: f"{x.family}-{x.kind}")
+def test_dev_corpus_secret_is_removed(leak):
+    out = redact.text(leak.line)
+    for frag in leak.secret.split("\n"):
+        assert len(frag) < 6 or frag not in out, out
+    assert "[REDACTED:" in out
+
+
+@pytest.mark.parametrize("leak", [x for x in DEV if not x.secret], ids=lambda x: f"{x.family}-twin")
+def test_dev_corpus_twin_is_unchanged(leak):
+    assert redact.text(leak.line) == leak.line
+
+
+def test_both_splits_cover_many_families_and_forms():
+    fams = {leak.family for leak in leak_corpus.corpus(1)}
+    assert {leak_corpus.split_of(f) for f in fams} == {"dev", "holdout"}
+    assert len(leak_corpus.corpus(1)) >= 200 and len([x for x in leak_corpus.corpus(1) if not x.secret]) >= 80
+
+
+# ---- the held-out incident: secrets after a bare key= ------------------------------------------------
+def test_aws_secret_and_db_password_after_bare_key_are_redacted_everywhere_in_a_frame():
+    sk = "wK3p9Vb2QxL7mN4rT8yZ1aC5dF6gH0jJ2kL4nP/s"
+    pw = "Hq7vR2mxK9!pZt4W"
+    df = pd.DataFrame({"message": [
+        f"s3 sync failed key={sk} bucket=exports",           # unlabelled but AWS-shaped
+        f"psycopg.OperationalError key={pw} host=db.internal",
+        f"retrying with token={sk}",
+        f"connect postgresql://app:{pw}@db.internal:5432/app",
+        f"debug dump: {pw} {sk}",                             # no label at all: masked once known
+    ]})
+    out = redact.frame(df)
+    dumped = "\n".join(out["message"])
+    assert sk not in dumped and pw not in dumped, dumped
+    last = out["message"].iloc[4]
+    assert last == f"debug dump: {redact.marker('secret-pair', pw)} {redact.marker('aws-secret-key', sk)}"
+
+
+def test_a_secret_found_in_one_capture_is_masked_in_later_ones_of_the_process():
+    pw = "Zr8!kq2LmW5xT9vB"
+    redact.frame(pd.DataFrame({"message": [f"DB_PASSWORD={pw}"]}))
+    later = redact.frame(pd.DataFrame({"q": [f"SELECT 1 -- {pw}"], "n": [1]}))
+    assert pw not in later["q"].iloc[0] and "[REDACTED:secret-pair:" in later["q"].iloc[0]
+    assert redact.text(f"echo {pw}") == f"echo {redact.marker('secret-pair', pw)}"
+
+
+def test_register_masks_anywhere_but_word_like_values_are_refused():
+    assert redact.register("Tk9#vL2qXw7p", "db-password")
+    assert redact.text("x=Tk9#vL2qXw7p;y") == f"x={redact.marker('db-password', 'Tk9#vL2qXw7p')};y"
+    assert not redact.register("postgres") and not redact.register("app")
+    assert redact.text("user postgres on app") == "user postgres on app"
+
+
+def test_known_values_are_never_masked_inside_a_marker():
+    m = redact.marker("secret-pair", "Tk9#vL2qXw7p")
+    digest = m[-9:-1]
+    assert redact.register(f"secret-pair:{digest}")  # a substring of the marker itself
+    assert redact.text(m) == m
+    assert redact.text(f"x secret-pair:{digest} y") != f"x secret-pair:{digest} y"
+
+
+# ---- unlabelled AWS-shaped tokens (rule and what it must not eat) ------------------------------------
+@pytest.mark.parametrize("keep", [
+    "commit 11c1996a6e4b0a2f33c1b7c2d8d9e0f1a2b3c4d5 merged",                      # sha1 / git
+    "550e8400-e29b-41d4-a716-446655440000",                                       # UUID
+    "arn:aws:iam::123456789012:role/forensics-read-only",
+    "suppressedDisclosedRelationshipDomainCounts",                                  # long camelCase word
+    "payload=" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlqa2xtbm9wcXJzdHV2d3h5ejAxMjM0NTY3ODk=",
+    "GET /v2/54fadb412c4e40cdbaed9335e4c35a9e/servers/detail HTTP/1.1",
+    "AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",               # AWS's documented example
+])
+def test_identifiers_and_payloads_are_not_mistaken_for_aws_secret_keys(keep):
+    assert redact.text(keep) == keep
+
+
+def test_an_unlabelled_aws_secret_key_and_session_token_are_redacted():
+    sk = "Je7MtGbClwBF/2Zp9Utk/h3yCo8nvbEXAMPLEKEY"[:-10] + "q8Rz3Lk1Wd"
+    tok = "IQoJb3JpZ2luX2VjEJr//////////wEaCWV1LXdlc3QtMSJHMEUCIQD" + "a1B2c3D4e5F6g7H8" * 6
+    out = redact.text(f"creds {sk} and {tok}")
+    assert sk not in out and tok[:40] not in out and "[REDACTED:aws-session-token:" in out
+
+
+# ---- speed machinery: the prefilter never misses what the rules would change -------------------------
+def _sample_lines():
+    lines = [x.line for x in leak_corpus.corpus(4)] + [s.line for s in CORPUS] + NOT_SECRETS
+    real = REPO.parent / "shared" / "data" / "real"
+    for f in sorted(real.glob("postgres_logs/*/*.log"))[:3] + sorted(real.glob("cloudwatch_logs/*/*.csv"))[:3]:
+        lines += f.read_text(errors="replace").splitlines()[:2000]
+    return lines
+
+
+def test_prefilter_is_a_superset_of_what_the_rules_change():
+    from forensics.redaction.engine import detect, flag
+
+    lines = _sample_lines()
+    flagged = flag(lines).tolist()
+    missed = [s for s, f in zip(lines, flagged) if not f and detect(s) != s]
+    assert not missed, missed[:3]
+    assert sum(flagged) < len(lines)
+
+
+def test_frame_gives_the_same_result_as_text_line_by_line():
+    lines = [x.line for x in leak_corpus.corpus(5)]
+    by_frame = redact.frame(pd.DataFrame({"m": lines}))["m"].tolist()
+    redact.forget()
+    by_text = [redact.text(s) for s in lines]
+    # the frame may mask more (values found in later rows); never less
+    for f, t, s in zip(by_frame, by_text, lines):
+        assert f == t or (f != s and len(f) <= len(t) + 200), (s, f, t)
+    assert sum(f == t for f, t in zip(by_frame, by_text)) >= 0.9 * len(lines)
+
+
+# ---- the final pass over a record ----------------------------------------------------------------------
+def test_scrub_record_files_masks_a_secret_redacted_in_another_process(tmp_path):
+    pw = "Vb7!qRt2LmX9wKz4"
+    # capture A (another kernel) redacted it where it was labelled: only its marker is in the record
+    (tmp_path / "data").mkdir()
+    pd.DataFrame({"message": [f"login password={redact.marker('dsn-password', pw)}", "ok"],
+                  "tags": [["a"], []]}).to_parquet(tmp_path / "data" / "a.parquet")
+    # capture B and a notebook saw it unlabelled
+    pd.DataFrame({"message": [f"worker crashed with arg {pw}", "fine"]}).to_parquet(tmp_path / "data" / "b.parquet")
+    image = "iVBORw0KGgo" + "A" * 60
+    nb = {"cells": [{"outputs": [{"text": f"traceback ... {pw}\n", "data": {"image/png": image}}]}]}
+    (tmp_path / "nb.ipynb").write_text(json.dumps(nb))
+    (tmp_path / "page.html").write_text(f"<pre>{pw}</pre><img src='data:image/png;base64,{image}'>")
+    redact.forget()  # this process never saw the value
+    written = redact.scrub_record_files(tmp_path)
+    assert {p.name for p in written} == {"b.parquet", "nb.ipynb", "page.html"}
+    for p in tmp_path.rglob("*"):
+        if p.is_file():
+            assert pw.encode() not in p.read_bytes(), p
+    mark = redact.marker("dsn-password", pw)
+    assert pd.read_parquet(tmp_path / "data" / "b.parquet")["message"].iloc[0] == f"worker crashed with arg {mark}"
+    out_nb = json.loads((tmp_path / "nb.ipynb").read_text())
+    assert out_nb["cells"][0]["outputs"][0]["data"]["image/png"] == image
+    assert mark in (tmp_path / "page.html").read_text() and image in (tmp_path / "page.html").read_text()
+    assert redact.scrub_record_files(tmp_path) == [], "a second pass changes nothing"
+
+
+def test_frames_read_back_from_parquet_with_list_cells_are_scrubbed(tmp_path):
+    pw = "Gx4!mQ9tLw2zRv7B"
+    pd.DataFrame({"tags": [["a", f"password={pw}"], [], ["b"]], "n": [1, 2, 3]}).to_parquet(tmp_path / "t.parquet")
+    df = pd.read_parquet(tmp_path / "t.parquet")  # list cells come back as numpy arrays
+    out = redact.frame(df)
+    assert pw not in str(out["tags"].tolist()) and list(out["tags"].iloc[2]) == ["b"]
+
+
+def test_a_dsn_keeps_everything_but_its_password():
+    line = "dsn: host=127.0.0.1 port=5432 dbname=app user=forensics"
+    assert redact.text(line) == line
+    assert redact.text(line + " password=Qw8!zLx2Vb7m") == line + f" password={redact.marker('dsn-password', 'Qw8!zLx2Vb7m')}"
+
+
+def test_a_labelled_40_character_token_keeps_its_label():
+    tok = "7pWnOna8sEXflmWwdRpdo9KMleEnmhPxjExF6YGV"
+    assert redact.text(f"Authorization: Bearer {tok}") == f"Authorization: Bearer {redact.marker('bearer-token', tok)}"
+
+
+def test_only_aws_documented_example_key_id_is_kept():
+    assert redact.text("id AKIAIOSFODNN7EXAMPLE") == "id AKIAIOSFODNN7EXAMPLE"
+    assert redact.text("id AKIAEXAMPLEKEY000001").startswith("id [REDACTED:aws-access-key-id:")

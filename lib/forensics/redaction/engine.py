@@ -1,0 +1,189 @@
+"""Find secrets in one text: gates (one Aho-Corasick pass over the lowercased text) select the rules
+that can match, each selected rule runs on the text between markers, the field-name rule last."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import re
+
+import ahocorasick
+
+from . import keys, shape
+from .rules import FIELD_GATE, FIELD_KEY, FIELD_TRIGGER, FIELD_VALUE, RULES, Rule
+
+_KEY = os.environ.get("FORENSICS_REDACT_KEY", "forensics-notebooks/redact/v1").encode()
+
+MARKER = re.compile(r"\[REDACTED:[a-z0-9-]+:[0-9a-f]{8}\]")
+#: Spans never scanned: markers (a marker is never redacted again) and base64 data URIs (embedded
+#: figures: a 40-character run at the end of an image would otherwise look like an AWS secret key).
+_PROTECTED = re.compile(r"(\[REDACTED:[a-z0-9-]+:[0-9a-f]{8}\]|data:[\w/+.-]+;base64,[A-Za-z0-9+/=]{16,})")
+_FIELD_RULE = len(RULES)  # index of the field rule among the gates
+
+
+def marker(kind: str, secret: str) -> str:
+    digest = hmac.new(_KEY, secret.encode("utf-8", "replace"), hashlib.sha256).hexdigest()[:8]
+    return f"[REDACTED:{kind}:{digest}]"
+
+
+def digest(secret: str) -> str:
+    return marker("x", secret)[-9:-1]
+
+
+def _automaton() -> tuple[ahocorasick.Automaton, frozenset[int]]:
+    gates: dict[str, set[int]] = {}
+    always = set()
+    for i, rule in enumerate(RULES):
+        if not rule.gate:
+            always.add(i)
+        for word in rule.gate:
+            gates.setdefault(word, set()).add(i)
+    for word in FIELD_GATE:
+        gates.setdefault(word, set()).add(_FIELD_RULE)
+    auto = ahocorasick.Automaton()
+    for word, idx in gates.items():
+        auto.add_word(word, frozenset(idx))
+    auto.make_automaton()
+    return auto, frozenset(always)
+
+
+_GATES, _ALWAYS = _automaton()
+
+
+def _prefilters() -> tuple[str, ...]:
+    """RE2 patterns (case-insensitive) whose union flags every text a rule could change. Two patterns,
+    not one: the field trigger joined to the rest makes RE2's DFA several times slower than the two
+    run one after the other (measured in tests/bench/test_bench_redact.py)."""
+    literals = [re.escape(w) for rule in RULES if not rule.trigger for w in rule.gate]
+    triggers = [rule.trigger for rule in RULES if rule.trigger and rule.gate]
+    ungated = [rule.trigger for rule in RULES if not rule.gate]
+    return ("(?i)(?:" + "|".join(literals + triggers + ungated) + ")", "(?i)(?:" + FIELD_TRIGGER + ")")
+
+
+#: The vectorised prefilter: a text none of these match is left unchanged by ``detect``.
+#: tests/trust/test_redact.py checks that on the corpus and on real log lines.
+PREFILTERS = _prefilters()
+PREFILTER = "|".join(PREFILTERS)  # one pattern, for tools that take one (slower in RE2)
+
+
+def flag(texts):
+    """Boolean mask of the texts (a sequence of str) that may hold a secret, vectorised through pyarrow's
+    RE2 kernels."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arr = texts if isinstance(texts, (pa.Array, pa.ChunkedArray)) else pa.array(texts, type=pa.large_string())
+    hit = None
+    for pattern in PREFILTERS:
+        m = pc.match_substring_regex(arr, pattern)
+        hit = m if hit is None else pc.or_(hit, m)
+    return np.asarray(hit.fill_null(False).to_numpy(zero_copy_only=False), bool)
+
+
+def active_rules(low: str) -> list[int]:
+    hit = set(_ALWAYS)
+    for _, idx in _GATES.iter(low):
+        hit |= idx
+    return sorted(hit)
+
+
+def detect(value: str, found: list[tuple[str, str]] | None = None) -> str:
+    """``value`` with every detected secret replaced by its marker; (kind, secret) pairs appended to
+    ``found``."""
+    for i in active_rules(value.lower()):
+        if i == _FIELD_RULE:
+            value = _apply(value, lambda part: _fields(part, found))
+        else:
+            rule = RULES[i]
+            value = _apply(value, lambda part, r=rule: r.rx.sub(lambda m: _replace(m, r, found), part))
+    return value
+
+
+def _apply(value: str, fn) -> str:
+    if "[REDACTED:" not in value and ";base64," not in value:
+        return fn(value)
+    parts = _PROTECTED.split(value)
+    return "".join(part if i % 2 else fn(part) for i, part in enumerate(parts))
+
+
+def _unquote(raw: str) -> tuple[str, bool]:
+    if len(raw) >= 2 and raw[0] in "'\"`" and raw[-1] == raw[0]:
+        return raw[1:-1], True
+    return raw, False
+
+
+def _replace(m: re.Match, rule: Rule, found) -> str:
+    secret = m.group(rule.group)
+    if not secret or secret.startswith("[REDACTED:"):
+        return m.group(0)
+    start, end = m.span(rule.group)
+    if rule.group:
+        inner, quoted = _unquote(secret)
+        if quoted:  # keep the quotes; the marker hashes what is inside
+            secret, start, end = inner, start + 1, end - 1
+        if not secret or shape.is_placeholder(secret) or MARKER.fullmatch(secret):
+            return m.group(0)
+    if rule.check is not None and not rule.check(secret):
+        return m.group(0)
+    if rule.group == 2 and m.group(1) == secret:  # guest:guest@ - a default login, not a secret
+        return m.group(0)
+    if found is not None:
+        found.append((rule.kind, secret))
+    s0, whole = m.start(0), m.group(0)
+    return whole[: start - s0] + marker(rule.kind, secret) + whole[end - s0:]
+
+
+def field_secret(key: str, raw: str, op: str, key_quoted: bool, after: str, colon_before: bool = False) -> str | None:
+    """The secret held by ``key op raw``, or None when the name or the value says it is none."""
+    strength = keys.strength(key)
+    if strength is None or (op == ":" and colon_before):
+        return None  # arn:aws:secretsmanager:...:secret:prod/db is a path of names, not a field
+    value, quoted = _unquote(raw)
+    if not quoted and (after[:1] in ("(", "[") or raw.endswith(".")):
+        return None  # code: a call or an index (os.environ["X"], get_token())
+    if op == "," and not (key_quoted and quoted):
+        return None
+    if op == ":" and not quoted and not key_quoted and raw.startswith("//"):
+        return None
+    value = value.strip()
+    if not value or value.startswith("[REDACTED:") or shape.is_placeholder(value) or shape.is_reference(value, quoted):
+        return None
+    if strength == "password":
+        return value if len(value) >= 3 and value.lower() != key.strip("\"'`-").lower() else None
+    if strength == "secret":
+        if len(value) < 8 or (value.isdigit() and len(value) < 12) or shape.entropy(value) < 2.5:
+            return None
+        return None if (not quoted and value.isalpha() and value.islower()) else value
+    return value if shape.secret_shaped(value, 8, 3.0) else None
+
+
+def _fields(text: str, found) -> str:
+    """Apply the field rule: each ``name op`` is judged in turn; a value that is not a secret is scanned
+    again for fields of its own (``reload: secret: X``)."""
+    out, pos, copied = [], 0, 0
+    while True:
+        m = FIELD_KEY.search(text, pos)
+        if m is None:
+            break
+        v = FIELD_VALUE.match(text, m.end())
+        if v is None:
+            pos = m.end()
+            continue
+        raw = v.group(0)
+        secret = field_secret(m.group("key"), raw, m.group("op"), bool(m.group("kq")), text[v.end():v.end() + 1],
+                              m.start() > 0 and text[m.start() - 1] == ":")
+        if secret is None:
+            pos = m.end()
+            continue
+        if found is not None:
+            found.append(("secret-pair", secret))
+        start = v.start() + raw.index(secret)
+        out.append(text[copied:start])
+        out.append(marker("secret-pair", secret))
+        copied = pos = start + len(secret)
+    if not out:
+        return text
+    out.append(text[copied:])
+    return "".join(out)
