@@ -17,6 +17,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.sandbox]
 #: The cause each scenario plants, as the runbook entry that names it.
 PLANTED = {
     "pool-exhaustion": "pool-exhaustion-after-deploy",
+    "auth-failures": "credential-stuffing",
+    "scheduled-jobs": "scheduled-job-silent",
     "ecs-deploy": "deploy-out-of-memory",
     "slow-queries": "statement-regression",
     "db-health": "storage-filling",
