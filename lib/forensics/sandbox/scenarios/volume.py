@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from . import Played, register
+from .common import ensure_log_group, epoch_ms, iso, log_time, put_metrics
 
 SEED = 20260608
 LOG_GROUP = "/ecs/scr-api-volume"
@@ -37,7 +38,7 @@ WEBHOOK_PER_S = 40.0
 QUEUEPOOL_PER_S = 120.0
 INFO_PER_S = 10.0
 READTIMEOUT_PER_MIN = 6.0
-SECRET_EVENTS = 12  # of each kind, in the last 20 minutes
+SECRET_PER_S = 0.5  # events of each kind a second, in the last 20 minutes (enough to be sampled)
 
 QUEUEPOOL = ("{stamp} ERROR [scr_api.db] [req={rid}] request {path} failed after {ms} ms: sqlalchemy.exc.TimeoutError: "
              "QueuePool limit of size 5 overflow 10 reached, connection timed out, timeout 30.00 (Background on this "
@@ -74,14 +75,6 @@ def timeline(now: pd.Timestamp) -> dict[str, pd.Timestamp]:
             "window_start": start + pd.Timedelta(minutes=30)}
 
 
-def _iso(ts: pd.Timestamp) -> str:
-    return ts.tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _ms(ts: pd.Timestamp) -> int:
-    return int(ts.value // 1_000_000)
-
-
 class Plan:
     """Every planted event as arrays (time, kind, stream) and the metrics, from ``now`` and the seed."""
 
@@ -90,7 +83,7 @@ class Plan:
         self.factor = scale() if factor is None else factor
         self.rng = np.random.default_rng(seed)
         t, rng = self.t, self.rng
-        start, end, onset = _ms(t["start"]), _ms(t["end"]), _ms(t["onset"])
+        start, end, onset = epoch_ms(t["start"]), epoch_ms(t["end"]), epoch_ms(t["onset"])
 
         def poisson(per_s: float, lo: int, hi: int) -> np.ndarray:
             n = rng.poisson(per_s * self.factor * (hi - lo) / 1000)
@@ -111,20 +104,21 @@ class Plan:
     def per_minute(self, kind: str) -> pd.Series:
         """Planted events of ``kind`` per minute (every minute of the data, zeros included)."""
         k = KINDS.index(kind)
-        minute = (self.ts[self.kind == k] - _ms(self.t["start"])) // 60_000
+        minute = (self.ts[self.kind == k] - epoch_ms(self.t["start"])) // 60_000
         counts = np.bincount(minute, minlength=len(self.minutes))[: len(self.minutes)]
         return pd.Series(counts, index=self.minutes, name=kind)
 
     def _secrets(self) -> dict[str, list[tuple[int, str]]]:
-        """Three kinds of secret, each leaked in SECRET_EVENTS error lines of the last 20 minutes."""
+        """Three kinds of secret, each leaked in error lines of the last 20 minutes (SECRET_PER_S)."""
         rng = self.rng
         b64 = np.array(list(string.ascii_letters + string.digits + "/+"))
         alnum = np.array(list(string.ascii_letters + string.digits))
         values = {"aws_secret_key": "".join(rng.choice(b64, 40)),
                   "dsn_password": "Vx" + "".join(rng.choice(alnum, 18)) + "-q7",
                   "bearer_token": "".join(rng.choice(alnum, 48))}
-        lo, hi = _ms(self.t["end"] - pd.Timedelta(minutes=20)), _ms(self.t["end"]) - 1
-        return {kind: [(int(ms), value) for ms in np.sort(rng.integers(lo, hi, SECRET_EVENTS))]
+        lo, hi = epoch_ms(self.t["end"] - pd.Timedelta(minutes=20)), epoch_ms(self.t["end"]) - 1
+        n = int(SECRET_PER_S * 20 * 60)
+        return {kind: [(int(ms), value) for ms in np.sort(rng.integers(lo, hi, n))]
                 for kind, value in values.items()}
 
     def _metrics(self) -> list[dict]:
@@ -197,18 +191,23 @@ class Plan:
         return out
 
 
+_SECONDS: dict[int, str] = {}
+
+
 def _stamp(ms: int) -> str:
-    return pd.Timestamp(ms, unit="ms", tz="UTC").strftime("%Y-%m-%d %H:%M:%S,") + f"{ms % 1000:03d}"
+    """common.log_time, its seconds part formatted once per second (a million events share 10,800)."""
+    sec = ms // 1000
+    head = _SECONDS.get(sec)
+    if head is None:
+        head = _SECONDS.setdefault(sec, log_time(sec * 1000)[:-3])
+    return f"{head}{ms % 1000:03d}"
 
 
 def load(sb, plan: Plan) -> int:
     """ALB metrics through the API; log events through the in-process backend, one batch at a time."""
-    cw = sb.client("cloudwatch")
-    for i in range(0, len(plan.metrics), 150):
-        cw.put_metric_data(Namespace="AWS/ApplicationELB", MetricData=plan.metrics[i:i + 150])
+    put_metrics(sb.client("cloudwatch"), "AWS/ApplicationELB", plan.metrics)
     logs = sb.client("logs")
-    logs.create_log_group(logGroupName=LOG_GROUP)
-    logs.put_retention_policy(logGroupName=LOG_GROUP, retentionInDays=30)
+    ensure_log_group(logs, LOG_GROUP)
     for name in STREAMS:
         logs.create_log_stream(logGroupName=LOG_GROUP, logStreamName=name)
     backend = sb.backend("logs")
@@ -233,12 +232,12 @@ def play(sb) -> Played:
         "queuepool_per_minute": {m.isoformat(): int(v) for m, v in queuepool.items()},
         "webhook_per_minute": {m.isoformat(): int(v) for m, v in plan.per_minute("webhook").items()},
         "queuepool_events": int(queuepool.sum()), "webhook_events": int(plan.per_minute("webhook").sum()),
-        "secrets": sorted({value for items in plan.secrets.values() for _, value in items}),
+        "secrets": {kind: items[0][1] for kind, items in plan.secrets.items()},
         "load_balancer": LB_DIMENSION,
     }
     incident = {"incident": "SANDBOX-VOLUME", "severity": "P1",
                 "title": "scr-api 5xx at volume: QueuePool exhaustion among a million error events",
-                "window": {"start": _iso(t["window_start"]), "end": _iso(t["end"])},
+                "window": {"start": iso(t["window_start"]), "end": iso(t["end"])},
                 "notebooks": ["api-errors"]}
     resources = {"alb": {"load_balancer": LB_DIMENSION, "target_group": TG_DIMENSION},
                  "logs": {"app": [LOG_GROUP]}}
