@@ -160,7 +160,10 @@ def _convert(query: str, p: Param, value: Any) -> Any:
             text = str(value)
             if not text or "\n" in text:
                 raise ValueError("a regex must be one non-empty line")
-            re.compile(text)
+            try:
+                re.compile(text)
+            except re.error as exc:
+                raise ValueError(f"not a regex: {exc}") from None
             return text
         if p.type == "matchers":
             return _matchers(value)

@@ -222,8 +222,9 @@ def fragments(signature: str, own: pd.Series, others: pd.Series) -> tuple[list[s
     def usable(parts):
         return [p for p in dict.fromkeys(parts) if len(p) >= _MIN_FRAGMENT and "[REDACTED:" not in p]
 
-    runs = usable(p.strip() for p in signature.split(WILDCARD))
-    words = usable(w for p in runs for w in p.split())
+    raw = [p.strip() for p in signature.split(WILDCARD)]
+    runs = usable(raw)
+    words = usable(w for p in raw for w in p.split())
     best = ([], 0.0, 1.0)
     for pool in (runs, words):
         pool = sorted(pool, key=len, reverse=True)
