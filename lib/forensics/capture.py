@@ -192,20 +192,51 @@ def _read_frame(base: Path, meta: CaptureMeta) -> pd.DataFrame:
     return pd.read_parquet(base / meta.file)
 
 
-def _to_parquet(frame: pd.DataFrame, path: Path) -> None:
+#: Rows per parquet row group: a large frame is converted and written a group at a time, so the Arrow copy of
+#: it never exists whole beside the frame (peak memory: the frame plus one group, not the frame twice).
+ROW_GROUP = 100_000
+
+
+def _parquet_column(values: pd.Series) -> pd.Series:
     """Parquet needs homogeneous columns: lists stay lists, dicts and mixed objects become JSON text."""
-    frame = frame.copy()
-    frame.attrs = {}
-    for col in frame.columns:
-        if frame[col].dtype == object:
-            sample = frame[col].dropna()
-            if len(sample) and not sample.map(lambda v: isinstance(v, (str, list))).all():
-                frame[col] = frame[col].map(
-                    lambda v: v if v is None or isinstance(v, str) else json.dumps(v, default=str))
-            elif len(sample) and sample.map(lambda v: isinstance(v, list)).any():
-                frame[col] = frame[col].map(lambda v: [] if v is None else list(v))
-    frame.columns = [str(c) for c in frame.columns]
-    frame.to_parquet(path, index=False)
+    if values.dtype != object:
+        return values
+    sample = values.dropna()
+    if len(sample) and not sample.map(lambda v: isinstance(v, (str, list))).all():
+        return values.map(lambda v: v if v is None or isinstance(v, str) else json.dumps(v, default=str))
+    if len(sample) and sample.map(lambda v: isinstance(v, list)).any():
+        return values.map(lambda v: [] if v is None else list(v))
+    return values
+
+
+def _to_parquet(frame: pd.DataFrame, path: Path, row_group: int = ROW_GROUP) -> None:
+    """Write ``frame`` (never modified) in row groups of ``row_group`` rows; columns that need converting are
+    converted one group at a time. The schema is the first group's, with columns that are all null there
+    typed from the whole column (so a later group's values fit)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    names = [str(c) for c in frame.columns]
+
+    def table(part: pd.DataFrame, schema=None) -> pa.Table:
+        data = pd.DataFrame({n: _parquet_column(part.iloc[:, i]).reset_index(drop=True)
+                             for i, n in enumerate(names)})
+        return pa.Table.from_pandas(data, schema=schema, preserve_index=False)
+
+    if len(frame) <= row_group:
+        pq.write_table(table(frame), path)
+        return
+    first = table(frame.iloc[:row_group])
+    fields = []
+    for i, f in enumerate(first.schema):
+        if pa.types.is_null(f.type):  # all null in the first group: type it from the whole column
+            f = pa.field(f.name, pa.Table.from_pandas(pd.DataFrame({f.name: _parquet_column(frame.iloc[:, i])}),
+                                                      preserve_index=False).schema[0].type)
+        fields.append(f)
+    schema = pa.schema(fields, metadata=first.schema.metadata)  # pandas' metadata: dtypes come back as written
+    with pq.ParquetWriter(path, schema) as writer:
+        for lo in range(0, len(frame), row_group):
+            writer.write_table(table(frame.iloc[lo:lo + row_group], schema))
 
 
 def _empty(columns: list[str] | None) -> pd.DataFrame:

@@ -28,6 +28,21 @@ PG_STATEMENTS_SECOND_SNAPSHOT_WAIT_S = 8.0
 # ---- Logs and trails ---------------------------------------------------------------------------------
 #: FilterLogEvents stops after this many events per capture (the frame says ``truncated``).
 LOG_MAX_EVENTS = 200_000
+#: Logs at volume (forensics.sources.log_volume): the bounded sample signature discovery reads is this many
+#: slices of LOG_SAMPLE_SLICE_S seconds spread over the window, plus LOG_SAMPLE_ONSET_SLICES within
+#: LOG_SAMPLE_ONSET_SPAN of the onset's first guess, each at most LOG_SAMPLE_PER_SLICE events.
+LOG_SAMPLE_SLICES = 24
+LOG_SAMPLE_ONSET_SLICES = 12
+LOG_SAMPLE_SLICE_S = 10
+LOG_SAMPLE_ONSET_SPAN = "15min"
+LOG_SAMPLE_PER_SLICE = 300
+#: Signatures given exact per-minute counts: the most changed in the sample, then the most frequent.
+LOG_TOP_BY_CHANGE = 4
+LOG_TOP_BY_COUNT = 8
+#: One Logs Insights query may run this long before it is stopped; this many run at once (AWS allows 30
+#: concurrent queries per account).
+INSIGHTS_TIMEOUT_S = 120
+INSIGHTS_CONCURRENCY = 8
 #: LookupEvents stops after this many events per capture.
 CLOUDTRAIL_MAX_EVENTS = 20_000
 #: Hours before the window pulled as CloudTrail's baseline of known principals and IPs.

@@ -707,6 +707,111 @@ events("app_auth_logs_baseline", "logs:FilterLogEvents", ["logs"],
        contracts.LOG_COLUMNS, source="logs",
        doc="The same lines over the baseline hours before the window: what 'known' clients and user agents means.")
 
+
+# ---- Logs at volume: Logs Insights ------------------------------------------------------------------------
+# Per log source three captures (forensics.sources.log_volume): <base>_per_minute (matching events per minute
+# and log group), <base>_sample (the bounded sample: slices over the whole window, denser around the onset's
+# first guess, FilterLogEvents when Insights is unavailable) and <base>_signature_counts (exact per-minute
+# counts of the sample's candidate signatures, one query). Ranking by change: forensics.analysis.log_change.
+def _log_volume():
+    from .sources import log_volume
+
+    return log_volume
+
+
+def _capture_failed(frame: pd.DataFrame, name: str) -> None:
+    if frame.attrs.get("capture_error"):
+        raise LookupError(f"{name} failed: {frame.attrs['capture_error']}")
+
+
+def log_volume(base: str, needs: Iterable[str], groups: Callable, regex: str, pattern: str | None,
+               doc: str = "") -> tuple[Capture, Capture, Capture]:
+    """The three Insights captures of one log source; ``regex`` selects its events (Insights' ``like``),
+    ``pattern`` the same for the FilterLogEvents fallback."""
+    rate_name, sample_name, counts_name = f"{base}_per_minute", f"{base}_sample", f"{base}_signature_counts"
+    lv = _log_volume()
+
+    def rate_pull(inc):
+        return lv.events_per_minute(groups(inc), inc.context_window, regex, aws=inc.aws)
+
+    def rate_args(inc):
+        return {"api": logs.INSIGHTS_API,
+                **lv.insights_args("log_events_per_minute", groups(inc), inc.context_window, {"match": regex})}
+
+    def sampling(inc, per_slice):
+        rate = inc.pull(rate_name)
+        guess = lv.onset_guess(None if rate.attrs.get("capture_error") else rate, inc.window)
+        return {"slices": lv.slice_plan(inc.context_window, guess), "per_slice": int(per_slice),
+                "onset_guess": guess.isoformat(), "onset_guess_from": "window start" if rate.attrs.get(
+                    "capture_error") or guess == inc.window.start else rate_name,
+                "fallback": {"api": logs.API, "filterPattern": pattern, "client_regex": regex,
+                             "max_events_per_slice": int(per_slice)}}
+
+    def sample_pull(inc, per_slice=defaults.LOG_SAMPLE_PER_SLICE):
+        plan = sampling(inc, per_slice)
+        return lv.sample(groups(inc), plan["slices"], regex, pattern, per_slice=int(per_slice), aws=inc.aws)
+
+    def sample_args(inc, per_slice=defaults.LOG_SAMPLE_PER_SLICE):
+        return {"api": logs.INSIGHTS_API, "sampling": sampling(inc, per_slice),
+                **lv.insights_args("log_sample_slice", groups(inc), inc.context_window,
+                                   {"match": regex, "per_slice": int(per_slice)})}
+
+    def plan(inc):
+        from .analysis import log_change
+
+        sample = inc.pull(sample_name)
+        _capture_failed(sample, sample_name)
+        cached = sample.attrs.get("signature_plan")
+        if cached is not None:
+            return cached
+        from .analysis import signatures
+
+        meta = inc.captures[sample_name].args.get("sampling") or {}
+        sig = signatures.assign(sample["message"])
+        guess = pd.Timestamp(meta.get("onset_guess") or inc.window.start)
+        changed = log_change.from_sample(sample, sig, meta.get("slices") or [], int(meta.get("per_slice") or 1),
+                                         guess)
+        chosen = lv.candidates(changed, sig.value_counts())
+        sample.attrs["signature_plan"] = lv.matchers(sample, sig, chosen)
+        return sample.attrs["signature_plan"]
+
+    def counts_pull(inc):
+        return lv.signature_counts(groups(inc), inc.context_window, regex, plan(inc), aws=inc.aws)
+
+    def counts_args(inc):
+        p = plan(inc)
+        if not p["signatures"]:
+            return {"api": logs.INSIGHTS_API, "signatures": {}, "note": "no signature in the sample"}
+        return {"api": logs.INSIGHTS_API, "labels": p["labels"], "coverage_in_sample": p["coverage"],
+                **lv.insights_args("log_signature_counts", groups(inc), inc.context_window,
+                                   {"match": regex, "signatures": p["signatures"]})}
+
+    what = doc or base.replace("_", " ")
+    needs = tuple(needs)
+    return (
+        declare(Capture(rate_name, "logs", "query:log_events_per_minute", rate_pull, rate_args, needs,
+                        lv.RATE_COLUMNS, LOGS, query="log_events_per_minute",
+                        doc=f"{what}: matching events per minute and log group (Logs Insights).")),
+        declare(Capture(sample_name, "logs", "query:log_sample_slice", sample_pull, sample_args, needs,
+                        lv.SAMPLE_COLUMNS, LOGS, query="log_sample_slice",
+                        params={"per_slice": defaults.LOG_SAMPLE_PER_SLICE}, after=(rate_name,),
+                        doc=f"{what}: a bounded sample spread over the window, denser around the onset "
+                            "(Logs Insights per slice; FilterLogEvents when Insights is unavailable).")),
+        declare(Capture(counts_name, "logs", "query:log_signature_counts", counts_pull, counts_args, needs,
+                        lv.COUNT_COLUMNS, LOGS, query="log_signature_counts", after=(sample_name,),
+                        doc=f"{what}: exact per-minute counts of the sample's top signatures (one Logs "
+                            "Insights query).")),
+    )
+
+
+log_volume("app_error", ["logs"], lambda inc: inc.env["logs"]["app"], logs.ERROR_REGEX, logs.ERROR_PATTERN,
+           doc="Application errors")
+log_volume("worker_failure", ["queues"], _worker_groups, _queues().TASK_FAILURE_REGEX,
+           _queues().TASK_FAILURE_PATTERN, doc="Worker task failures")
+log_volume("pg_log", ["rds"], lambda inc: [_rds_log_group(inc)], logs.PG_LOG_REGEX, logs.PG_LOG_PATTERN,
+           doc="PostgreSQL's own log")
+
+
 #: Captures of change events, merged by :func:`forensics.pull.all_change_events` into one timeline.
 CHANGE_EVENT_CAPTURES: tuple[str, ...] = (
     "ecs_deployments", "ecs_service_events", "ecs_stopped_tasks", "rds_events", "rds_replica_events",

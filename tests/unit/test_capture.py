@@ -84,3 +84,22 @@ def test_parallel_notebooks_pull_a_shared_capture_once(tmp_path):
 def test_bad_capture_name_is_refused(tmp_path):
     with pytest.raises(ValueError, match="capture name"):
         CaptureStore(tmp_path).get("../etc/passwd", frame, source="x", call="x")
+
+
+def test_a_large_frame_is_written_in_row_groups_and_read_back_equal(tmp_path):
+    import pyarrow.parquet as pq
+
+    from forensics import capture
+
+    n = 25_001
+    frame = pd.DataFrame({"timestamp": pd.date_range("2026-01-01", periods=n, freq="s", tz="UTC"),
+                          "message": [f"m{i}" for i in range(n)],
+                          "late": [None] * 20_000 + ["x"] * (n - 20_000),  # all null in the first group
+                          "obj": [{"a": i} if i % 2 else None for i in range(n)]})
+    frame.attrs["truncated"] = True
+    capture._to_parquet(frame, tmp_path / "f.parquet", row_group=10_000)
+    assert pq.ParquetFile(tmp_path / "f.parquet").metadata.num_row_groups == 3
+    back = pd.read_parquet(tmp_path / "f.parquet")
+    assert len(back) == n and back["late"].iloc[-1] == "x" and back["obj"].iloc[1] == '{"a": 1}'
+    assert back["message"].tolist() == frame["message"].tolist()
+    assert isinstance(frame["obj"].iloc[1], dict) and frame.attrs == {"truncated": True}, "the frame is not changed"

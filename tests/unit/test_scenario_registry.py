@@ -10,8 +10,15 @@ from forensics.sandbox.scenarios import Played
 def test_all_plays_every_scenario_pool_exhaustion_first():
     names = scenarios.resolve("all")
     assert names[0] == "pool-exhaustion"
-    assert set(names) == set(scenarios.names()) and len(names) >= 9
+    assert set(names) == set(scenarios.names()) - set(scenarios.STANDALONE) and len(names) >= 9
     assert scenarios.focus("all") is None
+
+
+def test_a_standalone_scenario_plays_alone():
+    assert "volume" in scenarios.STANDALONE and "volume" not in scenarios.resolve("all")
+    assert scenarios.resolve("volume") == ["volume"] and scenarios.focus("volume") == "volume"
+    with pytest.raises(SandboxError, match="played alone"):
+        scenarios.resolve("volume,cache-redis")
 
 
 def test_a_single_scenario_plays_on_the_primary_platform_and_is_the_focus():

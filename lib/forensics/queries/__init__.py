@@ -20,7 +20,13 @@ they differ; ``engine`` names the default one.
 Placeholders: PostgreSQL: ``{name}`` for an ``identifier`` parameter (``psycopg.sql.Identifier``),
 ``%(name)s`` for a value (bound, never text). DuckDB and Athena: ``{name}`` for every parameter, rendered
 as a checked literal of its type (:mod:`forensics.sources.query_engines`); text inside SQL string
-literals is not a placeholder. :func:`load` checks that every placeholder is a declared parameter and every
+literals is not a placeholder. Logs Insights: ``{name}`` for every parameter, rendered by
+:meth:`Query.insights` as a checked literal: ``str`` a double-quoted string (``\\`` and ``"`` escaped),
+``int``/``float`` a number, ``list`` quoted strings separated by commas (for ``in [...]``), ``regex`` a
+``/.../`` literal (``/`` escaped, the pattern compiled first), ``matchers`` (label -> literal fragments)
+one ``sum(strcontains(@message, "a") * strcontains(@message, "b")) as label`` per label: the count of
+events holding every fragment of a signature, each fragment a quoted string, never regex text.
+:func:`load` checks that every placeholder is a declared parameter and every
 parameter is used, so a broken file fails in the tests (tests/unit/test_queries.py), not mid-incident.
 The text recorded in the manifest is the file's query, verbatim, with the parameters beside it.
 """
@@ -37,7 +43,7 @@ import yaml
 
 QUERY_DIR = Path(__file__).resolve().parent
 ENGINES = ("postgres", "insights", "duckdb", "athena")
-TYPES = ("identifier", "datetime", "str", "int", "float", "bool", "list")
+TYPES = ("identifier", "datetime", "str", "int", "float", "bool", "list", "regex", "matchers")
 _IDENT_SLOT = re.compile(r"(?<!\{)\{([A-Za-z_][A-Za-z0-9_]*)\}(?!\})")
 _VALUE_SLOT = re.compile(r"%\(([A-Za-z_][A-Za-z0-9_]*)\)s")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
@@ -113,6 +119,13 @@ class Query:
 
         return sql.SQL(self.text).format(**{k: sql.Identifier(*v.split(".")) for k, v in idents.items()}), bound
 
+    def insights(self, given: dict[str, Any] | None = None) -> str:
+        """The Logs Insights query text with its parameters rendered as checked literals (see the module)."""
+        values = self.values(given)
+        text = self.text_for("insights")
+        return _IDENT_SLOT.sub(lambda m: _insights_literal(self.name, self.parameters[m.group(1)],
+                                                           values[m.group(1)]), text)
+
     def record(self, given: dict[str, Any] | None = None, engine: str | None = None) -> dict:
         """What the manifest records: the name, engine, the query verbatim and the values used."""
         from .. import capture
@@ -143,9 +156,67 @@ def _convert(query: str, p: Param, value: Any) -> Any:
             return bool(value)
         if p.type == "list":
             return list(value) if not isinstance(value, str) else [value]
+        if p.type == "regex":
+            text = str(value)
+            if not text or "\n" in text:
+                raise ValueError("a regex must be one non-empty line")
+            try:
+                re.compile(text)
+            except re.error as exc:
+                raise ValueError(f"not a regex: {exc}") from None
+            return text
+        if p.type == "matchers":
+            return _matchers(value)
         return str(value)
     except (TypeError, ValueError) as exc:
         raise QueryError(f"query {query}: parameter {p.name!r} ({p.type}): {exc}") from None
+
+
+_MATCHER_LABEL = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def _insights_string(query: str, p: Param, value: Any) -> str:
+    text = str(value)
+    if "\n" in text or "\r" in text:
+        raise QueryError(f"query {query}: parameter {p.name!r}: a Logs Insights string cannot hold a line break")
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _insights_literal(query: str, p: Param, value: Any) -> str:
+    """One parameter as Logs Insights text: never spliced raw (a value cannot end the literal it is in)."""
+    if p.type in ("str", "identifier"):
+        return _insights_string(query, p, value)
+    if p.type in ("int", "float"):
+        return repr(value)
+    if p.type == "bool":
+        return "1" if value else "0"
+    if p.type == "list":
+        return ", ".join(_insights_string(query, p, v) for v in value)
+    if p.type == "regex":
+        return "/" + re.sub(r"(?<!\\)((?:\\\\)*)/", r"\1\\/", value) + "/"
+    if p.type == "matchers":
+        out = []
+        for label, fragments in value.items():
+            terms = " * ".join(f"strcontains(@message, {_insights_string(query, p, f)})" for f in fragments)
+            out.append(f"sum({terms}) as {label}")
+        return ", ".join(out)
+    raise QueryError(f"query {query}: parameter {p.name!r}: a {p.type} has no Logs Insights literal")
+
+
+def _matchers(value: Any) -> dict[str, list[str]]:
+    """``{label: [fragment, ...]}``: labels are lower-case identifiers, each with at least one non-empty
+    fragment (an event counts under a label when it holds every fragment)."""
+    if not isinstance(value, dict) or not value:
+        raise ValueError("expected a non-empty mapping of label -> list of fragments")
+    out = {}
+    for label, fragments in value.items():
+        if not _MATCHER_LABEL.match(str(label)):
+            raise ValueError(f"label {label!r} is not a lower-case identifier")
+        frags = [fragments] if isinstance(fragments, str) else list(fragments)
+        if not frags or not all(isinstance(f, str) and f for f in frags):
+            raise ValueError(f"label {label!r}: expected non-empty text fragments")
+        out[str(label)] = frags
+    return out
 
 
 def _parse(path: Path) -> Query:

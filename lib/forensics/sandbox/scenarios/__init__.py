@@ -36,7 +36,7 @@ PlayFunction = Callable[["Sandbox"], Played]
 SCENARIOS: dict[str, PlayFunction] = {}
 #: modules that register scenarios when imported
 _MODULES = ("pool_exhaustion", "cache_redis", "queue_backlog", "ai_cost", "data_integrity", "security",
-            "ecs_deploy", "slow_queries", "db_health", "scheduled_jobs", "auth_failures")
+            "ecs_deploy", "slow_queries", "db_health", "scheduled_jobs", "auth_failures", "volume")
 _loaded = False
 
 
@@ -64,7 +64,9 @@ PRIMARY = "pool-exhaustion"
 
 
 #: The notebooks a scenario is there for (by default the notebook of the same name).
-SERVES = {PRIMARY: ["db-connections", "api-errors"]}
+SERVES = {PRIMARY: ["db-connections", "api-errors"], "volume": ["api-errors"]}
+#: Scenarios played alone (their own platform and incident): never in "all", never on top of the primary.
+STANDALONE = ("volume",)
 
 
 def resolve(spec: str) -> list[str]:
@@ -74,13 +76,18 @@ def resolve(spec: str) -> list[str]:
     the app logs, and their incident): a scenario played on its own is played on top of it, so its
     environment is complete; the sandbox's incident is then that scenario's (see :func:`focus`)."""
     if spec == ALL:
-        rest = [n for n in names() if n != PRIMARY]
+        rest = [n for n in names() if n != PRIMARY and n not in STANDALONE]
         return [PRIMARY, *rest] if PRIMARY in names() else rest
     out = [n.strip() for n in spec.split(",") if n.strip()]
     for n in out:
         get(n)  # unknown name: SandboxError
     if not out:
         raise SandboxError("no scenario named")
+    alone = [n for n in out if n in STANDALONE]
+    if alone and len(out) > 1:
+        raise SandboxError(f"scenario {alone[0]!r} is played alone, not with {', '.join(n for n in out if n != alone[0])}")
+    if alone:
+        return out
     if PRIMARY not in out:
         out.insert(0, PRIMARY)
     return out

@@ -1,0 +1,74 @@
+"""A loopback proxy to the sandbox's moto server that refuses some operations (by ``X-Amz-Target``) the way AWS
+does when a policy lacks them: HTTP 400 ``AccessDeniedException``. Everything else is forwarded unchanged.
+For testing what a tool does when one permission is missing, without patching the tool."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlparse
+
+
+class DenyProxy:
+    def __init__(self, target_url: str, deny: set[str]):
+        target = urlparse(target_url)
+        assert target.hostname in ("127.0.0.1", "localhost"), "the proxy only forwards to loopback"
+        self.target = (target.hostname, target.port)
+        self.deny = set(deny)
+        self.denied: list[str] = []
+        self._server: ThreadingHTTPServer | None = None
+
+    @property
+    def endpoint_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> DenyProxy:
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def _answer(self, status, body: bytes, headers):
+                self.send_response(status)
+                for k, v in headers:
+                    if k.lower() not in ("transfer-encoding", "connection", "content-length"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def _forward(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                op = (self.headers.get("X-Amz-Target") or "").rsplit(".", 1)[-1]
+                if op in proxy.deny:
+                    proxy.denied.append(op)
+                    msg = {"__type": "AccessDeniedException",
+                           "message": f"User is not authorized to perform: logs:{op}"}
+                    return self._answer(400, json.dumps(msg).encode(),
+                                        [("Content-Type", "application/x-amz-json-1.1")])
+                conn = http.client.HTTPConnection(*proxy.target, timeout=120)
+                try:
+                    conn.request(self.command, self.path, body=body, headers=dict(self.headers))
+                    resp = conn.getresponse()
+                    data = resp.read()
+                finally:
+                    conn.close()
+                self._answer(resp.status, data, resp.getheaders())
+
+            do_GET = do_POST = do_PUT = do_HEAD = do_DELETE = _forward
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()

@@ -1,0 +1,83 @@
+"""Logs at volume without a server: the Insights rendering of parameters, the slice plan, the fragments a
+signature is counted by, and the volume scenario's plan."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from forensics import queries
+from forensics.analysis import signatures
+from forensics.queries import QueryError
+from forensics.sandbox import insights
+from forensics.sandbox.scenarios import volume
+from forensics.sources import log_volume
+from forensics.window import IncidentWindow
+
+W = IncidentWindow(pd.Timestamp("2026-01-01T00:00Z"), pd.Timestamp("2026-01-01T03:00Z"))
+
+
+def test_insights_values_are_quoted_and_cannot_end_their_literal():
+    q = queries.load("log_signature_counts")
+    text = q.insights({"match": "ERROR|a/b", "signatures": {"sig_0": ['say "hi"', "C:\\dir"], "sig_1": ["x|y"]}})
+    assert "like /ERROR|a\\/b/" in text
+    assert 'strcontains(@message, "say \\"hi\\"") * strcontains(@message, "C:\\\\dir")' in text
+    parsed = insights.parse(text)  # the sandbox's engine reads it back as one query, no injected command
+    assert [type(c).__name__ for c in parsed.commands] == ["Filter", "Stats"]
+    with pytest.raises(QueryError, match="line break"):
+        q.insights({"match": "ERROR", "signatures": {"sig_0": ["a\n| limit 1"]}})
+    with pytest.raises(QueryError, match="not a lower-case identifier"):
+        q.insights({"match": "ERROR", "signatures": {"x) as y, count(*": ["a"]}})
+    with pytest.raises(QueryError, match="regex"):
+        q.insights({"match": "(unclosed", "signatures": {"sig_0": ["a"]}})
+
+
+def test_an_escaped_slash_stays_escaped():
+    q = queries.load("log_events_per_minute")
+    assert q.insights({"match": r"a\/b/c"}).startswith(r"filter @message like /a\/b\/c/")
+
+
+def test_slices_spread_over_the_window_and_denser_at_the_onset():
+    onset = pd.Timestamp("2026-01-01T02:00Z")
+    plan = log_volume.slice_plan(W, onset, spread=24, near_onset=12, slice_s=10, onset_span="15min")
+    starts = pd.to_datetime([s["start"] for s in plan], utc=True)
+    ends = pd.to_datetime([s["end"] for s in plan], utc=True)
+    assert (starts[1:] >= ends[:-1]).all(), "slices never overlap"
+    assert starts.min() - W.start < pd.Timedelta("10min") and W.end - ends.max() < pd.Timedelta("10min")
+    near = starts[(starts >= onset - pd.Timedelta("15min")) & (starts <= onset + pd.Timedelta("15min"))]
+    assert len(near) >= 12 and len(plan) >= 30
+    assert [s["slice"] for s in plan] == list(range(len(plan)))
+
+
+def test_fragments_select_their_own_events_only():
+    own = pd.Series([f"2026-01-01 00:00:0{i},1 ERROR [db] QueuePool limit of size 5 overflow 10 reached\n  at x"
+                     for i in range(5)])
+    other = pd.Series(["2026-01-01 00:00:01,1 ERROR [db] connection refused by server",
+                       "2026-01-01 00:00:01,1 ERROR [db] QueuePool limit of size 5 is fine"])
+    sig = signatures.assign(pd.concat([own, other], ignore_index=True))
+    frags, cover, leak = log_volume.fragments(sig[0], own, other)
+    assert cover == 1.0 and leak == 0.0 and all("<*>" not in f and len(f) >= 3 for f in frags)
+
+
+def test_fragments_never_hold_a_redaction_marker():
+    s = "<*> ERROR token=[REDACTED:secret-pair:0a1b2c3d] refused by upstream"
+    frags, _, _ = log_volume.fragments(s, pd.Series(["x ERROR token=[REDACTED:secret-pair:0a1b2c3d] refused by upstream"]),
+                                       pd.Series([], dtype=str))
+    assert frags and not any("REDACTED" in f for f in frags)
+
+
+def test_volume_plan_rates_onset_and_late_secrets():
+    now = pd.Timestamp("2026-06-08T12:00:30Z")
+    plan = volume.Plan(now, factor=0.05)
+    t = plan.t
+    assert t["onset"] - t["start"] == pd.Timedelta(hours=2) and t["end"] - t["start"] == pd.Timedelta(hours=3)
+    pool, hook = plan.per_minute("queuepool"), plan.per_minute("webhook")
+    assert pool[pool.index < t["onset"]].sum() == 0
+    assert pool[pool.index >= t["onset"]].mean() == pytest.approx(120 * 60 * 0.05, rel=0.05)
+    assert hook.mean() == pytest.approx(40 * 60 * 0.05, rel=0.05)
+    lines = [e for _, batch in plan.batches() for e in batch]
+    assert len(lines) == len(plan.ts) + sum(len(v) for v in plan.secrets.values())
+    for kind, items in plan.secrets.items():
+        value = items[0][1]
+        leaked = [e["timestamp"] for e in lines if value in e["message"]]
+        assert len(leaked) == len(items) and min(leaked) >= int((t["end"] - pd.Timedelta("20min")).value // 10**6)
