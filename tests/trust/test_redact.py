@@ -262,3 +262,14 @@ def test_a_labelled_40_character_token_keeps_its_label():
 def test_only_aws_documented_example_key_id_is_kept():
     assert redact.text("id AKIAIOSFODNN7EXAMPLE") == "id AKIAIOSFODNN7EXAMPLE"
     assert redact.text("id AKIAEXAMPLEKEY000001").startswith("id [REDACTED:aws-access-key-id:")
+
+
+@pytest.mark.parametrize("text", [
+    '{"signature": "<*> ERROR [scr_api.db] [req=<*>] request <*> failed after <*>: QueuePool limit of size <*>"}',
+    "signature: computed sha256 does not match header sha256",
+    '"key": "orders by customer and day"',
+])
+def test_a_weak_field_name_before_words_or_a_log_template_is_not_a_secret(text):
+    """Findings hold signature templates under a "signature" key; masking one would mask every copy of the
+    failure's signature in the record (known-secret masking), hiding the diagnosis."""
+    assert redact.text(text) == text

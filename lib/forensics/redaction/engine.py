@@ -156,6 +156,8 @@ def field_secret(key: str, raw: str, op: str, key_quoted: bool, after: str, colo
         if len(value) < 8 or (value.isdigit() and len(value) < 12) or shape.entropy(value) < 2.5:
             return None
         return None if (not quoted and value.isalpha() and value.islower()) else value
+    if any(c.isspace() for c in value):
+        return None  # a weak name ("signature", "key") before a sentence: words, not a token
     return value if shape.secret_shaped(value, 8, 3.0) else None
 
 

@@ -68,6 +68,8 @@ def is_placeholder(value: str) -> bool:
     v = value.strip()
     if not v or PLACEHOLDER.match(v) or PLACEHOLDER_PART.search(v) or v.upper().endswith(("EXAMPLE", "EXAMPLEKEY")):
         return True
+    if "<*>" in v:  # a log template (forensics.analysis.signatures): its variables are already masked
+        return True
     if len(set(v.lower())) <= 2:  # aaaa, 0000, abab
         return True
     low = v.lower()
