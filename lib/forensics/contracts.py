@@ -30,6 +30,9 @@ ELASTICACHE_EVENT = "elasticache-event"  # ElastiCache DescribeEvents
 FAILOVER = "failover"                  # ElastiCache DescribeEvents about a failover
 ALARM = "alarm"                        # CloudWatch DescribeAlarmHistory ("alarm-<state>" with the new state)
 ONSET = "onset"                        # analysis.onset episodes put on the timeline
+BACKUP = "backup"                      # RDS snapshots, AWS Backup jobs (completed or running)
+BACKUP_FAILED = "backup-failed"        # AWS Backup jobs failed/aborted/expired/partial, failed snapshots
+CERTIFICATE_EXPIRY = "certificate-expiry"  # ACM certificates, dated by their NotAfter
 # CloudTrail events keep their API name (eventName) as their kind.
 
 #: What most often causes an incident, most likely first: a deployment beats an RDS event.
