@@ -606,7 +606,7 @@ def _backups():
     return backups
 
 
-def _backup_window(inc):
+def backup_window(inc):
     """``backups.lookback_hours`` before the window's end (never less than the context window): a daily job
     that failed last night is outside an hour-long incident window."""
     from .window import IncidentWindow
@@ -631,22 +631,22 @@ events("rds_snapshots", "rds:DescribeDBSnapshots", ["rds"],
        _backups().SNAPSHOT_COLUMNS, source="rds",
        doc="Every snapshot of the RDS instance (automated, manual, AWS Backup's): created, type, status, progress.")
 events("backup_jobs", "backup:ListBackupJobs", ["backups"],
-       lambda inc: _backups().backup_jobs(_backup_window(inc), vault=inc.env["backups"].get("vault"), aws=inc.aws),
-       lambda inc: _backups().jobs_description(_backup_window(inc), inc.env["backups"].get("vault")),
+       lambda inc: _backups().backup_jobs(backup_window(inc), vault=inc.env["backups"].get("vault"), aws=inc.aws),
+       lambda inc: _backups().jobs_description(backup_window(inc), inc.env["backups"].get("vault")),
        _backups().JOB_COLUMNS, source="backup",
        doc="AWS Backup jobs created in the lookback (backups.lookback_hours) with their state and status message.")
 events("rds_backup_events", "rds:DescribeEvents", ["rds"],
-       lambda inc: _backups().rds_backup_events(inc.env["rds"]["instance"], _backup_window(inc), aws=inc.aws),
-       lambda inc: _backups().backup_events_description(inc.env["rds"]["instance"], _backup_window(inc)),
+       lambda inc: _backups().rds_backup_events(inc.env["rds"]["instance"], backup_window(inc), aws=inc.aws),
+       lambda inc: _backups().backup_events_description(inc.env["rds"]["instance"], backup_window(inc)),
        _backups().BACKUP_EVENT_COLUMNS, source="rds",
        doc="RDS events of category backup about the instance in the lookback (failures are kind backup-failed).")
 declare(Capture(
     "backup_job_logs", "logs", "FilterLogEvents",
     lambda inc, max_events=defaults.LOG_MAX_EVENTS: logs.filter_log_events(
-        _backup_log_groups(inc), _backup_window(inc), BACKUP_LOG_PATTERN, aws=inc.aws, max_events=max_events,
+        _backup_log_groups(inc), backup_window(inc), BACKUP_LOG_PATTERN, aws=inc.aws, max_events=max_events,
         client_regex=BACKUP_LOG_REGEX),
     lambda inc, max_events=defaults.LOG_MAX_EVENTS: logs.call_description(
-        _backup_log_groups(inc), _backup_window(inc), BACKUP_LOG_PATTERN, max_events=max_events,
+        _backup_log_groups(inc), backup_window(inc), BACKUP_LOG_PATTERN, max_events=max_events,
         client_regex=BACKUP_LOG_REGEX),
     ("backups.retention_log_groups",), contracts.LOG_COLUMNS, LOGS, params={"max_events": defaults.LOG_MAX_EVENTS},
     doc="The retention and backup jobs' log lines over the lookback (backups.retention_log_groups)."))

@@ -143,3 +143,32 @@ def restore_point_age(snapshots: pd.DataFrame, start, end, freq: str = "15min") 
     m = pd.merge_asof(grid, made.astype({"t": contracts.TS_DTYPE, "made": contracts.TS_DTYPE}), on="t")
     age = (m["t"] - m["made"]).dt.total_seconds() / 3600
     return pd.Series(age.to_numpy(), index=pd.DatetimeIndex(grid["t"]), name="hours since the last good snapshot")
+
+
+def verdict(findings: dict, lookback_hours: float, max_age_hours: float, unknown=()) -> str:
+    """One plain paragraph: what is wrong with the backups, or that nothing is (``unknown``: the findings whose
+    sources failed, said as such rather than as "nothing")."""
+    problems = []
+    failed = findings.get("failed_backups") or []
+    if failed:
+        sources = ", ".join(sorted({f["source"] for f in failed}))
+        problems.append(f"{len(failed)} backup(s) failed in the last {lookback_hours:g} h ({sources}), the last at "
+                        f"{failed[-1]['time']}")
+    last, age = findings.get("last_good_snapshot"), findings.get("snapshot_age_hours")
+    if last is None and "last_good_snapshot" in findings and "last_good_snapshot" not in unknown:
+        problems.append("no available snapshot at all: nothing to restore from")
+    elif age is not None and age > max_age_hours:
+        problems.append(f"the newest restore point ({last['snapshot_id']}) is {age:g} h old (over {max_age_hours:g} h)")
+    for s in findings.get("snapshots_not_ready") or []:
+        progress = f", {s['progress']:g} %" if s.get("progress") is not None else ""
+        problems.append(f"snapshot {s['snapshot_id']} started {s['created']} is {s['status']}{progress}: not a "
+                        "restore point")
+    if findings.get("retention_errors"):
+        problems.append(f"the retention job failed ({sum(e['count'] for e in findings['retention_errors'])} time(s))")
+    if unknown:
+        problems.append(f"not known (a source failed): {', '.join(unknown)}")
+    if not problems:
+        where = f" ({last['snapshot_id']}, {age:g} h old)" if last else ""
+        return (f"Nothing to find: no backup failed in the last {lookback_hours:g} h, the newest restore point is "
+                f"recent enough{where}, and the retention job reported no error.")
+    return "Found: " + "; ".join(problems) + "."

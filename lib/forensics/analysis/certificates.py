@@ -215,3 +215,22 @@ def edge_error_rate_peak(metrics: pd.DataFrame, window) -> dict | None:
     n = None if requests is None or pd.isna(requests.get(at)) else int(requests.get(at))
     return {"distribution": dist, "series": what.replace(" %", ""), "peak_pct": round(peak, 2), "at": iso(at),
             "requests": n}
+
+
+def verdict(findings: dict, warn_days: float, unknown=()) -> str:
+    """One plain paragraph: what is wrong with certificates and domains, or that nothing is (``unknown``: the
+    findings whose sources failed)."""
+    problems = []
+    for name, days in (findings.get("expiring") or {}).items():
+        problems.append(f"{name} expired {-days:g} day(s) ago" if days < 0 else f"{name} expires in {days:g} day(s)")
+    pending = findings.get("validation_pending") or []
+    if pending:
+        problems.append(f"validation waits for {', '.join(sorted({p['domain'] for p in pending}))}")
+    for m in findings.get("dns_mismatches") or []:
+        problems.append(f"{m['domain']}: {m['problem']}")
+    if unknown:
+        problems.append(f"not known (a source failed): {', '.join(unknown)}")
+    if not problems:
+        return (f"Nothing to find: no certificate in use ends within {warn_days:g} days, no validation is pending "
+                "and DNS points where the certificates and distributions need it.")
+    return "Found: " + "; ".join(problems) + "."
