@@ -234,3 +234,11 @@ def verdict(findings: dict, warn_days: float, unknown=()) -> str:
         return (f"Nothing to find: no certificate in use ends within {warn_days:g} days, no validation is pending "
                 "and DNS points where the certificates and distributions need it.")
     return "Found: " + "; ".join(problems) + "."
+
+
+def expiry_markers(certs: pd.DataFrame) -> list[tuple]:
+    """(NotAfter, label) of every certificate, for a chart's labelled markers (those outside it are not drawn)."""
+    if certs is None or certs.empty:
+        return []
+    dated = certs[certs["not_after"].notna()]
+    return [(r.not_after, f"certificate {r.domain} ends") for r in dated.itertuples()]

@@ -1,20 +1,20 @@
 """Scenario "backups": backups stopped two nights ago, and the migration ran without a finished snapshot.
 
 The story: a Terraform change at T-40 h (T = the sandbox's now) replaced the backup IAM role and the
-Celery task role and set the RDS instance's backup retention to 0 (RDS: "Automated backups for this DB
-instance have been disabled."). Since then:
+Celery task role. Since then:
 
 - AWS Backup's nightly job of ``scr-production-postgres`` (vault ``scr-production-vault``) FAILED twice
   ("Insufficient privileges to perform this action."); the documents bucket's job still COMPLETES;
-- no automated RDS snapshot after T-54 h; the newest restore point is AWS Backup's snapshot of T-53 h;
 - the application's ``backup_database_task`` (a pg_dump piped to ``s3://scr-production-backups/pg_dump/``)
   failed both nights with ``AccessDenied`` on ``PutObject``: the newest dump in S3 is from T-55 h;
 - separately, ``data_retention_cleanup`` fails every night on ``usage_events`` with a statement timeout
-  (001 §3f: tables grow unboundedly).
+  (001 §3f: tables grow unboundedly);
+- RDS's own automated backups still run (they need no role): the last one is the backup the primary
+  scenario's RDS events announce at T0-52 min, the only recent restore point.
 
 During the incident the CD pipeline asked AWS Backup for a pre-migration backup at T0-14 min (FAILED,
 same role), fell back to a manual snapshot ``pre-migration-e41b7c9d2f10`` at T0-10 min, and ran the
-migration at T0 while that snapshot was still ``creating`` (35 %): there is no restore point after T-53 h.
+migration at T0 while that snapshot was still ``creating`` (35 %): a restore would start from T0-52 min.
 """
 
 from __future__ import annotations
@@ -53,8 +53,9 @@ class Plan:
         end = t["end"]
         self.change = end - 40 * H
         nights = range(8)
-        #: RDS automated snapshots: nightly until the change
-        self.automated = [end - 6 * H - k * 24 * H for k in nights if end - 6 * H - k * 24 * H < self.change]
+        #: RDS automated snapshots, daily; today's is the backup pool-exhaustion's RDS events announce
+        self.rds_backup = t["start"] + pd.Timedelta("8min 12s")
+        self.automated = [self.rds_backup - k * 24 * H for k in nights]
         #: AWS Backup nightly jobs of the instance: (created, state)
         self.rds_jobs = [(end - 5 * H - k * 24 * H, "FAILED" if end - 5 * H - k * 24 * H > self.change
                           else "COMPLETED") for k in nights]
@@ -125,11 +126,9 @@ def load_rds(sb, plan: Plan) -> None:
     for ts in plan.awsbackup_snapshots():
         _snapshot(backend, f"awsbackup:job-{ts.strftime('%Y%m%d%H%M')}", "awsbackup", ts)
     _snapshot(backend, PRE_MIGRATION, "manual", plan.pre_migration, status="creating", progress=35)
-    for ts in plan.automated:
-        ext.add_rds_event(backend, INSTANCE, "Backing up DB instance", ["backup"], ts - 3 * MIN)
-        ext.add_rds_event(backend, INSTANCE, "Finished DB instance backup", ["backup"], ts)
-    ext.add_rds_event(backend, INSTANCE, "Automated backups for this DB instance have been disabled.", ["backup"],
-                      plan.change + 2 * MIN)
+    for ts in plan.automated[1:]:  # today's events are the primary scenario's
+        ext.add_rds_event(backend, INSTANCE, "Backing up DB instance", ["backup"], ts)
+        ext.add_rds_event(backend, INSTANCE, "Finished DB instance backup", ["backup"], ts + pd.Timedelta("11min 37s"))
 
 
 def load_backup(sb, plan: Plan) -> list[dict]:
