@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: demo test bench lab postgres wheel clean help
+.PHONY: demo test bench lab postgres chromium wheel clean help
 
 help:
 	@echo "make demo   play the pool-exhaustion scenario on the embedded sandbox and write an evidence record"
@@ -35,10 +35,22 @@ postgres:
 	  fi; \
 	fi
 
+# The browser tests open a record in headless Chromium: Debian's chromium (Playwright drives it and
+# downloads no browser). Without root or apt-get those tests skip, saying why.
+chromium:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "chromium not found: installing Debian's chromium with apt-get"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "note: chromium not found and not installable here (needs root and apt-get): browser tests will skip" >&2; \
+	  fi; \
+	fi
+
 demo: $(STAMP) postgres
 	$(BIN)/forensics demo
 
-test: $(STAMP) postgres
+test: $(STAMP) postgres chromium
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests notebooks --ignore=tests/bench --nbval-lax --nbval-current-env
 
 bench: $(STAMP) postgres

@@ -33,6 +33,9 @@ READ_OPERATIONS: dict[str, tuple[str, ...]] = {
     "s3": ("ListObjectsV2", "GetObject"),
     "athena": ("StartQueryExecution", "GetQueryExecution", "GetQueryResults", "StopQueryExecution"),
     "glue": ("GetDatabase", "GetTable", "GetPartitions"),
+    # Scheduled jobs: EventBridge rules with a schedule and EventBridge Scheduler schedules.
+    "events": ("ListRules", "ListTargetsByRule"),
+    "scheduler": ("ListSchedules", "GetSchedule"),
     # Backups (AWS Backup jobs) and certificates and domains (ACM, Route 53, CloudFront).
     "backup": ("ListBackupJobs",),
     "acm": ("ListCertificates", "DescribeCertificate"),

@@ -54,3 +54,5 @@ CONTEXT = "30min"
 CELL_TIMEOUT_S = 900
 #: Threads pulling the capture plan (each AWS API is also held to its own rate: rates.yaml).
 PLAN_THREADS = 8
+#: How late, in periods, a scheduled job's run may be before it counts as missing (jobs.heartbeats[].tolerance).
+JOB_TOLERANCE = 0.5

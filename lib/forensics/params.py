@@ -117,6 +117,14 @@ _ENV_SCHEMA: dict[str, Any] = {
         "cloudtrail_table": (False, (str, type(None)), "the CloudTrail table (default cloudtrail_logs)"),
         "alb_table": (False, (str, type(None)), "the ALB access-log table (default alb_logs)"),
     },
+    "jobs": {
+        "heartbeats": (False, list, "each job's expected heartbeat: {name, period (90s, 5m, 1h, 1d), tolerance "
+                                    "(periods a run may be late, default 0.5), and log_group + pattern (literal "
+                                    "text every run logs) or metric: {namespace, name, dimensions, stat}}"),
+        "event_buses": (False, list, "EventBridge buses whose scheduled rules are read (default: default)"),
+        "rule_prefix": (False, (str, type(None)), "only EventBridge rules whose name starts with this"),
+        "schedule_groups": (False, list, "EventBridge Scheduler groups read (default: every group)"),
+    },
     "schema": {
         "expected_alembic_head": (False, (str, type(None)), "the alembic revision the deployed code expects "
                                                             "(its migrations' head)"),
@@ -145,11 +153,15 @@ _ENV_SCHEMA: dict[str, Any] = {
                                       "name ends one of the domains)"),
         "warn_days": (False, int, f"a certificate with fewer days left is expiring (default {defaults.CERT_WARN_DAYS})"),
     },
+    "diagnosis": {
+        "runbook_file": (True, str, "your runbook entries (YAML, the format of lib/forensics/runbooks/entries.yaml), "
+                                    "added to the built-in ones; relative to this file"),
+    },
 }
 #: Only ``name`` and ``aws`` are required: a notebook runs on the sections the environment has, and one
 #: with none of its sections is skipped (a security-only environment, a platform without ECS).
 _ENV_OPTIONAL_SECTIONS = {"alb", "ecs", "rds", "logs", "postgres", "elasticache", "queues", "ai", "audit",
-                          "cloudtrail", "athena", "schema", "backups", "certificates"}
+                          "cloudtrail", "athena", "schema", "diagnosis", "jobs", "backups", "certificates"}
 #: fields naming a PostgreSQL table: a plain identifier (optionally schema-qualified), nothing else
 _TABLE_FIELDS = (("queues", "failed_table"), ("ai", "logs_table"), ("ai", "budgets_table"),
                  ("ai", "organizations_table"))
@@ -297,7 +309,20 @@ def load_environment(ref: str | os.PathLike, base: Path | None = None) -> dict:
                                                                and is_loopback_url(audit["base_url"]))):
             raise ParamsError(path, "audit.base_url must be https:// (http:// only on loopback): a bearer token "
                                     "never travels in clear text")
+    if "jobs" in data:
+        from .sources.schedules import heartbeats
+
+        try:
+            heartbeats(data["jobs"])
+        except ValueError as exc:
+            raise ParamsError(path, str(exc)) from None
     _refuse_secrets(path, data)
+    if data.get("diagnosis"):  # resolved and checked now: a bad runbook file fails before anything runs
+        from . import diagnosis
+
+        runbook = (path.parent / data["diagnosis"]["runbook_file"]).resolve()
+        diagnosis.load(runbook)
+        data["diagnosis"] = {**data["diagnosis"], "runbook_file": str(runbook)}
     return data
 
 

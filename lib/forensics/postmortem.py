@@ -1,5 +1,7 @@
 """The postmortem draft: Markdown that follows the team's template (shared/seeds/004, "Postmortem
-Template") filled from the record's findings, with clear blanks where the data cannot speak.
+Template") filled from the record's findings: What Happened and Root Cause come from the runbook
+diagnosis (one paragraph per hypothesis that holds, its evidence linked into the record); clear blanks
+where the data cannot speak.
 
 Written by the runner after every notebook has ended, so it sees all of their findings; the overview
 notebook shows the same draft interactively.
@@ -11,6 +13,7 @@ from collections.abc import Iterable
 
 import pandas as pd
 
+from .diagnosis import diagnose, evidence_values, short
 from .params import Incident
 
 BLANK = "_(to be completed by the incident team)_"
@@ -26,44 +29,90 @@ def _fmt_int(v) -> str:
     return f"{int(v):,}" if isinstance(v, (int, float)) and v == v else "unknown"
 
 
-def _root_cause(findings: dict) -> list[str]:
-    """Evidence-backed statements, one per notebook that found something; never a guess."""
-    lines = []
-    api = findings.get("api-errors", {})
-    change = api.get("suspected_change")
-    if change:
-        lines.append(f"- **Suspected change**: {change.get('kind')} at {_hhmm(change.get('time'))} UTC on "
-                     f"`{change.get('resource')}`: {change.get('message')} (api-errors: the last change before "
-                     f"the 5xx onset at {_hhmm(api.get('onset'))} UTC).")
-    sigs = api.get("top_error_signatures") or []
-    # An access-log line ("GET ... 500") says that requests failed, not why: prefer an error line.
-    causes = [s for s in sigs if "HTTP/" not in s] or sigs
-    if causes:
-        lines.append(f"- **Most frequent application error**: `{causes[0][:300]}`.")
-    db = findings.get("db-connections", {})
-    if db.get("peak_connections") is not None and db.get("max_connections"):
-        lines.append(f"- **Database connections**: peak {_fmt_int(db['peak_connections'])} of max_connections "
-                     f"{_fmt_int(db['max_connections'])}; {_fmt_int(db.get('idle_in_transaction'))} sessions idle in "
-                     f"transaction (by application: {db.get('idle_in_transaction_by_app') or {}}); top holder "
-                     f"`{db.get('top_holder')}`.")
-    for b in (db.get("blockers") or [])[:3]:
-        lines.append(f"- **Lock chain**: pid {b.get('pid')} (`{b.get('application_name')}`, {b.get('state')}) "
-                     f"blocks {b.get('waiting')} session(s).")
+#: findings already told by the "Slow statement" line
+_SLOW_KEYS = ("top_statements", "top_statements_ranking")
+
+
+def _slow_statement(findings: dict) -> tuple[str, str] | None:
+    """The statement that took the most time, and how that was ranked, from the same ranking both
+    notebooks use (:func:`forensics.analysis.statements.by_time_spent`): slow-queries' window delta
+    when it ran, else db-connections' single snapshot."""
+    sq, db = findings.get("slow-queries", {}), findings.get("db-connections", {})
+    top = sq.get("top_statements") if sq.get("status", "ok") == "ok" else None
+    if top:
+        how = sq.get("top_statements_ranking") or "most time between two pg_stat_statements snapshots"
+        return str(top[0].get("query")), f"slow-queries: {top[0].get('calls')} calls, {how}"
     if db.get("slow_statements"):
-        lines.append(f"- **Slow statement**: `{str(db['slow_statements'][0])[:200]}`.")
-    for name, f in findings.items():
-        if name in ("api-errors", "db-connections", "overview") or f.get("status") != "ok":
-            continue
-        headline = {k: v for k, v in f.items() if k not in ("status", "unknown", "failed_sources", "error")
-                    and v not in (None, [], {}, False)}
-        if headline:
-            key, value = next(iter(headline.items()))
-            lines.append(f"- **{name}**: {key} = `{str(value)[:200]}` (see its notebook).")
+        how = db.get("slow_statements_ranking") or "most total time since pg_stat_statements was reset"
+        return str(db["slow_statements"][0]), f"db-connections: {how}"
+    return None
+
+
+def _evidence_link(e: dict) -> str:
+    if e.get("finding") == "timing":
+        return f"timing: {e['says']}"
+    target = f"]({e['html']})" if e.get("html") else "]"
+    shown = ", ".join(f"{k} = `{short(v, 100)}`" for k, v in evidence_values(e))
+    return f"{e['says']} ([{shown}{target})"
+
+
+def _hypothesis_paragraph(h: dict) -> list[str]:
+    """One hypothesis that holds: what it says, the evidence for and against, the runbook's next step."""
+    role = {"primary": "primary", "alternative": "alternative explanation, less supported",
+            "concurrent": "concurrent, independent of the primary"}.get(h["role"], h["role"])
+    src = h["source"]
+    text = (f"**{h['symptom'][0].upper() + h['symptom'][1:]}: {' → '.join(h['chain']) or h['id']}** ({role}). "
+            f"{h['cause']} Evidence: " + "; ".join(_evidence_link(e) for e in h["evidence_for"]) + ".")
+    if h["evidence_against"]:
+        text += " Against: " + "; ".join(_evidence_link(e) for e in h["evidence_against"]) + "."
+    if h["unknown"]:
+        text += " Unknown (finding missing): " + "; ".join(e["says"] for e in h["unknown"]) + "."
+    text += (f" Next step (runbook `{src['runbook']}`, section \"{src['section']}\"): {h['next_step']}")
+    return [text, ""]
+
+
+def _root_cause(diag: dict, findings: dict) -> list[str]:
+    """One paragraph per hypothesis that holds (primary, alternatives, concurrent incidents), then the
+    hypotheses the evidence rules out, then the statement that took the most database time (ranked as the
+    notebooks rank it); never a guess beyond the runbook entries."""
+    holding = [h for h in diag.get("hypotheses", []) if h["holds"]]
+    if diag.get("error"):
+        lines = [f"The diagnosis could not run: {diag['error']}", ""]
+    elif not holding:
+        lines = ["No runbook entry is supported by the evidence in this record.", ""]
+    else:
+        lines = []
+        for h in holding:  # rank order: the primary and its alternatives, then each concurrent incident's
+            lines += _hypothesis_paragraph(h)
+        ruled_out = [h for h in diag["hypotheses"] if not h["holds"] and h["verdict"].startswith("refuted")]
+        if ruled_out:
+            lines.append("Ruled out by the evidence:")
+            lines += [f"- {' → '.join(h['chain']) or h['id']}: {h['verdict']}" for h in ruled_out]
+            lines.append("")
+    slow = _slow_statement(findings)
+    if slow:
+        lines += [f"**Slow statement**: `{slow[0][:200]}` ({slow[1]}).", ""]
     return lines
+
+
+def _what_happened(diag: dict) -> str:
+    primary = next((h for h in diag.get("hypotheses", []) if h["role"] == "primary"), None)
+    if primary is None:
+        return ""
+    out = f"The evidence supports {' → '.join(primary['chain'])}: {primary['cause']}"
+    if primary.get("timing") and primary["timing"].get("holds"):
+        out += f" In order: {primary['timing']['says']} UTC."
+    concurrent = [h for h in diag["hypotheses"] if h["role"] == "concurrent"]
+    if concurrent:
+        out += (" Independent of it, in the same window: "
+                + "; ".join(f"{h['symptom']} ({' → '.join(h['chain'])})" for h in concurrent) + ".")
+    return out
 
 
 def render(incident: Incident, findings: dict, notebooks: Iterable[dict], data_files: Iterable[str],
            record_name: str | None = None) -> str:
+    diag = findings.get("diagnosis") or diagnose(findings)
+    findings = {k: v for k, v in findings.items() if k != "diagnosis"}
     ov = findings.get("overview", {})
     api = findings.get("api-errors", {})
     onset = ov.get("onset") or api.get("onset")
@@ -103,19 +152,26 @@ def render(incident: Incident, findings: dict, notebooks: Iterable[dict], data_f
         lines += [summary, ""]
     else:
         lines += [BLANK + " (no onset was detected in the ALB series)", ""]
+    story = _what_happened(diag)
+    if story:
+        lines += [story, ""]
     lines += ["## Timeline", "", "Times in UTC. Detection, triage, mitigation and fix times are the team's.", ""]
     timeline = ov.get("timeline") or []
     if timeline:
         for ev in timeline:
-            lines.append(f"- {_hhmm(ev.get('time'))} - {ev.get('source')}: {ev.get('kind')}: "
-                         f"{str(ev.get('message'))[:160]}")
+            kind = ev.get("kind") or ""
+            # an alarm's message ("Alarm updated from OK to ALARM") does not name it: its resource does
+            if kind.startswith("alarm") and ev.get("resource"):
+                kind = f"{kind} {ev['resource']}"
+            lines.append(f"- {_hhmm(ev.get('time'))} - {ev.get('source')}: {kind}: {str(ev.get('message'))[:160]}")
     else:
         lines.append(f"- {BLANK}")
     lines += ["- --:-- - Incident detected " + BLANK, "- --:-- - Mitigation deployed " + BLANK,
               "- --:-- - Service restored " + BLANK, "", "## Root Cause", "",
-              "Suspected, from the evidence (confirm before publishing):", ""]
-    lines += _root_cause(findings) or [BLANK]
-    lines += ["", "## Impact", "",
+              "From the runbook entries the evidence supports (diagnosis in findings.json; confirm before "
+              "publishing):", ""]
+    lines += _root_cause(diag, findings)
+    lines += ["## Impact", "",
               f"- Requests affected: {_fmt_int(failed) if failed is not None else BLANK}"
               + (f" of {_fmt_int(impact.get('requests'))} from the onset" + (" to the recovery" if ov.get("recovered") else
                                                                     " to the end of the window")

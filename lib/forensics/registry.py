@@ -599,6 +599,115 @@ log_events("pg_log_events", ["rds"], lambda inc: [_rds_log_group(inc)], logs.PG_
            doc="PostgreSQL's own log (RDS exports it to CloudWatch Logs): errors, fatals, panics, and the "
                "warnings and checkpoint lines that tell of pressure.")
 
+# ---- Scheduled jobs: declared heartbeats, EventBridge rules and Scheduler schedules ----------------------
+def _schedules():
+    from .sources import schedules
+
+    return schedules
+
+
+def _beats(inc):
+    return _schedules().heartbeats(inc.env.get("jobs"))
+
+
+def _heartbeat_window(inc):
+    """The incident window with, before it, the context or two overdue spans of the slowest job."""
+    return _schedules().lookback(_beats(inc), inc.window, defaults.CONTEXT)
+
+
+def _heartbeat_metric_args(inc):
+    s, w = _schedules(), _heartbeat_window(inc)
+    return cloudwatch.call_description(s.heartbeat_metric_queries(_beats(inc)), w, s.heartbeat_metric_period(w))
+
+
+def _heartbeat_metrics(inc):
+    s, w = _schedules(), _heartbeat_window(inc)
+    return cloudwatch.get_metric_data(s.heartbeat_metric_queries(_beats(inc)), w, s.heartbeat_metric_period(w),
+                                      aws=inc.aws)
+
+
+declare(Capture("job_heartbeat_logs", "logs", "FilterLogEvents",
+                lambda inc: _schedules().heartbeat_logs(_beats(inc), _heartbeat_window(inc), aws=inc.aws),
+                lambda inc: _schedules().heartbeat_log_description(_beats(inc), _heartbeat_window(inc)),
+                ("jobs.heartbeats",), _schedules().HEARTBEAT_LOG_COLUMNS, LOGS,
+                doc="Each job's heartbeat log lines (jobs.heartbeats with log_group and pattern) over the window "
+                    "and, before it, two overdue spans of the slowest job."))
+declare(Capture("job_heartbeat_metrics", "cloudwatch", "GetMetricData", _heartbeat_metrics, _heartbeat_metric_args,
+                ("jobs.heartbeats",), contracts.METRIC_COLUMNS, METRICS,
+                doc="Each job's heartbeat metric (jobs.heartbeats with metric), labelled with the job's name, over "
+                    "the same span."))
+
+
+def _jobs_section(inc) -> dict:
+    return inc.env.get("jobs") or {}
+
+
+events("eventbridge_rules", "events:ListRules+ListTargetsByRule", ["jobs"],
+       lambda inc: _schedules().eventbridge_rules(_jobs_section(inc).get("event_buses"),
+                                                  _jobs_section(inc).get("rule_prefix"), aws=inc.aws),
+       lambda inc: {"event_buses": _jobs_section(inc).get("event_buses") or ["default"],
+                    "rule_prefix": _jobs_section(inc).get("rule_prefix")},
+       _schedules().RULE_COLUMNS, source="schedules",
+       doc="EventBridge rules with a schedule expression (state, targets) on the environment's buses.")
+events("scheduler_schedules", "scheduler:ListSchedules+GetSchedule", ["jobs"],
+       lambda inc: _schedules().scheduler_schedules(_jobs_section(inc).get("schedule_groups"), aws=inc.aws),
+       lambda inc: {"groups": _jobs_section(inc).get("schedule_groups") or "every group"},
+       _schedules().RULE_COLUMNS, source="schedules",
+       doc="EventBridge Scheduler schedules (expression, state, target) of the environment's groups.")
+
+
+def _schedule_frame(inc) -> pd.DataFrame:
+    return pd.concat([inc.pull("eventbridge_rules"), inc.pull("scheduler_schedules")], ignore_index=True)
+
+
+metrics("schedule_invocation_metrics", ["jobs"], lambda inc: _schedules().invocation_queries(_schedule_frame(inc)),
+        after=("eventbridge_rules", "scheduler_schedules"),
+        doc="AWS/Events Invocations and FailedInvocations per scheduled rule; AWS/Scheduler attempts, target "
+            "errors and dropped invocations per schedule group.")
+
+
+def _job_events(inc):
+    from .analysis import jobs
+
+    beats = _beats(inc)
+    logs_frame, metric_frame = inc.pull("job_heartbeat_logs"), inc.pull("job_heartbeat_metrics")
+    pulled = inc.captures["job_heartbeat_logs"].pulled_at if "job_heartbeat_logs" in inc.captures else None
+    as_of = jobs.as_of(inc.window.end, pulled)
+    runs = jobs.runs(logs_frame, metric_frame, beats)
+    silent = jobs.silent_jobs(runs, beats, as_of, _heartbeat_window(inc).start)
+    failed = jobs.failed_invocations(inc.pull("schedule_invocation_metrics"), _schedule_frame(inc),
+                                     inc.window.start, inc.window.end)
+    return jobs.as_events(silent, failed)
+
+
+events("job_events", "analysis:jobs.as_events", ["jobs"], _job_events,
+       lambda inc: {"from": ["job_heartbeat_logs", "job_heartbeat_metrics", "schedule_invocation_metrics"],
+                    **inc.window.as_dict()},
+       after=("job_heartbeat_logs", "job_heartbeat_metrics", "schedule_invocation_metrics"), source="schedules",
+       doc="A job going silent (when its heartbeat became overdue) and a schedule's first failed invocation, as "
+           "change events for the overview's timeline.")
+
+
+# ---- Authentication failures: the application log's auth lines ---------------------------------------------
+def _auth_logs():
+    from .sources import auth_logs
+
+    return auth_logs
+
+
+events("app_auth_logs", "logs:FilterLogEvents", ["logs"],
+       lambda inc: _auth_logs().auth_lines(inc.env["logs"]["app"], inc.context_window, aws=inc.aws),
+       lambda inc: _auth_logs().call_description(inc.env["logs"]["app"], inc.context_window),
+       contracts.LOG_COLUMNS, source="logs",
+       doc="The application log's authentication lines (401/403 access lines, JWT/secret/credential errors) "
+           "over the context window.")
+events("app_auth_logs_baseline", "logs:FilterLogEvents", ["logs"],
+       lambda inc: _auth_logs().auth_lines(inc.env["logs"]["app"], inc.baseline_window, aws=inc.aws),
+       lambda inc: _auth_logs().call_description(inc.env["logs"]["app"], inc.baseline_window),
+       contracts.LOG_COLUMNS, source="logs",
+       doc="The same lines over the baseline hours before the window: what 'known' clients and user agents means.")
+
+
 # ---- Backups: snapshots, AWS Backup jobs, RDS backup events, the jobs' logs, the dumps in S3 (001 §3f, §3j) ----
 def _backups():
     from .sources import backups
@@ -712,4 +821,5 @@ declare(Capture("cloudfront_edge_metrics", "cloudwatch", "GetMetricData", _edge_
 #: Captures of change events, merged by :func:`forensics.pull.all_change_events` into one timeline.
 CHANGE_EVENT_CAPTURES: tuple[str, ...] = (
     "ecs_deployments", "ecs_service_events", "ecs_stopped_tasks", "rds_events", "rds_replica_events",
-    "elasticache_events", "cloudtrail_events", "alarm_history", "rds_snapshots", "backup_jobs", "acm_certificates")
+    "elasticache_events", "cloudtrail_events", "alarm_history", "job_events", "rds_snapshots", "backup_jobs",
+    "acm_certificates")

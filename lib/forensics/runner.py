@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
@@ -22,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from . import defaults, evidence, postmortem, redact, registry
+from . import defaults, diagnosis, evidence, postmortem, redact, registry, report_html
 from .capture import CaptureStore, collect_sidecars, iso_ms
 from .errors import ParamsError, RecordError
 from .notebooks import catalogue
@@ -33,7 +32,6 @@ from .window import utcnow
 
 CELL_TIMEOUT_S = defaults.CELL_TIMEOUT_S
 SKIPPED = "skipped"
-_EXTERNAL_SCRIPT = re.compile(r"<script[^>]*\ssrc=[\"']https?://[^>]*>\s*</script>", re.I)
 
 
 @dataclass
@@ -178,11 +176,15 @@ def _execute(incident: Incident, selected: list[str], out: Path, jobs: int | Non
 
     # 3. Findings, manifest, seal.
     findings = _collect_findings(record, runs)
+    findings["diagnosis"] = diagnosis.for_record(findings, incident.environment)  # hypotheses ranked against the runbooks
     (record / "findings.json").write_text(json.dumps(findings, indent=2, sort_keys=False) + "\n")
     captures = collect_sidecars(record)
     (record / "postmortem.md").write_text(redact.text(postmortem.render(
         incident, findings, [r.to_json() for r in runs], [c["file"] for c in captures if c.get("file")],
         record_name=f"{record.parent.name}/{captured_at}")))
+    # The reader's view: index.html over what is written so far, before the manifest seals it.
+    report_html.write_index(record, incident, findings, [r.to_json() for r in runs], captures,
+                            record_name=f"{record.parent.name}/{captured_at}")
     db_user = _db_user(record, captures)
     for d in (*evidence.SCRATCH,):
         shutil.rmtree(record / d, ignore_errors=True)
@@ -202,7 +204,9 @@ def _sections_needed(captures, env: dict) -> list[str]:
     caps = [registry.get(c) for c in captures]
     if any(not c.missing_sections(env) and set(c.needs) - {"aws"} for c in caps):
         return []
-    return sorted({s for c in caps for s in c.needs} - {"aws"} - set(env))
+    # an absent section by its name; a present one that lacks a key by section.key
+    return sorted({n if n.split(".")[0] in env else n.split(".")[0]
+                   for c in caps for n in c.missing_sections(env)} - {"aws"})
 
 
 def _finished(fut, name: str, progress: Progress) -> NotebookRun:
@@ -294,17 +298,8 @@ def _exec_error(exc: Exception) -> str:
 
 
 def _render_html(nb_path: Path, html_path: Path) -> str:
-    import nbformat
-    from nbconvert import HTMLExporter
-
-    nb = nbformat.read(nb_path, as_version=4)
-    exporter = HTMLExporter(template_name="lab", embed_images=True)
-    body, _ = exporter.from_notebook_node(nb)
-    # Self-contained and offline: drop the template's CDN scripts (require.js, MathJax); nothing in
-    # these notebooks needs them, and an evidence file must not fetch anything when opened.
-    body = _EXTERNAL_SCRIPT.sub("", body)
-    html_path.write_text(redact.text(body), encoding="utf-8")
-    return html_path.relative_to(html_path.parent.parent).as_posix()
+    """html/<name>.html and its report view (no code cells), self-contained and offline."""
+    return report_html.render_notebook(nb_path, html_path.parent, html_path.stem)
 
 
 def _collect_findings(record: Path, runs: list[NotebookRun]) -> dict:
@@ -362,7 +357,12 @@ def _db_user(record: Path, captures: list[dict]) -> str | None:
 def print_summary(result: RunResult, echo: Callable[[str], None] = print) -> None:
     echo("")
     echo(f"evidence record: {result.record}")
+    top = next((h for h in result.findings.get("diagnosis", {}).get("hypotheses", []) if h["role"] == "primary"), None)
+    if top:
+        echo(f"diagnosis: {' -> '.join(top['chain'])} ({top['source']['runbook']}, {top['source']['section']})")
     for name, f in result.findings.items():
+        if name == "diagnosis":
+            continue
         headline = {k: v for k, v in f.items() if k not in ("status", "unknown", "failed_sources", "error")}
         echo(f"  {name}: {f['status']}")
         for k, v in list(headline.items())[:8]:

@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forensics.sandbox import ext_logs_insights, insights
+from forensics.sandbox import insights
+from forensics.sandbox.moto_ext import logs_insights as ext_logs_insights
 
 N = 1_000_000
 HOURS = 3

@@ -1,28 +1,41 @@
-"""Log signature grouping on the Loghub 2k benchmark, beside Drain's published figures.
+"""Log signatures: grouping accuracy leave-one-system-out on Loghub 2k, and events/s on a million lines.
 
 Data: logpai/loghub @ dd61d095, research/academic use only (cite Loghub, ISSRE 2023): read in place
 from shared/data/real/loghub, never copied into this repository; skipped when absent. Drain's
 published grouping accuracy: logpai/logparser @ db272234 (Zhu et al., ICSE-SEIP 2019).
 
-Grouping accuracy (the Loghub standard): a message is correctly parsed iff the set of messages in its
-predicted group equals the set in its ground-truth group. The message is the ``Content`` column of
-``<System>_2k.log_structured.csv``; the ``corrected/`` ground truth (2022) is scored too. When the
-``drain3`` package is importable it is scored beside ours (same messages, sim_th 0.4 default and 0.6,
-with and without our masking) so the choice of parser stays measured, not assumed.
+Grouping accuracy (GA, the Loghub standard): a message is correct iff the set of messages in its
+predicted group equals the set in its ground-truth group. Messages are the ``Content`` column; the
+2022 ``corrected/`` ground truth is the reference. Leave-one-system-out: ``min_distinct`` (the only
+parameter) is chosen on four systems (best mean GA, ties to the smaller value) and GA is reported on
+the fifth with that value. The shipped default (``MIN_DISTINCT``) is the choice on all five.
+
+Speed: 1,000,000 lines drawn from real logs in shared/data/real (Loghub, CloudWatch exports from
+ECS tasks, PostgreSQL logs): a vocabulary of 5,000 distinct real lines, drawn with Zipf-like weights
+(production logs repeat), and in half the events every stand-alone number (a digit run that does not
+follow a letter or ``%``) replaced by fresh digits, as a new request id, duration or port would be.
 """
 
 from __future__ import annotations
 
+import glob
+import random
+import re
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from forensics.analysis.signatures import assign, mask
+from forensics.analysis import signatures
+from forensics.analysis.signatures import assign
 
-LOGHUB = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real" / "loghub"
+REAL = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real"
+LOGHUB = REAL / "loghub"
 SYSTEMS = ["Apache", "HDFS", "OpenSSH", "OpenStack", "Zookeeper"]
+GRID = range(2, 11)
+GOAL_GA_MEAN, GOAL_GA_MIN, GOAL_EVENTS_PER_S = 0.95, 0.8, 250_000
 
 
 def grouping_accuracy(truth: pd.Series, predicted: pd.Series) -> float:
@@ -36,74 +49,94 @@ def grouping_accuracy(truth: pd.Series, predicted: pd.Series) -> float:
     return correct / len(frame)
 
 
-def drain3_groups(messages: list[str], *, sim_th: float, premask: bool) -> pd.Series:
-    from drain3 import TemplateMiner
-    from drain3.template_miner_config import TemplateMinerConfig
-
-    config = TemplateMinerConfig()
-    config.drain_sim_th = sim_th
-    config.profiling_enabled = False
-    miner = TemplateMiner(config=config)
-    texts = [mask(m) if premask else m for m in messages]
-    for text in texts:
-        miner.add_log_message(text)
-    # Clusters keep evolving while messages stream in: assign each message to its final cluster.
-    return pd.Series(
-        [getattr(miner.match(t, full_search_strategy="fallback"), "cluster_id", -1) for t in texts]
-    )
+def _corrected(system: str) -> pd.DataFrame:
+    return pd.read_csv(LOGHUB / system / "corrected" / f"{system}_2k.log_structured_corrected.csv")
 
 
-def test_loghub_grouping_accuracy():
-    if not all((LOGHUB / s / f"{s}_2k.log_structured.csv").is_file() for s in SYSTEMS):
+def test_loghub_grouping_accuracy_leave_one_system_out():
+    if not all((LOGHUB / s / "corrected").is_dir() for s in SYSTEMS):
         pytest.skip(f"{LOGHUB} is absent")
     published = pd.read_csv(LOGHUB / "drain_loghub2k_accuracy.csv").set_index("Dataset")
-    try:
-        import drain3  # noqa: F401
-
-        have_drain3 = True
-    except ImportError:
-        have_drain3 = False
+    frames = {s: _corrected(s) for s in SYSTEMS}
+    scores = {
+        (k, s): grouping_accuracy(f["EventId"], assign(f["Content"].astype(str), min_distinct=k))
+        for k in GRID
+        for s, f in frames.items()
+    }
     rows = []
-    for system in SYSTEMS:
-        frame = pd.read_csv(LOGHUB / system / f"{system}_2k.log_structured.csv")
-        raw = (LOGHUB / system / f"{system}_2k.log").read_bytes()
-        assert raw.count(b"\r\n") >= len(frame) - 1, "the .log has one CRLF line per structured row"
-        messages = frame["Content"].astype(str)
-        started = time.perf_counter()
-        ours = assign(messages)
-        elapsed = time.perf_counter() - started
-        row = {
-            "system": system,
-            "lines": len(frame),
-            "events": frame["EventId"].nunique(),
-            "ours": grouping_accuracy(frame["EventId"], ours),
-            "ours_groups": ours.nunique(),
-            "ours_s": elapsed,
-            "drain_published": float(published.loc[system, "GroupingAccuracy_logparser_README"]),
-        }
-        corrected = LOGHUB / system / "corrected" / f"{system}_2k.log_structured_corrected.csv"
-        if corrected.is_file():
-            fixed = pd.read_csv(corrected)
-            row["ours_corrected"] = grouping_accuracy(fixed["EventId"], assign(fixed["Content"].astype(str)))
-        if have_drain3:
-            msgs = list(messages)
-            row["drain3_0.4"] = grouping_accuracy(
-                frame["EventId"], drain3_groups(msgs, sim_th=0.4, premask=False)
-            )
-            row["drain3_0.4+mask"] = grouping_accuracy(
-                frame["EventId"], drain3_groups(msgs, sim_th=0.4, premask=True)
-            )
-            row["drain3_0.6+mask"] = grouping_accuracy(
-                frame["EventId"], drain3_groups(msgs, sim_th=0.6, premask=True)
-            )
-        rows.append(row)
+    for held_out in SYSTEMS:
+        others = [s for s in SYSTEMS if s != held_out]
+        chosen = max(GRID, key=lambda k: (np.mean([scores[(k, s)] for s in others]), -k))
+        frame = frames[held_out]
+        shuffled = frame.sample(frac=1.0, random_state=11)
+        rows.append(
+            {
+                "system": held_out,
+                "min_distinct (chosen on the other four)": chosen,
+                "ours_LOSO": scores[(chosen, held_out)],
+                "ours_LOSO_shuffled": grouping_accuracy(
+                    shuffled["EventId"], assign(shuffled["Content"].astype(str), min_distinct=chosen)
+                ),
+                "drain_published": float(published.loc[held_out, "GroupingAccuracy_logparser_README"]),
+            }
+        )
     table = pd.DataFrame(rows)
-    print("\nLoghub 2k grouping accuracy (ours = forensics.analysis.signatures.assign)")
+    table["goal"] = [f">= max({GOAL_GA_MIN}, drain)"] * len(table)
+    default = max(GRID, key=lambda k: (np.mean([scores[(k, s)] for s in SYSTEMS]), -k))
+    print("\nLoghub 2k grouping accuracy, leave one system out (corrected 2022 ground truth)")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-    print(f"MEAN ours={table['ours'].mean():.4f} drain_published={table['drain_published'].mean():.4f}")
-    if not have_drain3:
-        print("(drain3 not installed: pip install drain3==0.9.11 to score it beside ours)")
-    assert len(table) == len(SYSTEMS)
-    # Floors measured when written (ours: 1, 1, 1, 1, 0.9945): a drop means the parser regressed.
-    assert (table["ours"] >= 0.95).all()
-    assert table["ours"].mean() >= table["drain_published"].mean()
+    print(
+        f"MEAN ours_LOSO={table['ours_LOSO'].mean():.4f} (goal >= {GOAL_GA_MEAN}) "
+        f"drain_published={table['drain_published'].mean():.4f}; "
+        f"min_distinct chosen on all five={default} (shipped {signatures.MIN_DISTINCT})"
+    )
+    assert default == signatures.MIN_DISTINCT, "the shipped default is the choice on all five systems"
+    assert (table["ours_LOSO"] == table["ours_LOSO_shuffled"]).all(), "order must not matter"
+    assert table["ours_LOSO"].mean() >= GOAL_GA_MEAN
+    assert (table["ours_LOSO"] >= GOAL_GA_MIN).all()
+    assert (table["ours_LOSO"] >= table["drain_published"]).all()
+
+
+def _real_lines() -> list[str]:
+    lines: list[str] = []
+    for system in SYSTEMS:
+        lines += pd.read_csv(LOGHUB / system / f"{system}_2k.log_structured.csv")["Content"].astype(str).tolist()
+    for path in sorted(glob.glob(str(REAL / "cloudwatch_logs" / "*" / "*.csv"))):
+        lines += pd.read_csv(path)["message"].astype(str).tolist()
+    for path in sorted(glob.glob(str(REAL / "postgres_logs" / "*" / "*.log"))):
+        lines += Path(path).read_text(errors="replace").splitlines()
+    return sorted(set(line for line in lines if line.strip()))
+
+
+def million_lines(n: int = 1_000_000, vocabulary: int = 5_000, varied: float = 0.5) -> pd.Series:
+    pool = _real_lines()
+    rng = np.random.default_rng(7)
+    pool = [pool[i] for i in rng.choice(len(pool), size=min(vocabulary, len(pool)), replace=False)]
+    weights = 1.0 / np.arange(1, len(pool) + 1) ** 1.1
+    lines = [pool[i] for i in rng.choice(len(pool), size=n, p=weights / weights.sum())]
+    fresh = random.Random(7)
+    number = re.compile(r"(?<![A-Za-z0-9%])[0-9]+")
+
+    def renumber(m: re.Match[str]) -> str:
+        width = len(m.group(0))
+        return str(fresh.randrange(10**width)).zfill(width)
+
+    for i in np.flatnonzero(rng.random(n) < varied):
+        lines[i] = number.sub(renumber, lines[i])
+    return pd.Series(lines)
+
+
+def test_assign_events_per_second():
+    if not (REAL / "cloudwatch_logs").is_dir() or not LOGHUB.is_dir():
+        pytest.skip(f"{REAL} is absent")
+    lines = million_lines()
+    started = time.process_time()
+    out = assign(lines)
+    elapsed = time.process_time() - started
+    rate = len(lines) / elapsed
+    print(
+        f"\nsignatures.assign: {rate:,.0f} events/s per core (goal {GOAL_EVENTS_PER_S:,}) on "
+        f"{len(lines):,} lines ({lines.nunique():,} distinct raw, {out.nunique():,} signatures, "
+        f"mean {lines.str.len().mean():.0f} chars), {elapsed:.1f} s CPU"
+    )
+    assert out.notna().all() and out.nunique() < lines.nunique()

@@ -1,4 +1,4 @@
-"""Logs Insights on the sandbox's moto server (sandbox/ext_logs_insights.py): events put with boto3,
+"""Logs Insights on the sandbox's moto server (sandbox/moto_ext/logs_insights.py): events put with boto3,
 queried with StartQuery / GetQueryResults / StopQuery through plain boto3 and through the project's
 client (forensics.sources.logs.insights_query), answers checked against what was put."""
 
@@ -14,7 +14,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from forensics.errors import SourceError
-from forensics.sandbox import ext_logs_insights
+from forensics.sandbox.moto_ext import logs_insights as ext_logs_insights
 from forensics.sources import TS_DTYPE, logs
 from forensics.window import IncidentWindow
 

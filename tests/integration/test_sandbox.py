@@ -15,7 +15,7 @@ import pytest
 
 from forensics.errors import SandboxError
 from forensics.params import load_incident
-from forensics.sandbox import aws_extensions as ext
+from forensics.sandbox import moto_ext as ext
 from forensics.sandbox import daemon
 from forensics.sandbox.sandbox import Sandbox
 

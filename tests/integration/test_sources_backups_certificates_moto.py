@@ -12,7 +12,7 @@ from moto.backends import get_backend
 
 from forensics import contracts
 from forensics.errors import ReadOnlyViolation
-from forensics.sandbox import ext_acm, ext_backup
+from forensics.sandbox import moto_ext
 from forensics.sandbox.moto_server import ACCOUNT_ID, CREDENTIALS
 from forensics.sources import TS_DTYPE, backups, certificates
 from forensics.window import IncidentWindow
@@ -26,8 +26,7 @@ VAULT = "test-backups-vault"
 
 @pytest.fixture(scope="module")
 def aws(aws_env):
-    ext_backup.install()
-    ext_acm.install()
+    moto_ext.install()
     return aws_env
 
 
@@ -37,10 +36,10 @@ def jobs(aws, moto_server):
     backend.__dict__.pop("forensics_backup_jobs", None)
     arn = f"arn:aws:rds:eu-west-1:{ACCOUNT_ID}:db:{DB}"
     for k in range(5):  # nightly, the last two failed
-        ext_backup.add_backup_job(backend, vault=VAULT, resource_arn=arn, resource_type="RDS",
+        moto_ext.add_backup_job(backend, vault=VAULT, resource_arn=arn, resource_type="RDS",
                                   created=T0 - k * 24 * H, state="FAILED" if k < 2 else "COMPLETED",
                                   completed=T0 - k * 24 * H + H, status_message="denied" if k < 2 else None)
-    ext_backup.add_backup_job(backend, vault="other-vault", resource_arn="arn:aws:s3:::docs", resource_type="S3",
+    moto_ext.add_backup_job(backend, vault="other-vault", resource_arn="arn:aws:s3:::docs", resource_type="S3",
                               created=T0 - H, state="COMPLETED", completed=T0)
     return backend
 
@@ -115,12 +114,12 @@ def test_acm_certificates_in_two_regions_with_their_planted_state(aws, moto_serv
     untouched = moto_server.client("acm").request_certificate(DomainName="api.test-certs.com",
                                                               ValidationMethod="DNS")["CertificateArn"]
     backend = get_backend("acm")[ACCOUNT_ID]["us-east-1"]
-    rec = ext_acm.validation_record("p.partner-certs.com", "abc123")
-    ext_acm.set_certificate(backend, wl, status="ISSUED", not_before=T0 - 356 * 24 * H, not_after=T0 + 9 * 24 * H,
+    rec = moto_ext.validation_record("p.partner-certs.com", "abc123")
+    moto_ext.set_certificate(backend, wl, status="ISSUED", not_before=T0 - 356 * 24 * H, not_after=T0 + 9 * 24 * H,
                             renewal_status="PENDING_VALIDATION", renewal_updated=T0 - 20 * 24 * H,
                             validation={"p.partner-certs.com": ("PENDING_VALIDATION", rec)})
-    ext_acm.set_in_use(backend, wl, "arn:aws:cloudfront::1:distribution/E1")
-    ext_acm.set_certificate(backend, asked, status="PENDING_VALIDATION", not_before=None, not_after=None)
+    moto_ext.set_in_use(backend, wl, "arn:aws:cloudfront::1:distribution/E1")
+    moto_ext.set_certificate(backend, asked, status="PENDING_VALIDATION", not_before=None, not_after=None)
     df = certificates.acm_certificates(["eu-west-1", "us-east-1"], aws=aws).set_index("arn")
     assert {wl, asked, untouched} <= set(df.index)
     assert df.loc[wl, "timestamp"] == T0 + 9 * 24 * H and df.loc[wl, "kind"] == contracts.CERTIFICATE_EXPIRY

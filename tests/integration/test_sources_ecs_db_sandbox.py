@@ -1,6 +1,6 @@
 """The ecs-deploy and db-health sources against the session sandbox (moto + PostgreSQL): target groups
 found through DescribeServices, target health, stopped tasks with their planted stop times and exit codes
-(aws_extensions.set_task_stopped, read back through boto3), alembic's version table and enum types."""
+(moto_ext.set_task_stopped, read back through boto3), alembic's version table and enum types."""
 
 from __future__ import annotations
 

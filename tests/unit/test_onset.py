@@ -44,14 +44,32 @@ def test_flat_noisy_series_gives_none():
     assert first_onset(_noise(500, seed=9)) is None
 
 
-def test_single_point_blip_is_not_an_onset_unless_asked():
+def test_single_point_spike_is_an_episode_unless_min_duration_says_otherwise():
     s = _noise(300, seed=3)
     s.iloc[200] = 500.0
-    assert find_onsets(s, min_duration=2).empty
-    assert find_onsets(s).empty  # default is 3 samples
-    spikes = find_onsets(s, min_duration=1)
-    assert len(spikes) == 1 and spikes.iloc[0]["start"] == s.index[200]
+    spikes = find_onsets(s)  # real incidents are often one sample wide at 5-minute resolution
+    assert len(spikes) == 1 and spikes.iloc[0]["start"] == s.index[200] == spikes.iloc[0]["end"]
     assert spikes.iloc[0]["peak"] == 500.0
+    assert find_onsets(s, min_duration=2).empty
+
+
+def test_weak_episodes_beside_the_incident_are_dropped_unless_relative_is_zero():
+    s = _noise(600, seed=21)
+    s.iloc[100] += 9.0  # one wobble: z about 9, score about 9
+    s.iloc[300:400] += 20.0  # the incident: 100 samples at z about 20
+    kept = find_onsets(s)
+    assert len(kept) == 1 and kept.iloc[0]["start"] == s.index[300]
+    everything = find_onsets(s, relative=0.0)
+    assert len(everything) == 2 and set(everything["start"]) == {s.index[100], s.index[300]}
+
+
+def test_a_flapping_departure_is_one_episode_within_max_gap():
+    s = _noise(600, seed=23)
+    for a in (300, 330, 360):  # three 10-minute bursts 20 minutes apart
+        s.iloc[a : a + 10] += 20.0
+    one = find_onsets(s)
+    assert len(one) == 1 and (one.iloc[0]["start"], one.iloc[0]["end"]) == (s.index[300], s.index[369])
+    assert len(find_onsets(s, max_gap="10min", relative=0.0)) == 3
 
 
 def test_empty_frame_has_columns_and_utc_dtypes():
@@ -103,9 +121,10 @@ def test_strongest_first_and_first_onset_ignores_weak_early_episode():
     s = _noise(400, seed=11)
     s.iloc[100:106] += 7  # weak, early
     s.iloc[250:] += 60  # the incident
-    episodes = find_onsets(s)
+    episodes = find_onsets(s, relative=0.0)
     assert len(episodes) == 2
     assert episodes.iloc[0]["start"] == s.index[250]
+    assert list(find_onsets(s)["start"]) == [s.index[250]]
     assert episodes["score"].is_monotonic_decreasing
     assert first_onset(s) == s.index[250]
     assert first_onset(s, relative=0.0) == s.index[100]

@@ -67,7 +67,8 @@ def test_postmortem_follows_the_template_and_marks_blanks():
     assert "**Severity**: P1" in md and "**Duration**: 55 minutes (still ongoing" in md
     assert "- 10:00 - ecs: deployment: api:42 PRIMARY" in md
     assert "Requests affected: 12,000 of 60,000" in md
-    assert "Most frequent application error**: `TimeoutError: QueuePool limit`" in md
+    # db-connections failed: the pool hypothesis has no evidence, and nothing else holds
+    assert "No runbook entry is supported by the evidence in this record." in md
     assert "[db-connections](html/db-connections.html) (failed)" in md and "error: boom" in md
     assert "db-connections: peak_connections" in md
     assert md.count(postmortem.BLANK) >= 5
@@ -80,3 +81,28 @@ def test_bursts_of_one_kind_are_one_timeline_line():
                            "kind": "GetSecretValue", "message": "GetSecretValue by svc-legacy"})
     tl = overview.build_timeline(events, window=WINDOW)
     assert tl["message"].tolist() == ["GetSecretValue by svc-legacy (x3 until 10:12)", "GetSecretValue by svc-legacy"]
+
+
+def test_root_cause_is_one_paragraph_per_hypothesis_that_holds_with_evidence_links_and_the_runbook():
+    from test_diagnosis import FINDINGS
+
+    inc = Incident("INC-7", "Wide 500s after deploy", "P1", WINDOW, {"name": "production"})
+    findings = {**FINDINGS, "overview": {"status": "ok", "onset": "2026-11-23T10:05:00Z", "timeline": [
+        {"time": "2026-11-23T10:06:00Z", "source": "cloudwatch", "resource": "api-5xx-rate", "kind": "alarm",
+         "message": "Alarm updated from OK to ALARM"},
+        {"time": "2026-11-23T10:06:20Z", "source": "cloudwatch", "resource": "db-connections", "kind": "alarm",
+         "message": "Alarm updated from OK to ALARM"}]}}
+    md = postmortem.render(inc, findings, [], [])
+    root = md.split("## Root Cause", 1)[1].split("## Impact", 1)[0]
+    paragraphs = [p for p in root.split("\n\n") if p.startswith("**")]
+    assert paragraphs[0].startswith("**API requests failing (ALB 5xx): deployment → database connection pool "
+                                    "exhausted → API 5xx** (primary)")
+    assert "[db-connections.pool_errors = `900`](html/db-connections.html)" in paragraphs[0]
+    assert 'runbook `004_b9c89ee92470956a.txt`, section "Incident 4: Database Connection Pool Exhausted"' in paragraphs[0]
+    assert any("(concurrent, independent of the primary)" in p and "failover" in p for p in paragraphs)
+    assert "Ruled out by the evidence:" in root and "a cause must precede its effect" in root
+    happened = md.split("## What Happened", 1)[1].split("## Timeline", 1)[0]
+    assert "The evidence supports deployment → database connection pool exhausted → API 5xx" in happened
+    assert "Independent of it, in the same window: Redis errors in the application" in happened
+    assert "- 10:06 - cloudwatch: alarm api-5xx-rate: Alarm updated from OK to ALARM" in md
+    assert "- 10:06 - cloudwatch: alarm db-connections: Alarm updated from OK to ALARM" in md

@@ -78,7 +78,7 @@ def test_every_capture_is_complete():
                                   registry.TABLES), cap.name
         assert {n.split(".")[0] for n in cap.needs} <= {
             "aws", "alb", "ecs", "rds", "logs", "postgres", "elasticache", "queues", "ai", "audit", "cloudtrail",
-            "athena", "schema", "backups", "certificates"}, cap.name
+            "athena", "schema", "jobs", "backups", "certificates"}, cap.name
         assert cap.doc, f"{cap.name} has no description"
     assert registry.CHANGE_EVENT_CAPTURES and all(n in registry.CAPTURES for n in registry.CHANGE_EVENT_CAPTURES)
 
@@ -110,7 +110,7 @@ def test_the_catalogues_plan_is_smaller_than_the_sum_of_its_notebooks():
     every = [c for nb in CATALOGUE.values() for c in nb.captures]
     env = {s: {"x": 1} for s in ("aws", "ecs", "rds", "logs", "postgres", "elasticache", "queues", "ai",
                                  "audit", "schema")}
-    env.update(alb={"access_logs": {"bucket": "b"}}, cloudtrail={"bucket": "t"},
+    env.update(alb={"access_logs": {"bucket": "b"}}, cloudtrail={"bucket": "t"}, jobs={"heartbeats": [{}]},
                backups={"bucket": "b", "retention_log_groups": ["g"]},
                certificates={"domains": ["a.example.com"], "cloudfront_distributions": ["E1"]})
     plan, skipped = registry.plan(every, env)

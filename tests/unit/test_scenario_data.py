@@ -7,8 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forensics.sandbox import aws_extensions as ext
+from forensics.sandbox import moto_ext as ext
 from forensics.sandbox import scenarios
+from forensics.sandbox.scenarios import common
 from forensics.sandbox.scenarios import pool_exhaustion as pe
 
 NOW = pd.Timestamp("2026-05-30T09:47:31Z")
@@ -29,7 +30,7 @@ def _series(plan, namespace, name):
 
 
 def test_timeline_is_floored_and_relative_to_now():
-    t = pe.timeline(NOW)
+    t = common.timeline(NOW)
     assert t["end"] == pd.Timestamp("2026-05-30T09:47:00Z")
     assert t["deploy"] == pd.Timestamp("2026-05-30T08:47:00Z")
     assert t["start"] == pd.Timestamp("2026-05-30T07:47:00Z")

@@ -146,3 +146,101 @@ def test_real_export_against_itself_is_all_zero(shared_data):
         pytest.skip("export without the needed columns")
     d = st.delta(frame, frame)
     assert (d["calls"] == 0).all() and not d["new"].any() and not d["reset_suspected"].any()
+
+
+# --- ranking by time spent: the measured failure of issue 9 ------------------------------------------
+
+RECON = "SELECT o.id FROM orders o LEFT JOIN ledger l ON l.order_id = o.id WHERE l.id IS NULL AND o.day = $1"
+CREATE_DB = "CREATE DATABASE reports_copy"
+BULK_LOAD = "INSERT INTO ledger (order_id, amount) SELECT g, $1 FROM generate_series($2, $3) g"
+
+
+def _incident_snapshots():
+    """Before: the reconciliation scan is quick and rare. In the window it runs 400 times at ~0.45 s a
+    call (180 s); a one-off CREATE DATABASE took 200 s and a bulk INSERT ... generate_series 250 s."""
+    before = snap(
+        [
+            (11, 10, 5, RECON, 50.0, 500.0, 50.0, 0.0, 0.0),
+            (12, 10, 5, "SELECT * FROM orders WHERE id = $1", 90000.0, 9000.0, 90000.0, 0.0, 0.0),
+            (13, 10, 5, "SHOW default_transaction_read_only", 5.0, 0.5, 5.0, 0.0, 0.0),
+        ],
+        T0,
+    )
+    after = snap(
+        [
+            (11, 10, 5, RECON, 450.0, 500.0 + 400 * 450.0, 450.0, 0.0, 0.0),
+            (12, 10, 5, "SELECT * FROM orders WHERE id = $1", 100000.0, 10000.0, 100000.0, 0.0, 0.0),
+            (13, 10, 5, "SHOW default_transaction_read_only", 6.0, 0.6, 6.0, 0.0, 0.0),
+            (14, 10, 1, CREATE_DB, 1.0, 200000.0, 0.0, 0.0, 0.0),
+            (15, 10, 5, BULK_LOAD, 1.0, 250000.0, 5000000.0, 0.0, 0.0),
+            (16, 10, 5, "VACUUM ANALYZE ledger", 1.0, 30000.0, 0.0, 0.0, 0.0),
+        ],
+        T1,
+    )
+    return before, after
+
+
+def test_kind_tells_one_off_statements_from_the_application():
+    assert st.kind(RECON) == "application"
+    assert st.kind("/* controller=recon */ " + RECON) == "application"
+    assert st.kind(CREATE_DB) == "utility"
+    assert st.kind("alter table orders add column x int") == "utility"
+    assert st.kind("COPY ledger FROM STDIN") == "utility"
+    assert st.kind(BULK_LOAD) == "bulk load"
+    assert st.kind("INSERT INTO ledger (order_id) SELECT id FROM orders WHERE day = $1") == "application"
+    assert st.kind("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY") == "collector"
+    assert st.kind("SELECT * FROM pg_stat_statements") == "collector"
+    assert st.kind("BEGIN") == st.kind("UPDATE orders SET paid = true WHERE id = $1") == "application"
+
+
+def test_one_off_ddl_and_bulk_load_do_not_outrank_the_repeated_slow_scan_in_the_window():
+    before, after = _incident_snapshots()
+    ranked = st.by_time_spent(after, before)
+    slow = st.slow(ranked)
+    assert slow.iloc[0]["query"] == RECON
+    assert slow.iloc[0]["calls"] == 400 and slow.iloc[0]["mean_exec_time"] == pytest.approx(450.0)
+    assert not slow["query"].isin([CREATE_DB, BULK_LOAD, "VACUUM ANALYZE ledger"]).any()
+    assert "SHOW default_transaction_read_only" not in set(slow["query"])
+    apart = st.one_offs(ranked)
+    assert list(apart["query"]) == [BULK_LOAD, CREATE_DB, "VACUUM ANALYZE ledger"]
+    assert "between the two pg_stat_statements snapshots" in ranked.attrs["ranking"]
+
+
+def test_one_snapshot_ranks_by_total_time_since_reset_and_says_so():
+    _, after = _incident_snapshots()
+    ranked = st.by_time_spent(after, info_after={"stats_reset": "2026-05-30T08:00:00Z", "dealloc": 0})
+    slow = st.slow(ranked, min_mean_ms=100)
+    assert list(slow["query"]) == [RECON]
+    # without the one-off filter the CREATE DATABASE and the bulk load would come first
+    assert list(ranked["query"][:2]) == [BULK_LOAD, CREATE_DB]
+    assert "since pg_stat_statements was last reset (2026-05-30T08:00:00+00:00)" in ranked.attrs["ranking"]
+    assert "not limited to the incident window" in ranked.attrs["ranking"]
+
+
+def test_evicted_statements_are_never_ranked():
+    ranked = st.by_time_spent(AFTER, BEFORE)
+    assert 3 not in set(st.slow(ranked)["queryid"])
+    assert list(st.slow(ranked, n=2)["queryid"]) == [5, 2]
+
+
+def test_postmortem_names_the_statement_the_notebooks_rank_first():
+    from forensics import postmortem
+    from forensics.analysis import db, query_perf
+
+    before, after = _incident_snapshots()
+    ranked = st.by_time_spent(after, before)
+    single = st.by_time_spent(after)
+    findings = {
+        "slow-queries": {"status": "ok", "top_statements": query_perf.top_statements(st.slow(ranked)),
+                         "top_statements_ranking": ranked.attrs["ranking"]},
+        "db-connections": {"status": "ok", "slow_statements": db.slow_statements(single)["query"].tolist(),
+                           "slow_statements_ranking": single.attrs["ranking"]},
+    }
+    assert findings["db-connections"]["slow_statements"][0] == RECON
+    lines = [line for line in postmortem._root_cause({}, findings) if "Slow statement" in line]
+    assert len(lines) == 1 and RECON[:60] in lines[0] and "400 calls" in lines[0]
+    assert "between the two pg_stat_statements snapshots" in lines[0]
+    assert not any("top_statements" in line for line in postmortem._root_cause({}, findings))
+    del findings["slow-queries"]
+    (line,) = [line for line in postmortem._root_cause({}, findings) if "Slow statement" in line]
+    assert RECON[:60] in line and "since pg_stat_statements was last reset" in line

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from . import statements as stmts
+
 #: Our own sessions: never count them as the holder or as the slow statement.
 OWN_APPLICATION = "forensics"
 UNNAMED = "(no application_name)"
@@ -63,6 +65,15 @@ def metric_series(metrics: pd.DataFrame, metric_id: str) -> pd.Series:
                      name=metric_id).sort_index()
 
 
+def first_reaching(series: pd.Series, level: float | None) -> pd.Timestamp | None:
+    """The first timestamp at which ``series`` reaches ``level`` (None if it never does or no level):
+    when a connection count hit the pool's ceiling, the moment a diagnosis orders against its effects."""
+    if level is None or series is None or series.empty:
+        return None
+    hit = series[series >= level]
+    return pd.Timestamp(hit.index.min()) if len(hit) else None
+
+
 def root_blockers(tree: pd.DataFrame) -> list[dict]:
     """The sessions at the root of blocking chains, with how many sessions wait behind each."""
     if tree is None or tree.empty or "root_blocker" not in tree:
@@ -82,14 +93,16 @@ def root_blockers(tree: pd.DataFrame) -> list[dict]:
 
 def slow_statements(statements: pd.DataFrame, activity: pd.DataFrame | None = None,
                     min_mean_ms: float = 100.0, limit: int = 10) -> pd.DataFrame:
-    """Statements with a mean execution time ≥ ``min_mean_ms`` (slowest total first), then active
-    queries running longer than that right now which pg_stat_statements has not listed."""
+    """Application statements averaging ``min_mean_ms`` or more, most time spent first
+    (:func:`forensics.analysis.statements.by_time_spent`, the ranking every notebook uses; pass its
+    output or a raw snapshot), then active queries running longer than that right now which
+    pg_stat_statements has not listed."""
     cols = ["query", "source", "calls", "mean_exec_time", "total_exec_time", "queryid"]
     rows = []
     if statements is not None and not statements.empty:
-        s = statements[statements["mean_exec_time"] >= min_mean_ms]
-        s = s[~s["query"].str.contains(r"pg_stat_statements|pg_stat_activity|pg_sleep", na=False)]
-        for _, r in s.sort_values("total_exec_time", ascending=False).head(limit).iterrows():
+        ranked = statements if "kind" in statements else stmts.by_time_spent(statements)
+        ranked = ranked[~ranked["query"].str.contains("pg_sleep", na=False)]
+        for _, r in stmts.slow(ranked, n=limit, min_mean_ms=min_mean_ms).iterrows():
             rows.append({"query": r["query"], "source": "pg_stat_statements", "calls": int(r["calls"]),
                          "mean_exec_time": float(r["mean_exec_time"]), "total_exec_time": float(r["total_exec_time"]),
                          "queryid": int(r["queryid"]) if pd.notna(r.get("queryid")) else None})

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import pandas as pd
 
-#: the collector's own statements and catalog reads are not the application's load
-_OWN = r"pg_stat_statements|^SHOW default_transaction_read_only|^SET SESSION|pg_stat_activity|pg_locks|pg_blocking_pids|current_setting\('server_version'\)"
+from .statements import COLLECTOR
 
 
 def application(delta: pd.DataFrame) -> pd.DataFrame:
-    """The delta without our own snapshot statements."""
+    """The delta without our own snapshot statements (:data:`forensics.analysis.statements.COLLECTOR`)."""
     if delta.empty or "query" not in delta:
         return delta
-    return delta[~delta["query"].fillna("").str.contains(_OWN, regex=True)]
+    return delta[~delta["query"].fillna("").str.contains(COLLECTOR, regex=True)]
 
 
 def _short(query, n: int = 300) -> str:

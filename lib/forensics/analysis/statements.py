@@ -12,10 +12,15 @@ A naive ``after - before`` is then silently wrong, so every way a delta can be w
   changed between the snapshots: every delta is then "since the reset", a lower bound) and
   ``attrs["dealloc_delta"]`` (entries deallocated in between: any row may be a re-created entry).
   ``attrs["warnings"]`` says it in words for the notebook.
+
+:func:`by_time_spent` is the one ranking every notebook and the postmortem use for "slow statements":
+time spent in the window (the delta) when two snapshots bracket it, else total time since the last
+reset; one-off utility, DDL and bulk-load statements and our own collector's are listed apart.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 import numpy as np
@@ -215,3 +220,97 @@ def regressed(
     out = d.sort_values("excess_time", ascending=False, kind="stable").reset_index(drop=True)
     out.attrs = dict(delta_frame.attrs)
     return out
+
+
+#: The collector's own statements (snapshots, session set-up) and catalog reads: not the application's.
+COLLECTOR = re.compile(
+    r"pg_stat_statements|^\s*SHOW\s+default_transaction_read_only|^\s*SET\s+SESSION|pg_stat_activity|pg_locks"
+    r"|pg_blocking_pids|current_setting\('server_version'\)",
+    re.IGNORECASE,
+)
+#: Utility and DDL statements: run once by a migration, an operator or a maintenance job, however long
+#: they took, they are not the load an incident is made of.
+UTILITY = re.compile(
+    r"^\s*(CREATE|ALTER|DROP|COPY|VACUUM|ANALYZE|REINDEX|CLUSTER|TRUNCATE|GRANT|REVOKE|COMMENT|SECURITY"
+    r"|REFRESH|SET|SHOW|RESET|DISCARD|LOCK|CHECKPOINT|LOAD|IMPORT|REASSIGN)\b",
+    re.IGNORECASE,
+)
+#: Bulk loads: INSERT ... SELECT ... generate_series (synthetic fill), INSERT ... SELECT ... FROM a
+#: file or another database.
+BULK = re.compile(r"^\s*(WITH\b.*)?INSERT\b.*\bSELECT\b.*\b(generate_series|pg_read_file|dblink)\s*\(",
+                  re.IGNORECASE | re.DOTALL)
+#: ``kind`` of a statement: only ``application`` ones are the incident's slow statements.
+KINDS = ("application", "utility", "bulk load", "collector")
+
+
+def kind(query) -> str:
+    """``collector``, ``utility`` (DDL and maintenance), ``bulk load`` or ``application``."""
+    text = _strip_comments(str(query or ""))
+    if COLLECTOR.search(text):
+        return "collector"
+    if UTILITY.match(text):
+        return "utility"
+    if BULK.match(text):
+        return "bulk load"
+    return "application"
+
+
+def _strip_comments(text: str) -> str:
+    """Leading ``/* ... */`` and ``-- ...`` comments (sqlcommenter tags, ORMs) hide the first keyword."""
+    return re.sub(r"^(\s*(/\*.*?\*/|--[^\n]*\n))*", "", text, flags=re.DOTALL)
+
+
+def by_time_spent(
+    after: pd.DataFrame,
+    before: pd.DataFrame | None = None,
+    info_before: Mapping | pd.DataFrame | None = None,
+    info_after: Mapping | pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Every statement, most execution time first, with ``kind`` (see :func:`kind`).
+
+    With ``before`` (a snapshot taken earlier), the time is the window's (:func:`delta`, with its
+    flags and warnings); without, it is the total since pg_stat_statements was last reset.
+    ``attrs["ranking"]`` says which in a sentence for the notebook and the postmortem.
+    """
+    if before is not None:
+        ranked = delta(before, after, info_before, info_after)
+        how = ("ranked by execution time spent between the two pg_stat_statements snapshots "
+               f"({ranked.attrs.get('before_at') or '?'} to {ranked.attrs.get('after_at') or '?'})")
+    else:
+        ranked = after.copy()
+        reset = _ts(_info(info_after).get("stats_reset"))
+        how = ("ranked by total execution time since pg_stat_statements was last reset"
+               + (f" ({reset.isoformat()})" if reset is not None else "")
+               + "; one snapshot only, so not limited to the incident window")
+        ranked.attrs = {"warnings": []}
+    for col in ("queryid", "query", "calls", "total_exec_time", "mean_exec_time"):
+        if col not in ranked:  # a failed capture arrives as a frame without columns
+            ranked[col] = pd.Series(dtype="object" if col == "query" else "float64")
+    ranked["kind"] = [kind(q) for q in ranked["query"]]
+    ranked = ranked.sort_values("total_exec_time", ascending=False, na_position="last", kind="stable")
+    ranked = ranked.reset_index(drop=True)
+    ranked.attrs["ranking"] = (how + "; utility, DDL and bulk-load statements and the collector's own are "
+                               "listed apart")
+    return ranked
+
+
+def _select(ranked: pd.DataFrame, keep, n: int, min_mean_ms: float) -> pd.DataFrame:
+    sel = ranked[keep & ranked["total_exec_time"].notna()]
+    if "evicted" in sel:
+        sel = sel[~sel["evicted"].astype(bool)]
+    if min_mean_ms and "mean_exec_time" in sel:
+        sel = sel[sel["mean_exec_time"] >= min_mean_ms]
+    out = sel.head(n).reset_index(drop=True)
+    out.attrs = dict(ranked.attrs)
+    return out
+
+
+def slow(ranked: pd.DataFrame, n: int = 10, min_mean_ms: float = 0.0) -> pd.DataFrame:
+    """The incident's slow statements: the ``n`` application statements that took the most time
+    (optionally only those averaging at least ``min_mean_ms`` a call), from :func:`by_time_spent`."""
+    return _select(ranked, ranked["kind"] == "application", n, min_mean_ms)
+
+
+def one_offs(ranked: pd.DataFrame, n: int = 10) -> pd.DataFrame:
+    """Utility, DDL and bulk-load statements (not the collector's), most time first: listed apart."""
+    return _select(ranked, ranked["kind"].isin(["utility", "bulk load"]), n, 0.0)

@@ -29,8 +29,7 @@ import pandas as pd
 
 from .. import params as params_mod
 from ..window import to_utc
-from . import aws_extensions as ext
-from . import ext_acm, ext_backup, ext_logs_insights
+from . import moto_ext as ext
 from . import scenarios as scenario_registry
 
 #: the first sandbox of a process gets this account id, the next ones the following numbers
@@ -89,9 +88,6 @@ class Sandbox:
         threading.Thread(target=start_cluster, name="sandbox-pg-start", daemon=True).start()
         try:
             ext.install()
-            ext_logs_insights.install()  # StartQuery/GetQueryResults/StopQuery run the real query
-            ext_backup.install()  # AWS Backup ListBackupJobs (before the first AWS Backup request)
-            ext_acm.install()  # ACM certificates with a planted state and past
             self.moto = MotoServer(self.region).start()
             ext.isolate_account(self.moto, self.account_id)
             if self.empty:

@@ -14,19 +14,18 @@ does not depend on the day of the month the sandbox runs.
 
 from __future__ import annotations
 
-import datetime as dt
 import random
 
 import pandas as pd
 import psycopg
 
 from . import Played, register
-from ._loading import put_logs
-from .pool_exhaustion import timeline
+from .common import API_LOG_GROUP, API_STREAM_PREFIX, MIGRATIONS_APP, MIN, app_log_line, epoch_ms, hex_id, \
+    incident_fields, put_logs, timeline
 
 SEED = 20261126
-LOG_GROUP = "/ecs/scr-api-production"
-STREAM = "ecs/scr-api/e4a90c6b2f8d4173a5c0b9e7d1f36a28"
+LOG_GROUP = API_LOG_GROUP
+STREAM = f"{API_STREAM_PREFIX}/e4a90c6b2f8d4173a5c0b9e7d1f36a28"
 PRIMARY_MODEL, PRIMARY_PROVIDER = "gpt-4o-mini", "openai"
 FALLBACK_MODEL, FALLBACK_PROVIDER = "claude-3-opus", "anthropic"
 #: USD per million tokens (prompt, completion)
@@ -37,15 +36,10 @@ ORGS = [(101, "Northwind Traders"), (102, "Acme Analytics"), (103, "Globex Legal
 SHARES = {101: 1.08, 102: 0.95, 103: 0.91, 104: 0.74, 105: 0.58, 106: 0.41, 107: 0.27, 108: 0.12}
 WEIGHTS = {101: 5, 102: 4, 103: 3, 104: 3, 105: 2, 106: 2, 107: 1, 108: 1}
 FALLBACK_SHARE = 0.85
-MIN = pd.Timedelta(minutes=1)
 RATE_LIMIT = ("openai.RateLimitError: Error code: 429 - {'error': {'message': 'Rate limit reached for gpt-4o-mini "
               "in organization org-scr on tokens per min (TPM)', 'type': 'tokens', 'code': 'rate_limit_exceeded'}}")
 OVERLOADED = ("anthropic.APIStatusError: overloaded - {'type': 'error', 'error': {'type': 'overloaded_error', "
               "'message': 'Overloaded'}}")
-
-
-def _iso(ts: pd.Timestamp) -> str:
-    return ts.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def cost(model: str, prompt: int, completion: int) -> float:
@@ -88,10 +82,8 @@ class Plan:
     def _format(self, lines) -> list[tuple[int, str]]:
         out = []
         for ts, level, text in lines:
-            ms = int(ts.value // 1_000_000)
-            stamp = dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
-            rid = f"{self.r.getrandbits(48):012x}"
-            out.append((ms, f"{stamp},{ms % 1000:03d} {level:<5} [scr.ai.gateway] [req={rid}] {text}"))
+            ms = epoch_ms(ts)
+            out.append((ms, app_log_line(ms, level, "scr.ai.gateway", hex_id(self.r, 12), text)))
         return out
 
     def spend_per_hour(self) -> dict[str, float]:
@@ -106,7 +98,7 @@ class Plan:
 def load(sb, plan: Plan) -> dict:
     t = plan.t
     put_logs(sb.client("logs"), LOG_GROUP, {STREAM: plan.log_lines})
-    with psycopg.connect(sb.cluster.dsn("app", application_name="scr-migrations"), autocommit=True) as conn:
+    with psycopg.connect(sb.cluster.dsn("app", application_name=MIGRATIONS_APP), autocommit=True) as conn:
         conn.execute("CREATE TABLE organizations (id integer PRIMARY KEY, name text NOT NULL, plan text NOT NULL)")
         conn.execute("""
             CREATE TABLE ai_budgets (org_id integer PRIMARY KEY REFERENCES organizations (id),
@@ -167,8 +159,7 @@ def play(sb) -> Played:
         "fallback_log_lines": sum("falling back to" in m for _, m in plan.log_lines),
         "logs_table": "ai_task_logs", "budgets_table": "ai_budgets",
     }
-    incident = {"incident": "SANDBOX-AI-COST", "title": "LLM spend spike: fallback to claude-3-opus",
-                "severity": "P2", "window": {"start": _iso(t["window_start"]), "end": _iso(t["end"])}}
+    incident = incident_fields("SANDBOX-AI-COST", "LLM spend spike: fallback to claude-3-opus", "P2", t)
     resources = {"ai": {"logs_table": "ai_task_logs", "budgets_table": "ai_budgets",
                         "organizations_table": "organizations"},
                  "logs": {"app": [LOG_GROUP]}}

@@ -23,13 +23,11 @@ import datetime as dt
 
 import pandas as pd
 
-from .. import aws_extensions as ext
-from .. import ext_backup
+from .. import moto_ext as ext
 from . import Played, register
-from ._loading import put_logs
-from .pool_exhaustion import _iso, _ms, timeline
+from .common import MIN, RDS_INSTANCE, epoch_ms, incident_fields, iso, put_logs, timeline
 
-INSTANCE = "scr-production-postgres"
+INSTANCE = RDS_INSTANCE
 VAULT = "scr-production-vault"
 BUCKET = "scr-production-backups"
 PREFIX = "pg_dump/"
@@ -37,7 +35,6 @@ DOCUMENTS = "scr-production-documents"
 LOG_GROUP = "/ecs/scr-celery-default-production"
 PRE_MIGRATION = "pre-migration-e41b7c9d2f10"
 H = pd.Timedelta(hours=1)
-MIN = pd.Timedelta(minutes=1)
 DENIED = "Insufficient privileges to perform this action."
 RETENTION_ERROR = ("ERROR app.tasks.data_retention: data_retention_cleanup failed on usage_events: "
                    "canceling statement due to statement timeout")
@@ -48,13 +45,14 @@ def _naive(ts: pd.Timestamp) -> dt.datetime:
 
 
 class Plan:
-    def __init__(self, now: pd.Timestamp):
+    def __init__(self, now: pd.Timestamp, rds_backup: pd.Timestamp | None = None):
         self.t = t = timeline(now)
         end = t["end"]
         self.change = end - 40 * H
         nights = range(8)
-        #: RDS automated snapshots, daily; today's is the backup pool-exhaustion's RDS events announce
-        self.rds_backup = t["start"] + pd.Timedelta("8min 12s")
+        #: RDS automated snapshots, daily; today's is the one RDS's events announce (see :func:`_announced`)
+        self.announced = rds_backup is not None
+        self.rds_backup = rds_backup if rds_backup is not None else t["start"] + 8 * MIN
         self.automated = [self.rds_backup - k * 24 * H for k in nights]
         #: AWS Backup nightly jobs of the instance: (created, state)
         self.rds_jobs = [(end - 5 * H - k * 24 * H, "FAILED" if end - 5 * H - k * 24 * H > self.change
@@ -90,7 +88,7 @@ class Plan:
             lines.append((self.t["end"] - k * H - 17 * MIN, "INFO celery.worker: Task app.tasks.webhooks.deliver "
                                                             f"[{k:08x}-beef] succeeded in 0.21s"))
         lines.sort()
-        return {"scr-celery-default/celery-worker/2f1c0e7a": [(_ms(ts), msg) for ts, msg in lines]}
+        return {"scr-celery-default/celery-worker/2f1c0e7a": [(epoch_ms(ts), msg) for ts, msg in lines]}
 
 
 def _ensure_instance(sb) -> None:
@@ -100,6 +98,16 @@ def _ensure_instance(sb) -> None:
         rds.create_db_instance(DBInstanceIdentifier=INSTANCE, DBInstanceClass="db.t4g.medium", Engine="postgres",
                                EngineVersion="15.7", AllocatedStorage=200, StorageType="gp3", DBName="app",
                                MasterUsername="scr_admin", MasterUserPassword="sandbox-not-a-secret")  # noqa: S106
+
+
+def _announced(sb, since: pd.Timestamp) -> pd.Timestamp | None:
+    """When the instance's latest automated backup began, as its RDS events say (the platform's scenario
+    announces one before the incident): today's snapshot is that backup."""
+    starts = [pd.Timestamp(e.date) for e in sb.backend("rds").events
+              if e.source_identifier == INSTANCE and e.message == "Backing up DB instance"]
+    starts = [ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC") for ts in starts]
+    recent = [ts for ts in starts if ts >= since]
+    return max(recent) if recent else None
 
 
 def _snapshot(backend, snapshot_id: str, snapshot_type: str, created: pd.Timestamp, status: str = "available",
@@ -126,29 +134,28 @@ def load_rds(sb, plan: Plan) -> None:
     for ts in plan.awsbackup_snapshots():
         _snapshot(backend, f"awsbackup:job-{ts.strftime('%Y%m%d%H%M')}", "awsbackup", ts)
     _snapshot(backend, PRE_MIGRATION, "manual", plan.pre_migration, status="creating", progress=35)
-    for ts in plan.automated[1:]:  # today's events are the primary scenario's
+    for ts in plan.automated[1 if plan.announced else 0:]:  # an announced backup has its events already
         ext.add_rds_event(backend, INSTANCE, "Backing up DB instance", ["backup"], ts)
         ext.add_rds_event(backend, INSTANCE, "Finished DB instance backup", ["backup"], ts + pd.Timedelta("11min 37s"))
 
 
 def load_backup(sb, plan: Plan) -> list[dict]:
-    ext_backup.install()
     backend = sb.backend("backup")
     region, account = sb.region, sb.account_id
     db_arn = f"arn:aws:rds:{region}:{account}:db:{INSTANCE}"
     role = f"arn:aws:iam::{account}:role/scr-backup-role"
     jobs = []
     for created, state in plan.rds_jobs:
-        jobs.append(ext_backup.add_backup_job(
+        jobs.append(ext.add_backup_job(
             backend, vault=VAULT, resource_arn=db_arn, resource_type="RDS", created=created, state=state,
             completed=created + (4 * MIN if state == "COMPLETED" else MIN),
             status_message=DENIED if state == "FAILED" else None, size_bytes=214_748_364_800 if state == "COMPLETED"
             else None, iam_role_arn=role, plan_id="scr-production-daily"))
     for created in plan.doc_jobs:
-        ext_backup.add_backup_job(backend, vault=VAULT, resource_arn=f"arn:aws:s3:::{DOCUMENTS}", resource_type="S3",
+        ext.add_backup_job(backend, vault=VAULT, resource_arn=f"arn:aws:s3:::{DOCUMENTS}", resource_type="S3",
                                   created=created, state="COMPLETED", completed=created + 11 * MIN,
                                   size_bytes=48_318_382_080, iam_role_arn=role, plan_id="scr-production-daily")
-    jobs.append(ext_backup.add_backup_job(
+    jobs.append(ext.add_backup_job(
         backend, vault=VAULT, resource_arn=db_arn, resource_type="RDS", created=plan.on_demand, state="FAILED",
         completed=plan.on_demand + MIN, status_message=DENIED, iam_role_arn=role))
     return jobs
@@ -171,12 +178,14 @@ def load_s3(sb, plan: Plan) -> list[str]:
 
 @register("backups")
 def play(sb) -> Played:
-    plan = Plan(sb.now)
+    _ensure_instance(sb)
+    t = timeline(sb.now)
+    plan = Plan(sb.now, _announced(sb, t["start"] - H))
     load_rds(sb, plan)
     jobs = load_backup(sb, plan)
     dumps = load_s3(sb, plan)
     put_logs(sb.client("logs"), LOG_GROUP, plan.log_events())
-    t, end = plan.t, plan.t["end"]
+    end = t["end"]
     lookback = end - pd.Timedelta(hours=48)
     good = max(plan.awsbackup_snapshots() + plan.automated)
     good_id = (f"awsbackup:job-{good.strftime('%Y%m%d%H%M')}" if good in plan.awsbackup_snapshots()
@@ -184,16 +193,15 @@ def play(sb) -> Played:
     failed_jobs = [j["BackupJobId"] for j in jobs if j["State"] == "FAILED" and j["CreationDate"] >= lookback]
     failed_dumps = [ts + 2 * MIN for ts, ok in plan.dumps if not ok and ts >= lookback]
     truth = {"scenario": "backups", "instance": INSTANCE, "vault": VAULT,
-             "failed_job_ids": failed_jobs, "failed_dump_times": [_iso(ts) for ts in failed_dumps],
+             "failed_job_ids": failed_jobs, "failed_dump_times": [iso(ts) for ts in failed_dumps],
              "failed_backups": len(failed_jobs) + len(failed_dumps),
              "last_good_snapshot": good_id, "snapshot_age_hours": round((end - good) / H, 1),
              "pre_migration_snapshot": PRE_MIGRATION, "pre_migration_progress": 35,
-             "on_demand_failed_at": _iso(plan.on_demand), "pre_migration_at": _iso(plan.pre_migration),
+             "on_demand_failed_at": iso(plan.on_demand), "pre_migration_at": iso(plan.pre_migration),
              "retention_error": RETENTION_ERROR,
              "retention_failures": sum(1 for ts in plan.retention if ts > plan.change and ts + 6 * MIN >= lookback),
              "last_dump": dumps[0] if dumps else None}
-    incident = {"incident": "SANDBOX-BACKUPS", "title": "Backups failing; migration ran without a restore point",
-                "severity": "P2", "window": {"start": _iso(t["window_start"]), "end": _iso(end)}}
+    incident = incident_fields("SANDBOX-BACKUPS", "Backups failing; migration ran without a restore point", "P2", t)
     resources = {"rds": {"instance": INSTANCE},
                  "backups": {"vault": VAULT, "bucket": BUCKET, "prefix": PREFIX, "retention_log_groups": [LOG_GROUP]}}
     return Played(truth=truth, incident=incident, resources=resources)

@@ -7,35 +7,29 @@ node recovery). Client connections drop on ``-001`` and move to ``-002``. The AP
 ``RuntimeError: transport closed`` (and redis-py connection/read-only errors) from T0+35 min, a burst
 for three minutes then a trickle, in its own stream of ``/ecs/scr-api-production``.
 
-Times come from :func:`pool_exhaustion.timeline` (the shared clock); nothing is planted before T0+25,
+Times come from :func:`common.timeline` (the shared clock); nothing is planted before T0+25,
 so the pool-exhaustion story (onset T0+5) is untouched when both play in one sandbox.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import random
 import uuid
 
 import numpy as np
 import pandas as pd
 
-from .. import aws_extensions as ext
+from .. import moto_ext as ext
 from . import Played, register
-from ._loading import put_logs
-from .pool_exhaustion import timeline
+from .common import API_LOG_GROUP, API_STREAM_PREFIX, MIN, app_log_line, epoch_ms, hex_id, incident_fields, \
+    put_logs, put_metrics, timeline
 
 SEED = 20261124
 GROUP = "scr-production-redis"
 PRIMARY, REPLICA = f"{GROUP}-001", f"{GROUP}-002"
-LOG_GROUP = "/ecs/scr-api-production"
-STREAM = "ecs/scr-api/7f3c2a91d04e4b6a9e1f05c2b8d7a613"
+LOG_GROUP = API_LOG_GROUP
+STREAM = f"{API_STREAM_PREFIX}/7f3c2a91d04e4b6a9e1f05c2b8d7a613"
 TRANSPORT_CLOSED = "RuntimeError: transport closed"
-MIN = pd.Timedelta(minutes=1)
-
-
-def _iso(ts: pd.Timestamp) -> str:
-    return ts.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class Plan:
@@ -121,20 +115,18 @@ class Plan:
                 ts = minute + pd.Timedelta(milliseconds=r.randrange(60_000))
                 if ts >= end:
                     continue
-                ms = int(ts.value // 1_000_000)
-                rid = f"{r.getrandbits(48):012x}"
-                stamp = dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+                ms = epoch_ms(ts)
+                rid = hex_id(r, 12)
                 kind = r.random()
                 if kind < 0.7:
                     key = f"session:{uuid.UUID(int=r.getrandbits(128)).hex[:16]}"
-                    msg = (f"{stamp},{ms % 1000:03d} ERROR [scr.api.cache] [req={rid}] cache GET {key} failed: "
-                           f"{TRANSPORT_CLOSED}")
+                    msg = app_log_line(ms, "ERROR", "scr.api.cache", rid, f"cache GET {key} failed: {TRANSPORT_CLOSED}")
                 elif kind < 0.9:
-                    msg = (f"{stamp},{ms % 1000:03d} ERROR [scr.api.cache] [req={rid}] redis.exceptions.ConnectionError: "
-                           "Error 104 while writing to socket. Connection reset by peer.")
+                    msg = app_log_line(ms, "ERROR", "scr.api.cache", rid, "redis.exceptions.ConnectionError: "
+                                       "Error 104 while writing to socket. Connection reset by peer.")
                 else:
-                    msg = (f"{stamp},{ms % 1000:03d} ERROR [scr.api.ratelimit] [req={rid}] redis.exceptions.ReadOnlyError: "
-                           "You can't write against a read only replica.")
+                    msg = app_log_line(ms, "ERROR", "scr.api.ratelimit", rid, "redis.exceptions.ReadOnlyError: "
+                                       "You can't write against a read only replica.")
                 out.append((ms, msg))
             minute += MIN
         return sorted(out)
@@ -157,8 +149,7 @@ def load(sb, plan: Plan) -> None:
                     continue
                 items.append({"MetricName": metric, "Dimensions": [{"Name": "CacheClusterId", "Value": node}],
                               "Timestamp": m.to_pydatetime(), "Value": float(v)})
-    for i in range(0, len(items), 500):
-        cw.put_metric_data(Namespace="AWS/ElastiCache", MetricData=items[i:i + 500])
+    put_metrics(cw, "AWS/ElastiCache", items)
     put_logs(sb.client("logs"), LOG_GROUP, {STREAM: plan.log_events})
 
 
@@ -176,8 +167,7 @@ def play(sb) -> Played:
         "first_transport_closed": pd.Timestamp(min(errors), unit="ms", tz="UTC"),
         "redis_error_events": len(plan.log_events), "log_group": LOG_GROUP,
     }
-    incident = {"incident": "SANDBOX-CACHE-REDIS", "title": "Redis failover: API errors 'transport closed'",
-                "severity": "P2", "window": {"start": _iso(t["window_start"]), "end": _iso(t["end"])}}
+    incident = incident_fields("SANDBOX-CACHE-REDIS", "Redis failover: API errors 'transport closed'", "P2", t)
     resources = {"elasticache": {"replication_group": GROUP, "nodes": [PRIMARY, REPLICA]},
                  "logs": {"app": [LOG_GROUP]}}
     return Played(truth=truth, incident=incident, resources=resources)

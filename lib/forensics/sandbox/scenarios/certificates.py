@@ -24,11 +24,10 @@ import boto3
 import numpy as np
 import pandas as pd
 
-from .. import aws_extensions as ext
-from .. import ext_acm
+from .. import moto_ext as ext
 from ..moto_server import CREDENTIALS
 from . import Played, register
-from .pool_exhaustion import _iso, timeline
+from .common import MIN, incident_fields, iso, put_metrics, timeline
 
 SEED = 20261203
 EDGE_REGION = "us-east-1"
@@ -37,7 +36,7 @@ WEB, WHITE_LABEL, STATUS = "app.scr-platform.com", "custom.scr-platform.com", "s
 PORTAL, SHOP = "portal.partner-acme.com", "shop.partner-acme.com"
 PENDING_NEW, API = "reports.globex-partner.com", "api.scr-platform.com"
 OLD_TARGET = "old-custom.scr-platform.com"
-DAY, MIN = pd.Timedelta(days=1), pd.Timedelta(minutes=1)
+DAY = pd.Timedelta(days=1)
 WEB_4XX_PEAK = 18.5
 CAA = '0 issue "letsencrypt.org"'
 
@@ -104,8 +103,8 @@ class Plan:
         self.status_requests = np.where(m < self.status_expiry, np.round(400 + rng.normal(0, 20, n)), 3.0)
 
 
-def load_acm(sb, plan: Plan) -> dict[str, str]:
-    ext_acm.install()
+def load_acm(sb, plan: Plan) -> tuple[dict[str, str], dict[str, dict]]:
+    """The certificates (their ARNs) and the validation record each name asks for."""
     acm_edge, acm_local = _client(sb, "acm", EDGE_REGION), _client(sb, "acm", sb.region)
     edge = ext.backend("acm", sb.account_id, EDGE_REGION)
     local = ext.backend("acm", sb.account_id, sb.region)
@@ -113,43 +112,41 @@ def load_acm(sb, plan: Plan) -> dict[str, str]:
     arns = {"web": _request(acm_edge, f"*.{ZONE}", [ZONE]), "white-label": _request(acm_edge, WHITE_LABEL, [PORTAL, SHOP]),
             "status": _request(acm_edge, STATUS), "pending": _request(acm_edge, PENDING_NEW),
             "api": _request(acm_local, API)}
-    rec = {d: ext_acm.validation_record(d, f"{token[:8]}{i}{token[9:]}")
+    rec = {d: ext.validation_record(d, f"{token[:8]}{i}{token[9:]}")
            for i, d in enumerate((f"*.{ZONE}", ZONE, WHITE_LABEL, PORTAL, SHOP, STATUS, PENDING_NEW, API))}
-    plan.records = rec
-    ext_acm.set_certificate(edge, arns["web"], status="ISSUED", not_before=end - 165 * DAY, not_after=end + 230 * DAY,
+    ext.set_certificate(edge, arns["web"], status="ISSUED", not_before=end - 165 * DAY, not_after=end + 230 * DAY,
                             issued_at=end - 165 * DAY, renewal_status=None,
                             validation={f"*.{ZONE}": ("SUCCESS", rec[f"*.{ZONE}"]), ZONE: ("SUCCESS", rec[ZONE])})
-    ext_acm.set_certificate(edge, arns["white-label"], status="ISSUED", not_before=plan.expiry - 395 * DAY,
+    ext.set_certificate(edge, arns["white-label"], status="ISSUED", not_before=plan.expiry - 395 * DAY,
                             not_after=plan.expiry, issued_at=plan.expiry - 395 * DAY,
                             renewal_status="PENDING_VALIDATION", renewal_updated=end - 51 * DAY,
                             validation={WHITE_LABEL: ("SUCCESS", rec[WHITE_LABEL]),
                                         PORTAL: ("PENDING_VALIDATION", rec[PORTAL]), SHOP: ("SUCCESS", rec[SHOP])})
-    ext_acm.set_certificate(edge, arns["status"], status="EXPIRED", cert_type="IMPORTED",
+    ext.set_certificate(edge, arns["status"], status="EXPIRED", cert_type="IMPORTED",
                             not_before=plan.status_expiry - 365 * DAY, not_after=plan.status_expiry,
                             issued_at=plan.status_expiry - 365 * DAY)
-    ext_acm.set_certificate(local, arns["api"], status="ISSUED", not_before=end - 65 * DAY, not_after=end + 300 * DAY,
+    ext.set_certificate(local, arns["api"], status="ISSUED", not_before=end - 65 * DAY, not_after=end + 300 * DAY,
                             issued_at=end - 65 * DAY, validation={API: ("SUCCESS", rec[API])})
-    ext_acm.set_certificate(edge, arns["pending"], status="PENDING_VALIDATION", not_before=None, not_after=None,
+    ext.set_certificate(edge, arns["pending"], status="PENDING_VALIDATION", not_before=None, not_after=None,
                             validation={PENDING_NEW: ("PENDING_VALIDATION", rec[PENDING_NEW])})
-    return arns
+    return arns, rec
 
 
-def load_edge(sb, plan: Plan, arns: dict[str, str]) -> dict[str, dict]:
+def load_edge(sb, arns: dict[str, str]) -> dict[str, dict]:
     cf = _client(sb, "cloudfront", EDGE_REGION)
     dists = {"web": _distribution(cf, "scr-web", [WEB], arns["web"]),
              "white-label": _distribution(cf, "scr-white-label", [WHITE_LABEL, PORTAL, SHOP], arns["white-label"]),
              "status": _distribution(cf, "scr-status", [STATUS], arns["status"])}
     edge = ext.backend("acm", sb.account_id, EDGE_REGION)
     for key, d in dists.items():
-        ext_acm.set_in_use(edge, arns[key], d["ARN"])
-    ext_acm.set_in_use(ext.backend("acm", sb.account_id, sb.region), arns["api"],
+        ext.set_in_use(edge, arns[key], d["ARN"])
+    ext.set_in_use(ext.backend("acm", sb.account_id, sb.region), arns["api"],
                        f"arn:aws:elasticloadbalancing:{sb.region}:{sb.account_id}:loadbalancer/app/scr-production-alb/1")
     return {k: {"id": d["Id"], "domain": d["DomainName"]} for k, d in dists.items()}
 
 
-def load_dns(sb, plan: Plan, dists: dict[str, dict]) -> None:
+def load_dns(sb, rec: dict[str, dict], dists: dict[str, dict]) -> None:
     r53 = _client(sb, "route53", EDGE_REGION)
-    rec = plan.records
     _zone(r53, ZONE, [
         (WEB, "A", {"HostedZoneId": "Z2FDTNDATAQYW2", "DNSName": dists["web"]["domain"], "EvaluateTargetHealth": False}),
         (WHITE_LABEL, "CNAME", dists["white-label"]["domain"]),
@@ -173,16 +170,15 @@ def load_metrics(sb, plan: Plan, dists: dict[str, dict]) -> None:
                                                    {"Name": "Region", "Value": "Global"}],
               "Timestamp": ts.to_pydatetime(), "Value": float(values[i]), "Unit": unit}
              for key, metric, values, unit in series for i, ts in enumerate(plan.minutes)]
-    for c in range(0, len(items), 500):
-        cw.put_metric_data(Namespace="AWS/CloudFront", MetricData=items[c:c + 500])
+    put_metrics(cw, "AWS/CloudFront", items)
 
 
 @register("certificates")
 def play(sb) -> Played:
     plan = Plan(sb.now)
-    arns = load_acm(sb, plan)
-    dists = load_edge(sb, plan, arns)
-    load_dns(sb, plan, dists)
+    arns, rec = load_acm(sb, plan)
+    dists = load_edge(sb, arns)
+    load_dns(sb, rec, dists)
     load_metrics(sb, plan, dists)
     t, end = plan.t, plan.end
     days = round((plan.expiry - end) / DAY, 2)
@@ -195,11 +191,10 @@ def play(sb) -> Played:
                                        (PORTAL, "CAA does not allow Amazon to issue"),
                                        (SHOP, "CAA does not allow Amazon to issue")]),
              "edge_peak": {"distribution": dists["web"]["id"], "series": "4xx", "peak_pct": WEB_4XX_PEAK,
-                           "at": _iso(plan.peak_at)},
-             "expired_in_window": STATUS, "expired_at": _iso(plan.status_expiry)}
-    incident = {"incident": "SANDBOX-CERTIFICATES", "title": "Blank pages after the frontend deploy; partner domains "
-                "warn about certificates", "severity": "P2",
-                "window": {"start": _iso(t["window_start"]), "end": _iso(end)}}
+                           "at": iso(plan.peak_at)},
+             "expired_in_window": STATUS, "expired_at": iso(plan.status_expiry)}
+    incident = incident_fields("SANDBOX-CERTIFICATES", "Blank pages after the frontend deploy; partner domains warn "
+                               "about certificates", "P2", t)
     resources = {"certificates": {"domains": [WEB, WHITE_LABEL, PORTAL, SHOP, STATUS, API],
                                   "cloudfront_distributions": [d["id"] for d in dists.values()]}}
     return Played(truth=truth, incident=incident, resources=resources)

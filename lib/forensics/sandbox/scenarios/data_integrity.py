@@ -14,7 +14,7 @@ sandbox unless ``$FORENSICS_SANDBOX_AUDIT_TOKEN`` is set; the scenario puts it i
 own process (so `forensics run` started from it can authenticate) and the environment names only the
 variable (``audit.token_env``).
 
-Clock: :func:`pool_exhaustion.timeline` (events from T0-60 min to the end; the tampering at T0+35 min).
+Clock: :func:`common.timeline` (events from T0-60 min to the end; the tampering at T0+35 min).
 """
 
 from __future__ import annotations
@@ -24,14 +24,13 @@ import json
 import os
 import random
 import secrets
-import uuid
 
 import pandas as pd
 import psycopg
 
 from ..audit_server import TABLE_SQL, AuditServer, append
 from . import Played, register
-from .pool_exhaustion import timeline
+from .common import incident_fields, timeline, uuid4
 
 SEED = 7_2026
 TOKEN_ENV = "FORENSICS_SANDBOX_AUDIT_TOKEN"
@@ -42,10 +41,6 @@ TAMPER_OFFSET = pd.Timedelta(minutes=35)  # after T0
 SERVICE_ACTORS = ("service:scr-api", "service:scr-worker")
 ACTIONS = (("identity.create", "identity"), ("identity.update", "identity"), ("grant.create", "grant"),
            ("grant.revoke", "grant"), ("recon.diff", "recon"), ("certification.decide", "certification"))
-
-
-def _uuid(rng: random.Random) -> str:
-    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
 
 
 def plan(now: pd.Timestamp, seed: int = SEED) -> dict:
@@ -59,17 +54,17 @@ def plan(now: pd.Timestamp, seed: int = SEED) -> dict:
             action, kind = rng.choice(ACTIONS)
             actor = "service:scr-worker" if kind == "recon" else "service:scr-api"
             entity = f"{kind}:{rng.randint(1000, 9999)}"
-            payload = {"request_id": _uuid(rng)[:8], "by": f"user:{rng.randint(100, 999)}"}
+            payload = {"request_id": uuid4(rng)[:8], "by": f"user:{rng.randint(100, 999)}"}
             if kind == "grant":
                 payload.update({"identity": f"identity:{rng.randint(1000, 9999)}",
                                 "role": rng.choice(["viewer", "editor", "approver"])})
             elif kind == "recon":
                 payload.update({"added": rng.randint(0, 4), "removed": rng.randint(0, 2)})
-            events.append({"ts": ts.floor("ms").to_pydatetime(), "event_id": _uuid(rng), "tenant": tenant,
+            events.append({"ts": ts.floor("ms").to_pydatetime(), "event_id": uuid4(rng), "tenant": tenant,
                            "actor": actor, "action": action, "entity": entity, "payload": payload})
             ts += pd.Timedelta(seconds=rng.randint(40, 110))
     tampered = {"ts": (t["deploy"] + TAMPER_OFFSET + pd.Timedelta(seconds=17)).floor("ms").to_pydatetime(),
-                "event_id": _uuid(rng), "tenant": TAMPERED_TENANT, "actor": TAMPER_ACTOR, "action": "grant.create",
+                "event_id": uuid4(rng), "tenant": TAMPERED_TENANT, "actor": TAMPER_ACTOR, "action": "grant.create",
                 "entity": "grant:4711",
                 "payload": {"identity": "identity:2931", "role": "admin", "note": "manual fix, ticket OPS-1187"}}
     events.append(tampered)
@@ -112,11 +107,6 @@ def play(sb) -> Played:
         "tampered_actor": TAMPER_ACTOR, "tampered_at": pd.Timestamp(tampered["ts"]), "events": len(p["events"]),
         "token_env": TOKEN_ENV, "base_url": server.base_url,
     }
-    incident = {"incident": "SANDBOX-DATA-INTEGRITY", "title": "Tenant reports a grant nobody made",
-                "severity": "P1", "window": {"start": _iso(t["window_start"]), "end": _iso(t["end"])}}
+    incident = incident_fields("SANDBOX-DATA-INTEGRITY", "Tenant reports a grant nobody made", "P1", t)
     resources = {"audit": {"base_url": server.base_url, "token_env": TOKEN_ENV, "tenants": list(TENANTS)}}
     return Played(truth=truth, incident=incident, resources=resources, workloads=[server])
-
-
-def _iso(ts: pd.Timestamp) -> str:
-    return ts.tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -19,12 +19,12 @@ import numpy as np
 import pandas as pd
 import psycopg
 
-from .. import aws_extensions as ext
+from .. import moto_ext as ext
 from . import Played, register
-from .pool_exhaustion import _iso, timeline
+from .common import MIGRATIONS_APP, MIN, RDS_INSTANCE, incident_fields, put_metrics, timeline
 
 SEED = 20261127
-PRIMARY = "scr-production-postgres"
+PRIMARY = RDS_INSTANCE
 REPLICA = "scr-production-postgres-replica"
 CURRENT, HEAD = "9a3f0c1d5b72", "e41b7c9d2f10"
 ENUMS_IN_DB = {"invoice_status": ["draft", "open", "paid", "void"], "payment_kind": ["card", "sepa", "refund"]}
@@ -33,7 +33,6 @@ ENUMS_EXPECTED = {"invoice_status": ["draft", "open", "paid", "void", "uncollect
 GIB = 2**30
 FREE_START_GIB, RATE_GIB_PER_H = 31.0, 6.0
 LAG_PEAK_S = 412.0
-MIN = pd.Timedelta(minutes=1)
 
 
 class Plan:
@@ -94,12 +93,11 @@ def load_aws(sb, plan: Plan) -> None:
                    "Timestamp": when, "Value": float(plan.free_gib[i] * GIB), "Unit": "Bytes"},
                   {"MetricName": "ReplicaLag", "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": REPLICA}],
                    "Timestamp": when, "Value": float(plan.lag[i]), "Unit": "Seconds"}]
-    for c in range(0, len(items), 500):
-        cw.put_metric_data(Namespace="AWS/RDS", MetricData=items[c:c + 500])
+    put_metrics(cw, "AWS/RDS", items)
 
 
 def load_pg(cluster) -> None:
-    with psycopg.connect(cluster.dsn("app", application_name="scr-migrations"), autocommit=True) as conn:
+    with psycopg.connect(cluster.dsn("app", application_name=MIGRATIONS_APP), autocommit=True) as conn:
         conn.execute("CREATE TABLE alembic_version (version_num varchar(32) NOT NULL, "
                      "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))")
         conn.execute("INSERT INTO alembic_version VALUES (%s)", (CURRENT,))
@@ -120,8 +118,7 @@ def play(sb) -> Played:
              "alembic_current": CURRENT, "alembic_head": HEAD,
              "enum_missing": {k: [v for v in ENUMS_EXPECTED[k] if v not in ENUMS_IN_DB[k]] for k in ENUMS_EXPECTED},
              "rds_event_messages": [m for _, _, m, _ in plan.events]}
-    incident = {"incident": "SANDBOX-DB-HEALTH", "title": "Primary storage falling, replica lag, migration failed",
-                "severity": "P2", "window": {"start": _iso(t["window_start"]), "end": _iso(t["end"])}}
+    incident = incident_fields("SANDBOX-DB-HEALTH", "Primary storage falling, replica lag, migration failed", "P2", t)
     resources = {"rds": {"instance": PRIMARY, "replica": REPLICA},
                  "schema": {"expected_alembic_head": HEAD, "enums": ENUMS_EXPECTED}}
     return Played(truth=truth, incident=incident, resources=resources)

@@ -9,7 +9,7 @@ reaches a steady state. The worker's own target group (behind the internal ALB `
 reports its new targets unhealthy; ``:7`` keeps running its two tasks healthily (the older ACTIVE
 deployment, rollout COMPLETED): the rollback candidate.
 
-Times come from :func:`pool_exhaustion.timeline` (the shared clock); nothing is planted before T0+20
+Times come from :func:`common.timeline` (the shared clock); nothing is planted before T0+20
 except the steady history of ``:7``. Resources are the scenario's own: its VPC, internal ALB, target
 group, task family and service (the cluster is shared and created only if missing).
 """
@@ -19,22 +19,21 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .. import aws_extensions as ext
+from .. import moto_ext as ext
 from . import Played, register
-from .pool_exhaustion import _hex, _iso, _uuid, timeline
+from .common import ECS_CLUSTER, WORKER_SERVICE, hex_id, incident_fields, put_metrics, timeline, uuid4
 
 SEED = 20261126
-CLUSTER = "scr-production"
-SERVICE = FAMILY = "scr-worker-production"
+CLUSTER = ECS_CLUSTER
+SERVICE = FAMILY = WORKER_SERVICE
 CONTAINER = "scr-worker"
 GOOD, BAD = 7, 8
 LB_NAME, LB_ID = "scr-internal-alb", "5b1e9d0c2a7f4e36"
-TG_NAME, TG_ID = "scr-worker-production", "a41c7e9b3d2f6058"
+TG_NAME, TG_ID = WORKER_SERVICE, "a41c7e9b3d2f6058"
 LB_DIMENSION = f"app/{LB_NAME}/{LB_ID}"
 TG_DIMENSION = f"targetgroup/{TG_NAME}/{TG_ID}"
 OOM = "OutOfMemoryError: Container killed due to memory usage"
 ESSENTIAL = "Essential container in task exited"
-MIN = pd.Timedelta(minutes=1)
 
 
 class Plan:
@@ -48,11 +47,11 @@ class Plan:
         # (start offset from the deploy, lifetime, exit code, container reason)
         kills = [("40s", "3min 55s", 137, OOM), ("44s", "4min 20s", 137, OOM), ("5min 30s", "2min 10s", 1, None),
                  ("5min 50s", "3min 40s", 137, OOM), ("10min 5s", "2min 30s", 1, None), ("10min 20s", "4min 5s", 137, OOM)]
-        self.failed = [{"id": _hex(rng, 32), "started": self.deploy + pd.Timedelta(a),
+        self.failed = [{"id": hex_id(rng, 32), "started": self.deploy + pd.Timedelta(a),
                         "stopped": self.deploy + pd.Timedelta(a) + pd.Timedelta(life), "exit": code, "reason": reason}
                        for a, life, code, reason in kills]
         # :7 replaced one task (a normal scale-in) at T0-20: stops with exit 0, not a failure
-        self.scaled_in = {"id": _hex(rng, 32), "started": self.previous_created + pd.Timedelta("50s"),
+        self.scaled_in = {"id": hex_id(rng, 32), "started": self.previous_created + pd.Timedelta("50s"),
                           "stopped": t["deploy"] - pd.Timedelta(minutes=20)}
         self.minutes = m = pd.date_range(t["start"], t["end"], freq="min", inclusive="left")
         n = len(m)
@@ -83,7 +82,7 @@ class Plan:
                      (x["stopped"] + pd.Timedelta("2s"), f"{svc} has stopped 1 running tasks: (task {x['id']}).")]
         for x in self.failed[2:]:
             rows.append((x["started"] - pd.Timedelta("20s"), f"{svc} has started 1 tasks: (task {x['id']})."))
-        return [{"id": _uuid(self.rng), "createdAt": ts, "message": msg} for ts, msg in sorted(rows)]
+        return [{"id": uuid4(self.rng), "createdAt": ts, "message": msg} for ts, msg in sorted(rows)]
 
 
 def _ensure_cluster(ecs) -> None:
@@ -120,8 +119,7 @@ def load(sb, plan: Plan) -> dict:
                    "Value": float(plan.unhealthy[i]), "Unit": "Count"},
                   {"MetricName": "HealthyHostCount", "Dimensions": tg_dims, "Timestamp": when,
                    "Value": float(plan.healthy[i]), "Unit": "Count"}]
-    for chunk in range(0, len(items), 500):
-        cw.put_metric_data(Namespace="AWS/ApplicationELB", MetricData=items[chunk:chunk + 500])
+    put_metrics(cw, "AWS/ApplicationELB", items)
     items = []
     for i, ts in enumerate(plan.minutes):
         when = ts.to_pydatetime()
@@ -131,8 +129,7 @@ def load(sb, plan: Plan) -> dict:
                                        "Maximum": float(plan.mem_max[i])}},
                   {"MetricName": "CPUUtilization", "Dimensions": ecs_dims, "Timestamp": when, "Unit": "Percent",
                    "Value": float(plan.cpu[i])}]
-    for chunk in range(0, len(items), 500):
-        cw.put_metric_data(Namespace="AWS/ECS", MetricData=items[chunk:chunk + 500])
+    put_metrics(cw, "AWS/ECS", items)
 
     ecs = sb.client("ecs")
     _ensure_cluster(ecs)
@@ -201,8 +198,7 @@ def play(sb) -> Played:
         "unhealthy_peak": float(plan.unhealthy.max()), "target_group": TG_DIMENSION, "load_balancer": LB_DIMENSION,
         "target_group_arn": aws["target_group_arn"],
     }
-    incident = {"incident": "SANDBOX-ECS-DEPLOY", "title": f"{SERVICE} deploy of :{BAD} crash-looping",
-                "severity": "P2", "window": {"start": _iso(t["window_start"]), "end": _iso(t["end"])}}
+    incident = incident_fields("SANDBOX-ECS-DEPLOY", f"{SERVICE} deploy of :{BAD} crash-looping", "P2", t)
     resources = {"ecs": {"cluster": CLUSTER, "services": [SERVICE]}}
     return Played(truth=truth, incident=incident, resources=resources)
 

@@ -22,34 +22,28 @@ per minute so percentiles mean something; ECS service events are newest first.
 
 from __future__ import annotations
 
-import datetime as dt
 import random
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
 
-from .. import aws_extensions as ext
+from .. import moto_ext as ext
 from ..workload import Workload, create_schema, reset_statements
 from . import Played, register
-from ._loading import put_logs
+from .common import (ACCESS_LOG_BUCKET, ACCESS_LOG_PREFIX, API_LOG_GROUP, API_SERVICE, API_STREAM_PREFIX,
+                     ECS_CLUSTER, LB_DIMENSION, LB_ID, LB_NAME, MIN, PG_LOG_GROUP, RDS_INSTANCE, app_log_line,
+                     epoch_ms, hex_id, incident_fields, put_logs, put_metrics, timeline, uuid4)
 
 SEED = 20261123
 
 # ---- resource names (the environment file's values) ------------------------------------------------
-LB_NAME = "scr-production-alb"
-LB_ID = "4361f80389f5693e"
-LB_DIMENSION = f"app/{LB_NAME}/{LB_ID}"
-TG_NAME = "scr-api-production"
+TG_NAME = API_SERVICE
 TG_ID = "9c2a6e1f7b3d5a80"
 TG_DIMENSION = f"targetgroup/{TG_NAME}/{TG_ID}"
-ECS_CLUSTER = "scr-production"
-SERVICE = "scr-api-production"
-FAMILY = "scr-api-production"
-RDS_INSTANCE = "scr-production-postgres"
-LOG_GROUP = "/ecs/scr-api-production"
-STREAM_PREFIX = "ecs/scr-api"
+SERVICE = FAMILY = API_SERVICE
+LOG_GROUP = API_LOG_GROUP
+STREAM_PREFIX = API_STREAM_PREFIX
 CONTAINER = "scr-api"
 PREVIOUS_REVISION, NEW_REVISION = 41, 42
 IMAGE_REPO = "scr-api"
@@ -57,7 +51,7 @@ ALARM_5XX = "scr-api-production-5xx-rate"
 ALARM_CONNECTIONS = "scr-production-postgres-connections"
 
 # ---- application names in pg_stat_activity ----------------------------------------------------------
-API_APP = "scr-api-production"
+API_APP = API_SERVICE
 WORKER_APP = "scr-worker"
 REPORTS_APP = "scr-reports"
 
@@ -81,39 +75,16 @@ WAITER_SQL = "UPDATE accounts SET balance_cents = balance_cents + %s, updated_at
 IDLE_TX_SQL = ("SELECT orders.id, orders.status, orders.total_cents, orders.created_at FROM orders "
                "WHERE orders.account_id = %s ORDER BY orders.created_at DESC LIMIT %s")
 
+# ---- evidence outside CloudWatch: ALB access logs in S3, PostgreSQL's own log -----------------------------
+#: requests per minute written to the access logs (the sandbox writes a sample: ~1 in 30 of the metrics')
+ACCESS_LOG_PER_MINUTE = 40
+FAILING_ENDPOINT = "GET /api/v1/orders/{n}"
+PG_SLOTS_FATAL = "remaining connection slots are reserved for non-replication superuser connections"
+
 N_IDLE_IN_TX_SELECT = 7  # + the lock holder = 8 idle in transaction
 N_IDLE_API = 8
 N_IDLE_WORKER = 3
 N_WAITERS = 2
-
-MIN = pd.Timedelta(minutes=1)
-
-
-# ---- times ------------------------------------------------------------------------------------------
-def timeline(now: pd.Timestamp) -> dict[str, pd.Timestamp]:
-    end = now.floor("min")
-    t0 = end - pd.Timedelta(minutes=60)
-    # Data from T0-60 min; the incident window from T0-30 min, so the notebooks' context padding
-    # (30 min before the window) shows a real baseline outside the shaded window.
-    return {"end": end, "deploy": t0, "start": t0 - pd.Timedelta(minutes=60),
-            "window_start": t0 - pd.Timedelta(minutes=30), "onset": t0 + pd.Timedelta(minutes=5)}
-
-
-def _iso(ts: pd.Timestamp) -> str:
-    return ts.tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _ms(ts: pd.Timestamp) -> int:
-    return int(ts.value // 1_000_000)
-
-
-def _hex(rng, n: int) -> str:
-    return rng.bytes((n + 1) // 2).hex()[:n]
-
-
-def _uuid(rng) -> str:
-    return str(uuid.UUID(bytes=rng.bytes(16), version=4))
-
 
 # ---- the plan: every planted value, computed before anything is loaded ------------------------------
 class Plan:
@@ -133,7 +104,7 @@ class Plan:
         self.deployment_id = f"ecs-svc/{rng.integers(10**18, 9 * 10**18)}"
         self.previous_deployment_id = f"ecs-svc/{rng.integers(10**18, 9 * 10**18)}"
         self.previous_created = t["deploy"] - pd.Timedelta(days=6, hours=3, minutes=17, seconds=41)
-        self.images = {PREVIOUS_REVISION: f"2026.11.17-{_hex(rng, 7)}", NEW_REVISION: f"2026.11.23-{_hex(rng, 7)}"}
+        self.images = {PREVIOUS_REVISION: f"2026.11.17-{hex_id(rng, 7)}", NEW_REVISION: f"2026.11.23-{hex_id(rng, 7)}"}
         self.metrics = self._metrics()
         self.log_events = self._logs()
         self.ecs_events = self._ecs_events()
@@ -145,7 +116,7 @@ class Plan:
         d = t["deploy"]
 
         def task(name, revision, started, stopped, ip, stop_reason=None):
-            return {"name": name, "id": _hex(rng, 32), "revision": revision, "started": started,
+            return {"name": name, "id": hex_id(rng, 32), "revision": revision, "started": started,
                     "stopped": stopped, "ip": ip, "stop_reason": stop_reason}
 
         return [
@@ -285,17 +256,14 @@ class Plan:
         """stream name -> [(timestamp ms, message)] sorted by time (int milliseconds throughout: fast)."""
         r = random.Random(self.seed + 7)
         t = self.t
-        start_ms, end_ms, onset_ms = _ms(t["start"]), _ms(t["end"]), _ms(t["onset"])
+        start_ms, end_ms, onset_ms = epoch_ms(t["start"]), epoch_ms(t["end"]), epoch_ms(t["onset"])
         never = 2**62
-        spans = [(x, _ms(x["started"]), _ms(x["stopped"]) if x["stopped"] is not None else never)
+        spans = [(x, epoch_ms(x["started"]), epoch_ms(x["stopped"]) if x["stopped"] is not None else never)
                  for x in self.tasks]
         streams: dict[str, list[tuple[int, str]]] = {f"{STREAM_PREFIX}/{x['id']}": [] for x, _, stop in spans
                                                      if stop > start_ms}
         alb_ips = ("10.0.1.84", "10.0.2.117", "10.0.1.9", "10.0.2.230")
         report_days = [str((t["end"] - pd.Timedelta(days=d)).date()) for d in range(1, 30)]
-
-        def hexid(n=12):
-            return f"{r.getrandbits(4 * n):0{n}x}"
 
         def emit(task, ms, message):
             streams[f"{STREAM_PREFIX}/{task['id']}"].append((ms, message))
@@ -303,9 +271,12 @@ class Plan:
         def serving(ms):  # tasks that take requests: 30 s after start until 20 s before they stop
             return [x for x, a, b in spans if a + 30_000 <= ms < b - 20_000]
 
-        def app_line(ms, level, logger, rid, message):
-            stamp = dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
-            return f"{stamp},{ms % 1000:03d} {level:<5} [{logger}] [req={rid}] {message}"
+        def arrivals(n, minute_ms):  # (ms, task) of n requests in a minute: those a serving task takes
+            for _ in range(n):
+                ms = minute_ms + r.randrange(60_000)
+                tasks = serving(ms)
+                if tasks:
+                    yield ms, r.choice(tasks)
 
         phrases = {200: "OK", 201: "Created", 401: "Unauthorized", 404: "Not Found",
                    422: "Unprocessable Entity", 500: "Internal Server Error", 503: "Service Unavailable"}
@@ -337,7 +308,7 @@ class Plan:
             if start_ms <= a < end_ms:
                 emit(x, a, "INFO:     Started server process [1]")
                 emit(x, a + 5, "INFO:     Waiting for application startup.")
-                emit(x, a + 2400, app_line(
+                emit(x, a + 2400, app_log_line(
                     a + 2400, "INFO", "scr_api.main", "-",
                     f"starting scr-api {self.images[x['revision']]} task_definition={FAMILY}:{x['revision']} "
                     "db_pool_size=5 db_max_overflow=10 db_pool_timeout=30 webhook_delivery=inline"))
@@ -363,12 +334,7 @@ class Plan:
                         failing = incident and x["revision"] == NEW_REVISION and r.random() < 0.55
                         emit(x, ms, access("GET", "/health", 503 if failing else 200))
             # request traffic (the access log is sampled at 2 %)
-            for _ in range(int(requests[i] / 50)):
-                ms = m + r.randrange(60_000)
-                tasks = serving(ms)
-                if not tasks:
-                    continue
-                x = r.choice(tasks)
+            for ms, x in arrivals(int(requests[i] / 50), m):
                 method, path, status, logger, acct = request()
                 if r.random() < 0.04:
                     status = r.choice((401, 404, 422))
@@ -378,7 +344,7 @@ class Plan:
                            "scr_api.payments": f"payment captured account_id={acct} amount_cents={r.randrange(500, 90000)}",
                            "scr_api.refunds": f"refund queued account_id={acct}",
                            "scr_api.reports": f"daily report served account_id={acct} cache=hit"}[logger]
-                    emit(x, ms, app_line(ms, "INFO", logger, hexid(), msg))
+                    emit(x, ms, app_log_line(ms, "INFO", logger, hex_id(r, 12), msg))
                 emit(x, ms + r.randrange(20, 160), access(method, path, status))
             # the rare error of every day: a partner webhook times out
             while next_baseline < m + 60_000:
@@ -386,39 +352,34 @@ class Plan:
                 tasks = serving(ms)
                 if tasks:
                     host = r.choice(("hooks.acme-logistics.example", "api.partner-billing.example"))
-                    emit(r.choice(tasks), ms, app_line(
-                        ms, "ERROR", "scr_api.webhooks", hexid(),
+                    emit(r.choice(tasks), ms, app_log_line(
+                        ms, "ERROR", "scr_api.webhooks", hex_id(r, 12),
                         f"webhook delivery failed account_id={r.randrange(1, 51)} "
                         f"url=https://{host}/v2/events attempt=3/3: {BASELINE_ERROR}"))
                 next_baseline += int(r.uniform(7, 16) * 60_000)
             if not incident:
                 continue
             # the incident: pools empty, requests wait 30 s for a connection and fail
-            for _ in range(int(errors_5xx[i] / 8)):
-                ms = m + r.randrange(60_000)
-                tasks = serving(ms)
-                if not tasks:
-                    continue
-                x = r.choice(tasks)
+            for ms, x in arrivals(int(errors_5xx[i] / 8), m):
                 method, path, _status, _logger, _acct = request()
-                rid = hexid()
+                rid = hex_id(r, 12)
                 if x["revision"] == NEW_REVISION:
                     if r.random() < 0.2:
-                        emit(x, ms, app_line(ms, "ERROR", "uvicorn.error", rid,
-                                             "Exception in ASGI application\n" + _traceback()))
+                        emit(x, ms, app_log_line(ms, "ERROR", "uvicorn.error", rid,
+                                                 "Exception in ASGI application\n" + _traceback()))
                     else:
-                        emit(x, ms, app_line(ms, "ERROR", "scr_api.db", rid,
-                                             f"{method} {path} failed after {30000 + r.randrange(1, 60)} ms: "
-                                             f"{QUEUEPOOL_ERROR}"))
+                        emit(x, ms, app_log_line(ms, "ERROR", "scr_api.db", rid,
+                                                 f"{method} {path} failed after {30000 + r.randrange(1, 60)} ms: "
+                                                 f"{QUEUEPOOL_ERROR}"))
                 else:
-                    emit(x, ms, app_line(ms, "ERROR", "scr_api.db", rid, f"{method} {path} failed: {SLOTS_ERROR}"))
+                    emit(x, ms, app_log_line(ms, "ERROR", "scr_api.db", rid, f"{method} {path} failed: {SLOTS_ERROR}"))
                 emit(x, ms + 3, access(method, path, 500))
             if r.random() < 0.3:
                 ms = m + r.randrange(60_000)
                 tasks = [x for x in serving(ms) if x["revision"] == NEW_REVISION]
                 if tasks:
-                    emit(r.choice(tasks), ms, app_line(
-                        ms, "WARNING", "scr_api.webhooks", hexid(),
+                    emit(r.choice(tasks), ms, app_log_line(
+                        ms, "WARNING", "scr_api.webhooks", hex_id(r, 12),
                         f"inline webhook delivery took {r.uniform(8, 29):.1f}s account_id={r.randrange(1, 51)} "
                         "(transaction kept open)"))
         for events in streams.values():
@@ -433,7 +394,7 @@ class Plan:
         svc = f"(service {SERVICE})"
         tid = {x["name"]: x["id"] for x in self.tasks}
         rows = [
-            (self.previous_created + pd.Timedelta("40s"), f"{svc} has started 2 tasks: (task {_hex(rng, 32)}) (task {_hex(rng, 32)})."),
+            (self.previous_created + pd.Timedelta("40s"), f"{svc} has started 2 tasks: (task {hex_id(rng, 32)}) (task {hex_id(rng, 32)})."),
             (self.previous_created + pd.Timedelta("6min 12s"), f"{svc} (deployment {self.previous_deployment_id}) deployment completed."),
             (self.previous_created + pd.Timedelta("6min 40s"), f"{svc} has reached a steady state."),
             (t["start"] - pd.Timedelta("5h 47min"), f"{svc} has reached a steady state."),
@@ -455,7 +416,7 @@ class Plan:
                 (self.task(repl)["started"] - pd.Timedelta("20s"), f"{svc} has started 1 tasks: (task {tid[repl]})."),
                 (self.task(repl)["started"] + pd.Timedelta("50s"), f"{svc} registered 1 targets in (target-group {tg_arn})"),
             ]
-        return [{"id": _uuid(rng), "createdAt": ts, "message": msg} for ts, msg in sorted(rows)]
+        return [{"id": uuid4(rng), "createdAt": ts, "message": msg} for ts, msg in sorted(rows)]
 
     # -- names ------------------------------------------------------------------------------------
     @property
@@ -484,23 +445,93 @@ class Plan:
         }
 
 
+# ---- evidence outside CloudWatch ---------------------------------------------------------------------------
+def access_log_lines(plan: Plan) -> list[tuple[pd.Timestamp, str]]:
+    """A sample of the API's requests as the ALB logs them: from the onset, the orders endpoint (the one
+    that holds a database connection) fails with 500s and 504s after seconds of waiting; checkout fails
+    now and then; the catalogue (served from cache) and the profile keep answering."""
+    from ..s3_evidence import alb_line
+
+    rng = np.random.default_rng(plan.seed + 17)  # its own stream: the rest of the plan is unchanged
+    t = plan.t
+    endpoints = [("GET", "/api/v1/orders/{}", 0.35), ("POST", "/api/v1/checkout", 0.15),
+                 ("GET", "/api/v1/catalog/items/{}", 0.35), ("GET", "/api/v1/me", 0.15)]
+    weights = [w for *_, w in endpoints]
+    clients = [f"198.51.100.{i}" for i in range(2, 40)] + [f"203.0.113.{i}" for i in range(100, 120)]
+    agents = ["Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 Safari/605.1.15",
+              "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/131.0 Safari/537.36", "scr-mobile/5.12.0 (iOS 18.1)"]
+    tg = plan.target_group_arn
+    out = []
+    for minute in plan.minutes:
+        serving = plan.serving(minute) or plan.tasks[:1]
+        for k in range(ACCESS_LOG_PER_MINUTE):
+            ts = minute + pd.Timedelta(seconds=float(rng.uniform(0, 60)))
+            verb, path, _ = endpoints[rng.choice(len(endpoints), p=weights)]
+            path = path.format(int(rng.integers(1000, 99999)))
+            task = serving[int(rng.integers(len(serving)))]
+            latency = float(rng.lognormal(np.log(0.06), 0.3))
+            elb_status = target_status = 200
+            target = f"{task['ip']}:8000"
+            failing = ts >= t["onset"] and (path.startswith("/api/v1/orders/") and rng.random() < 0.8
+                                            or path == "/api/v1/checkout" and rng.random() < 0.3)
+            if ts >= t["deploy"] and path.startswith("/api/v1/orders/"):
+                latency = float(rng.uniform(2.0, 10.0)) if ts >= t["onset"] else latency * 4
+            if failing:
+                if rng.random() < 0.25:  # the ALB gave up waiting: 504, no target status
+                    elb_status, target_status, latency = 504, None, None
+                else:
+                    elb_status = target_status = 500
+            out.append((ts, alb_line(
+                time=ts, elb=LB_DIMENSION, client=f"{clients[int(rng.integers(len(clients)))]}:{int(rng.integers(1024, 65535))}",
+                target=target, request=f"{verb} https://api.scr.example:443{path} HTTP/2.0",
+                user_agent=agents[int(rng.integers(len(agents)))], elb_status=elb_status,
+                target_status=target_status, target_time=latency, target_group_arn=tg,
+                trace_id=f"Root=1-{int(ts.timestamp()):08x}-{rng.bytes(12).hex()}",
+                error_reason="TargetResponseTimeout" if elb_status == 504 else None)))
+    return out
+
+
+def pg_log_lines(plan: Plan) -> dict[str, list[tuple[int, str]]]:
+    """PostgreSQL's own log (RDS export): checkpoints all along, and from the onset the connection
+    attempts refused because the slots are taken."""
+    from ..s3_evidence import rds_log_line
+
+    rng = np.random.default_rng(plan.seed + 23)
+    t = plan.t
+    lines = []
+    for minute in plan.minutes:
+        if minute.minute % 5 == 0:
+            lines.append((minute, rds_log_line(minute, "LOG", "checkpoint starting: time", client="[local]",
+                                               user="rdsadmin", database="rdsadmin", pid=1234)))
+        if minute >= t["onset"]:
+            for _ in range(int(rng.integers(2, 6))):
+                ts = minute + pd.Timedelta(seconds=float(rng.uniform(0, 60)))
+                task = plan.tasks[int(rng.integers(len(plan.tasks)))]
+                lines.append((ts, rds_log_line(ts, "FATAL", PG_SLOTS_FATAL, client=f"{task['ip']}({int(rng.integers(30000, 60000))})",
+                                               pid=int(rng.integers(20000, 30000)))))
+    lines.sort(key=lambda x: x[0])
+    return {f"{RDS_INSTANCE}.0": [(epoch_ms(ts), line) for ts, line in lines]}
+
+
 # ---- loading ----------------------------------------------------------------------------------------
-def _chunks(seq, n):
-    for i in range(0, len(seq), n):
-        yield seq[i:i + n]
-
-
 def load_aws(sb, plan: Plan) -> dict:
     """Put the plan into the sandbox's moto server; returns what the truth needs from AWS."""
     t = plan.t
     # CloudWatch
     cw = sb.client("cloudwatch")
     for namespace, items in plan.metrics.items():
-        for chunk in _chunks(items, 150):
-            cw.put_metric_data(Namespace=namespace, MetricData=chunk)
+        put_metrics(cw, namespace, items, batch=150)
 
     # Logs
     n_events = put_logs(sb.client("logs"), LOG_GROUP, plan.log_events)
+    pg_log = pg_log_lines(plan)
+    put_logs(sb.client("logs"), PG_LOG_GROUP, pg_log)
+    # ALB access logs, delivered to S3 as the load balancer would
+    from ..s3_evidence import put_alb_logs
+
+    requests = access_log_lines(plan)
+    put_alb_logs(sb.client("s3"), ACCESS_LOG_BUCKET, ACCESS_LOG_PREFIX, sb.account_id, sb.region, LB_DIMENSION,
+                 requests)
 
     # EC2 network + ALB + target group
     ec2 = sb.client("ec2")
@@ -588,6 +619,8 @@ def load_aws(sb, plan: Plan) -> dict:
             "evaluatedDatapoints": [{"timestamp": a["breach"].strftime("%Y-%m-%dT%H:%M:%S.000+0000"),
                                      "sampleCount": 1.0, "value": a["value"]}]})
     return {"load_balancer_arn": lb_arn, "target_group_arn": tg_arn, "log_events": n_events,
+            "pg_connection_refusals": sum(PG_SLOTS_FATAL in line for _, line in next(iter(pg_log.values()))),
+            "access_log_requests": len(requests),
             "new_task_definition_arn": new_td, "previous_task_definition_arn": old_td}
 
 
@@ -657,15 +690,14 @@ def play(sb) -> Played:
         "old_tasks": [x["id"] for x in plan.tasks if x["revision"] == PREVIOUS_REVISION],
         "new_tasks": [x["id"] for x in plan.tasks if x["revision"] == NEW_REVISION],
         "alarms": {a["name"]: {"state": "ALARM", "time": a["time"], "metric": a["metric"]} for a in plan.alarms},
+        "failing_endpoint": FAILING_ENDPOINT, "access_log_requests": aws["access_log_requests"],
+        "pg_log_group": PG_LOG_GROUP, "pg_connection_refusals": aws["pg_connection_refusals"],
     }
-    incident = {
-        "incident": "SANDBOX-POOL-EXHAUSTION",
-        "title": f"scr-api 5xx spike and timeouts after deploy of {FAMILY}:{NEW_REVISION}",
-        "severity": "P1",
-        "window": {"start": _iso(t["window_start"]), "end": _iso(t["end"])},
-    }
+    incident = incident_fields("SANDBOX-POOL-EXHAUSTION",
+                               f"scr-api 5xx spike and timeouts after deploy of {FAMILY}:{NEW_REVISION}", "P1", t)
     resources = {
-        "alb": {"load_balancer": LB_DIMENSION, "target_group": TG_DIMENSION},
+        "alb": {"load_balancer": LB_DIMENSION, "target_group": TG_DIMENSION,
+                "access_logs": {"bucket": ACCESS_LOG_BUCKET, "prefix": ACCESS_LOG_PREFIX}},
         "ecs": {"cluster": ECS_CLUSTER, "services": [SERVICE]},
         "rds": {"instance": RDS_INSTANCE},
         "logs": {"app": [LOG_GROUP]},
@@ -686,4 +718,4 @@ def _traceback() -> str:
     )
 
 
-__all__ = ["play", "Plan", "timeline", "load_aws", "start_workload"]
+__all__ = ["play", "Plan", "load_aws", "start_workload"]

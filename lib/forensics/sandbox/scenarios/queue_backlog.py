@@ -11,7 +11,6 @@ attempts and last error; the nightly-style retention task fails twice on a state
 
 from __future__ import annotations
 
-import datetime as dt
 import random
 import uuid
 
@@ -20,26 +19,21 @@ import pandas as pd
 import psycopg
 
 from . import Played, register
-from ._loading import put_logs
-from .pool_exhaustion import timeline
+from .common import MIGRATIONS_APP, MIN, WORKER_LOG_GROUP, epoch_ms, incident_fields, log_time, put_logs, \
+    put_metrics, timeline
 
 SEED = 20261125
 NAMESPACE, METRIC, DIMENSION = "SCR/Celery", "QueueDepth", "Queue"
 QUEUES = ("default", "webhooks", "retention")
-LOG_GROUP = "/ecs/scr-worker-production"
+LOG_GROUP = WORKER_LOG_GROUP
 STREAMS = ("ecs/scr-worker/3b9e0d5c7a1f4e28b6c4d2a0e9f71c35", "ecs/scr-worker/c81f5a2e9d304b7f8e6a1c0d3b5f9274")
 TABLE = "webhook_deliveries"
 TASK = "scr.tasks.deliver_webhook"
 RETENTION_TASK = "scr.tasks.enforce_retention"
 GROWTH, DRAIN = 110.0, 65.0
 PARTNER = "hooks.partner-a.example"
-MIN = pd.Timedelta(minutes=1)
 READ_TIMEOUT = (f"ReadTimeout(ReadTimeoutError(\"HTTPSConnectionPool(host='{PARTNER}', port=443): "
                 "Read timed out. (read timeout=10)\"))")
-
-
-def _iso(ts: pd.Timestamp) -> str:
-    return ts.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class Plan:
@@ -67,31 +61,33 @@ class Plan:
         r, t = self.r, self.t
         out = {s: [] for s in STREAMS}
 
-        def line(ts, level, worker, text):
-            ms = int(ts.value // 1_000_000)
-            stamp = dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
-            out[r.choice(STREAMS)].append((ms, f"[{stamp},{ms % 1000:03d}: {level}/ForkPoolWorker-{worker}] {text}"))
+        def line(ts, level, worker, text):  # Celery's worker log format
+            ms = epoch_ms(ts)
+            out[r.choice(STREAMS)].append((ms, f"[{log_time(ms)}: {level}/ForkPoolWorker-{worker}] {text}"))
+
+        def task_id():
+            return uuid.UUID(int=r.getrandbits(128))
 
         minute = t["start"]
         while minute < t["end"]:
             failing = self.backlog_start <= minute < self.recovered
             for _ in range(r.randint(6, 10)):  # successes (not selected by the failure filter)
                 ts = minute + pd.Timedelta(milliseconds=r.randrange(60_000))
-                line(ts, "INFO", r.randint(1, 4), f"Task {TASK}[{uuid.UUID(int=r.getrandbits(128))}] succeeded in "
+                line(ts, "INFO", r.randint(1, 4), f"Task {TASK}[{task_id()}] succeeded in "
                                                  f"{r.uniform(0.08, 0.6):.3f}s: None")
             if failing:
                 for _ in range(r.randint(7, 11)):
                     ts = minute + pd.Timedelta(milliseconds=r.randrange(60_000))
-                    line(ts, "INFO", r.randint(1, 4), f"Task {TASK}[{uuid.UUID(int=r.getrandbits(128))}] retry: "
+                    line(ts, "INFO", r.randint(1, 4), f"Task {TASK}[{task_id()}] retry: "
                                                      f"Retry in 60s: {READ_TIMEOUT}")
                 for _ in range(r.randint(2, 4)):
                     ts = minute + pd.Timedelta(milliseconds=r.randrange(60_000))
-                    line(ts, "ERROR", r.randint(1, 4), f"Task {TASK}[{uuid.UUID(int=r.getrandbits(128))}] raised "
+                    line(ts, "ERROR", r.randint(1, 4), f"Task {TASK}[{task_id()}] raised "
                                                       f"unexpected: {READ_TIMEOUT}")
             minute += MIN
         for k in (15, 30):
             ts = t["deploy"] + pd.Timedelta(minutes=k, seconds=7)
-            line(ts, "ERROR", 2, f"Task {RETENTION_TASK}[{uuid.UUID(int=r.getrandbits(128))}] raised unexpected: "
+            line(ts, "ERROR", 2, f"Task {RETENTION_TASK}[{task_id()}] raised unexpected: "
                                  "OperationalError('canceling statement due to statement timeout')")
         return {s: sorted(v) for s, v in out.items()}
 
@@ -123,10 +119,9 @@ def load(sb, plan: Plan) -> None:
     items = [{"MetricName": METRIC, "Dimensions": [{"Name": DIMENSION, "Value": q}], "Timestamp": m.to_pydatetime(),
               "Value": float(v), "Unit": "Count"}
              for q, values in plan.depth.items() for m, v in zip(plan.minutes, values)]
-    for i in range(0, len(items), 500):
-        cw.put_metric_data(Namespace=NAMESPACE, MetricData=items[i:i + 500])
+    put_metrics(cw, NAMESPACE, items)
     put_logs(sb.client("logs"), LOG_GROUP, plan.log_events)
-    with psycopg.connect(sb.cluster.dsn("app", application_name="scr-migrations"), autocommit=True) as conn:
+    with psycopg.connect(sb.cluster.dsn("app", application_name=MIGRATIONS_APP), autocommit=True) as conn:
         conn.execute(f"""
             CREATE TABLE {TABLE} (
                 id bigserial PRIMARY KEY,
@@ -158,8 +153,8 @@ def play(sb) -> Played:
         "failing_task": TASK, "exception": "ReadTimeout", "other_failing_task": RETENTION_TASK,
         "failed_deliveries": failed, "table": TABLE, "log_group": LOG_GROUP,
     }
-    incident = {"incident": "SANDBOX-QUEUE-BACKLOG", "title": "Webhook deliveries delayed: Celery webhooks queue backlog",
-                "severity": "P2", "window": {"start": _iso(t["window_start"]), "end": _iso(t["end"])}}
+    incident = incident_fields("SANDBOX-QUEUE-BACKLOG", "Webhook deliveries delayed: Celery webhooks queue backlog",
+                               "P2", t)
     resources = {"queues": {"namespace": NAMESPACE, "metric": METRIC, "dimension": DIMENSION, "names": list(QUEUES),
                             "log_groups": [LOG_GROUP], "failed_table": TABLE}}
     return Played(truth=truth, incident=incident, resources=resources)

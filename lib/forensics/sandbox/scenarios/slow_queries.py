@@ -26,7 +26,7 @@ import psycopg
 from ...errors import SandboxError
 from ..workload import Workload
 from . import Played, register
-from .pool_exhaustion import _iso, timeline
+from .common import incident_fields, timeline
 
 log = logging.getLogger(__name__)
 APP = "scr-billing-api"
@@ -155,8 +155,7 @@ def play(sb) -> Played:
              "fast_calls": N_FAST, "index_dropped_at": lookup.dropped_at, "lookup_pid": lookup.pid,
              "blocker_app": HOLDER_APP, "blocker_pid": holder.pid, "blocked_app": WAITER_APP,
              "blocked_pid": waiter.pid, "stats_reset_or_evicted": False}
-    incident = {"incident": "SANDBOX-SLOW-QUERIES", "title": "billing API slow: invoice lookups",
-                "severity": "P2", "window": {"start": _iso(t["window_start"]), "end": _iso(t["end"])}}
+    incident = incident_fields("SANDBOX-SLOW-QUERIES", "billing API slow: invoice lookups", "P2", t)
     return Played(truth=truth, incident=incident, resources={}, workloads=[chain, lookup])
 
 

@@ -29,7 +29,7 @@ from operator import attrgetter
 import numpy as np
 import pandas as pd
 
-from . import insights
+from .. import insights
 
 MAX_GROUPS = 50
 _lock = threading.Lock()

@@ -1,32 +1,28 @@
-"""ACM certificates with a past and a state, for the sandbox's in-process moto server (moto 5.2.x).
+"""ACM: certificates with a past and a state.
 
 moto issues every requested certificate for a year from now, turns ``PENDING_VALIDATION`` into ``ISSUED``
-after 60 s of wall time, serves one validation record name for every certificate, and has no
-``RenewalSummary``; a certificate cannot be given a past through the API (and an expired one cannot be
-imported). :func:`set_certificate` plants what ``DescribeCertificate`` then reports for one
-certificate; :func:`install` (idempotent, process-wide, additive: planted certificates only) makes
-moto's ``CertBundle`` report it. Certificates nothing was planted on are left exactly as moto has them.
+after 60 s of wall time, gives every certificate the same validation record name, and has no
+``RenewalSummary``; no API gives a certificate a past (and an expired one cannot be imported).
+:func:`set_certificate` plants what ``DescribeCertificate`` then reports for one certificate,
+:func:`set_in_use` its users; :func:`install_planted_state` makes moto's ``CertBundle`` report them.
+Certificates nothing was planted on are left exactly as moto has them.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from typing import Any
 
-_lock = threading.Lock()
+from .patching import patch_once
+from .times import aware
 
 
-def install() -> None:
+def install_planted_state() -> None:
     from moto.acm.models import CertBundle
 
-    with _lock:
-        if getattr(CertBundle.describe, "forensics_patched", False):
-            return
-        original_describe, original_check = CertBundle.describe, CertBundle.check
-
+    def make_describe(original):
         def describe(self) -> dict[str, Any]:
-            out = original_describe(self)
+            out = original(self)
             planted = getattr(self, "forensics_state", None)
             if planted:
                 out["Certificate"].update({k: v for k, v in planted.items() if k != "_drop"})
@@ -34,21 +30,17 @@ def install() -> None:
                     out["Certificate"].pop(key, None)
             return out
 
-        def check(self) -> None:
+        return describe
+
+    def make_check(original):
+        def check(self) -> None:  # moto's clock (expiry, the 60 s validation) must not undo what was planted
             if getattr(self, "forensics_state", None) is None:
-                original_check(self)
+                original(self)
 
-        describe.forensics_patched = True  # type: ignore[attr-defined]
-        CertBundle.describe = describe
-        CertBundle.check = check
+        return check
 
-
-def _epoch(value) -> float:
-    if hasattr(value, "to_pydatetime"):
-        value = value.to_pydatetime()
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.timezone.utc)
-    return value.timestamp()
+    patch_once(CertBundle, "describe", make_describe)
+    patch_once(CertBundle, "check", make_check)
 
 
 def validation_record(domain: str, token: str) -> dict:
@@ -57,14 +49,17 @@ def validation_record(domain: str, token: str) -> dict:
     return {"Name": f"_{token}.{base}.", "Type": "CNAME", "Value": f"_{token[::-1]}.acm-validations.aws."}
 
 
-def set_certificate(acm_backend, arn: str, *, status: str, not_before, not_after, cert_type: str | None = None, issued_at=None, renewal_status: str | None = None,
-                    renewal_reason: str | None = None, renewal_updated=None, validation: dict | None = None) -> dict:
+def set_certificate(acm_backend, arn: str, *, status: str, not_before, not_after, cert_type: str | None = None,
+                    issued_at=None, renewal_status: str | None = None, renewal_reason: str | None = None,
+                    renewal_updated=None, validation: dict | None = None) -> dict:
     """What ``DescribeCertificate`` reports for the certificate ``arn`` from now on.
 
     ``validation``: domain -> (validation status, record dict from :func:`validation_record`); it is the
     certificate's ``DomainValidationOptions`` and, with a ``renewal_status``, its renewal's too.
     ``not_before``/``not_after`` None: the certificate has none yet (a request waiting for validation)."""
     bundle = acm_backend._certificates[arn]
+    if cert_type:
+        bundle.type = cert_type  # moto describes an IMPORTED one without validation options, as ACM does
     options = [{"DomainName": d, "ValidationDomain": d, "ValidationStatus": s, "ValidationMethod": "DNS",
                 "ResourceRecord": rec} for d, (s, rec) in (validation or {}).items()]
     state: dict[str, Any] = {"Status": status}
@@ -72,18 +67,16 @@ def set_certificate(acm_backend, arn: str, *, status: str, not_before, not_after
         if value is None:
             state.setdefault("_drop", []).append(key)
         else:
-            state[key] = _epoch(value)
-    if cert_type:
-        bundle.type = cert_type  # moto describes an IMPORTED one without validation options, as ACM does
+            state[key] = aware(value).timestamp()
     if issued_at is not None:
-        state["IssuedAt" if bundle.type != "IMPORTED" else "ImportedAt"] = _epoch(issued_at)
+        state["IssuedAt" if bundle.type != "IMPORTED" else "ImportedAt"] = aware(issued_at).timestamp()
     if options:
         state["DomainValidationOptions"] = options
     if renewal_status:
+        updated = aware(renewal_updated) if renewal_updated is not None else dt.datetime.now(dt.timezone.utc)
         state["RenewalEligibility"] = "ELIGIBLE"
         state["RenewalSummary"] = {"RenewalStatus": renewal_status, "DomainValidationOptions": options,
-                                   "UpdatedAt": _epoch(renewal_updated if renewal_updated is not None
-                                                       else dt.datetime.now(dt.timezone.utc))}
+                                   "UpdatedAt": updated.timestamp()}
         if renewal_reason:
             state["RenewalSummary"]["RenewalStatusReason"] = renewal_reason
     bundle.forensics_state = state

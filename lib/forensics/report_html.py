@@ -1,0 +1,189 @@
+"""The pages a reader opens: ``index.html`` at the top of a record, and each notebook as HTML.
+
+Every page is self-contained and offline: charts are embedded or are files of the record, and no
+page loads or links anything outside it. nbconvert's lab template carries a module script that
+imports mermaid from a CDN and a MathJax configuration; the notebooks need neither, so every
+``<script>`` is dropped (evidence pages have no active content), and the CSS comments that cite
+web pages go too.
+
+- ``html/<name>.html``         the executed notebook, code and outputs
+- ``html/<name>.report.html``  the same without code cells (nbconvert ``exclude_input``), to attach to a
+                               postmortem
+- ``index.html``               incident header and window, what was verified when it was written, the
+                               diagnosis, the timeline, each notebook's status and headline findings, the
+                               figures, the data files (size, rows)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+
+from . import redact
+from .diagnosis import evidence_values, short
+from .evidence import sha256_file
+
+_SCRIPT = re.compile(r"<script\b[^>]*>.*?</script\s*>", re.I | re.S)
+_STYLE = re.compile(r"(<style\b[^>]*>)(.*?)(</style\s*>)", re.I | re.S)
+_CSS_COMMENT = re.compile(r"/\*.*?\*/", re.S)
+_EXTERNAL_LINK = re.compile(r"<link\b[^>]*\shref=[\"']?(?:https?:)?//[^>]*>", re.I)
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+INDEX = "index.html"
+#: Headline findings shown per notebook on the index (the rest are in findings.json and the notebook).
+HEADLINES = 5
+_SKIP = ("status", "unknown", "failed_sources", "error")
+
+
+def offline(html: str) -> str:
+    """The page with no script and no reference to anything outside it."""
+    html = _SCRIPT.sub("", html)
+    html = _EXTERNAL_LINK.sub("", html)
+    return _STYLE.sub(lambda m: m.group(1) + _CSS_COMMENT.sub("", m.group(2)) + m.group(3), html)
+
+
+def render_notebook(nb_path: Path, html_dir: Path, name: str) -> str:
+    """``html/<name>.html`` and ``html/<name>.report.html`` from an executed notebook; returns the first's
+    path relative to the record."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.read(nb_path, as_version=4)
+    for suffix, exclude in (("", False), (".report", True)):
+        exporter = HTMLExporter(template_name="lab", embed_images=True, exclude_input=exclude,
+                                exclude_input_prompt=exclude, exclude_output_prompt=exclude)
+        body, _ = exporter.from_notebook_node(nb)
+        (html_dir / f"{name}{suffix}.html").write_text(redact.text(offline(body)), encoding="utf-8")
+    return f"{html_dir.name}/{name}.html"
+
+
+# ---- index.html ---------------------------------------------------------------------------------------
+def check_written(record: Path, notebooks: list[dict], captures: list[dict]) -> dict:
+    """What can be verified while the record is still being written: every capture's data file is there
+    with the rows its metadata states, every notebook's executed .ipynb and HTML are there and read back;
+    each of those files hashed. The manifest, written after the index, then seals them all."""
+    import nbformat
+    import pyarrow.parquet as pq
+
+    problems, hashed = [], []
+    for c in captures:
+        if not c.get("file"):
+            continue
+        path = record / c["file"]
+        if not path.is_file():
+            problems.append(f"missing: {c['file']}")
+            continue
+        rows = pq.ParquetFile(path).metadata.num_rows
+        if c.get("rows") is not None and rows != c["rows"]:
+            problems.append(f"{c['file']}: {rows} rows, its capture says {c['rows']}")
+        hashed.append((c["file"], sha256_file(path)))
+    for nb in notebooks:
+        for rel in (nb.get("notebook"), nb.get("html")):
+            if not rel:
+                continue
+            path = record / rel
+            if not path.is_file():
+                problems.append(f"missing: {rel}")
+                continue
+            if rel.endswith(".ipynb"):
+                try:
+                    nbformat.read(path, as_version=4)
+                except Exception as exc:  # noqa: BLE001 - any unreadable notebook is a problem to show
+                    problems.append(f"{rel}: unreadable ({type(exc).__name__})")
+            hashed.append((rel, sha256_file(path)))
+    digest = hashlib.sha256("".join(f"{p}\0{h}\n" for p, h in sorted(hashed)).encode()).hexdigest()
+    return {"ok": not problems, "problems": problems, "files": len(hashed), "digest": f"sha256:{digest}",
+            "data_files": sum(1 for p, _ in hashed if p.startswith("data/")),
+            "notebook_files": sum(1 for p, _ in hashed if not p.startswith("data/"))}
+
+
+def _chain(record: Path) -> dict:
+    """The incident's earlier records: does the newest verify, and does the chain hold."""
+    from . import evidence
+
+    prev = evidence.previous_record(record.parent, record.name.removesuffix(evidence.PARTIAL_SUFFIX))
+    if prev is None:
+        return {"previous": None}
+    result = evidence.verify(prev)
+    return {"previous": prev.name, "previous_ok": result.ok, "previous_problems": result.problems[:5],
+            "chain_problems": evidence.verify_chain(record.parent)[:5]}
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def _headlines(entry: dict) -> list[tuple[str, str]]:
+    keys = [k for k in entry if k not in _SKIP and entry[k] not in (None, [], {})]
+    return [(k, short(entry[k], 140)) for k in keys[:HEADLINES]]
+
+
+def _hhmm(value: str | None) -> str:
+    return value[11:16] if isinstance(value, str) and len(value) >= 16 else "--:--"
+
+
+def index_context(record: Path, incident, findings: dict, notebooks: list[dict], captures: list[dict],
+                  record_name: str) -> dict:
+    """Everything index.html shows, as plain data (the template only lays it out)."""
+    diag = findings.get("diagnosis") or {}
+    nb_rows = []
+    for nb in notebooks:
+        name = nb["name"]
+        entry = findings.get(name, {})
+        report = f"html/{name}.report.html"
+        nb_rows.append({
+            "name": name, "status": nb.get("status"), "duration_s": nb.get("duration_s"), "error": nb.get("error"),
+            "html": nb.get("html") if nb.get("html") and (record / nb["html"]).is_file() else None,
+            "report": report if (record / report).is_file() else None,
+            "notebook": nb.get("notebook") if nb.get("notebook") and (record / nb["notebook"]).is_file() else None,
+            "headlines": _headlines(entry), "unknown": entry.get("unknown") or [],
+        })
+    figures = sorted(p.relative_to(record).as_posix() for p in (record / "figures").glob("*.png")) \
+        if (record / "figures").is_dir() else []
+    data = []
+    for c in sorted(captures, key=lambda c: c["name"]):
+        path = record / c["file"] if c.get("file") else None
+        data.append({"name": c["name"], "file": c.get("file") if path and path.is_file() else None,
+                     "size": _size(path.stat().st_size) if path and path.is_file() else "",
+                     "rows": c.get("rows"), "source": c.get("source"), "notebook": c.get("notebook"),
+                     "error": c.get("error")})
+    timeline = [{"time": _hhmm(e.get("time")), "iso": e.get("time"), "source": e.get("source"),
+                 "kind": e.get("kind"), "resource": e.get("resource"), "message": e.get("message")}
+                for e in (findings.get("overview") or {}).get("timeline") or []]
+    hyps = diag.get("hypotheses") or []
+    others = [f for f in ("postmortem.md", "findings.json", "params.yaml", "manifest.json")]
+    return {
+        "incident": incident, "window": incident.window, "record_name": record_name,
+        "environment": incident.environment.get("name"),
+        "check": check_written(record, notebooks, captures), "chain": _chain(record),
+        "diagnosis": diag,
+        "primary": next((h for h in hyps if h["role"] == "primary"), None),
+        "holding": [h for h in hyps if h["holds"] and h["role"] != "primary"],
+        "ruled_out": [h for h in hyps if not h["holds"] and h["verdict"].startswith("refuted")],
+        "not_supported": [h for h in hyps if not h["holds"] and not h["verdict"].startswith("refuted")],
+        "timeline": timeline, "notebooks": nb_rows, "figures": figures, "data": data, "files": others,
+        "short": short,
+    }
+
+
+def write_index(record: Path, incident, findings: dict, notebooks: list[dict], captures: list[dict],
+                record_name: str) -> Path:
+    """``index.html`` at the top of the record (called by the runner before the manifest, so it is
+    in the manifest)."""
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"]),
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters["short"] = short
+    env.filters["values"] = evidence_values
+    env.filters["json"] = lambda v: json.dumps(v, default=str, ensure_ascii=False)
+    ctx = index_context(record, incident, findings, notebooks, captures, record_name)
+    html = env.get_template("index.html.j2").render(**ctx)
+    path = record / INDEX
+    path.write_text(redact.text(offline(html)), encoding="utf-8")
+    return path
