@@ -193,7 +193,7 @@ def play(sb) -> Played:
     failed_jobs = [j["BackupJobId"] for j in jobs if j["State"] == "FAILED" and j["CreationDate"] >= lookback]
     failed_dumps = [ts + 2 * MIN for ts, ok in plan.dumps if not ok and ts >= lookback]
     truth = {"scenario": "backups", "instance": INSTANCE, "vault": VAULT,
-             "failed_job_ids": failed_jobs, "failed_dump_times": [iso(ts) for ts in failed_dumps],
+             "failed_job_ids": failed_jobs, "failed_dump_times": sorted(iso(ts) for ts in failed_dumps),
              "failed_backups": len(failed_jobs) + len(failed_dumps),
              "last_good_snapshot": good_id, "snapshot_age_hours": round((end - good) / H, 1),
              "pre_migration_snapshot": PRE_MIGRATION, "pre_migration_progress": 35,
