@@ -91,15 +91,6 @@ class Plan:
         return {"scr-celery-default/celery-worker/2f1c0e7a": [(epoch_ms(ts), msg) for ts, msg in lines]}
 
 
-def _ensure_instance(sb) -> None:
-    rds = sb.client("rds")
-    have = {d["DBInstanceIdentifier"] for d in rds.describe_db_instances()["DBInstances"]}
-    if INSTANCE not in have:
-        rds.create_db_instance(DBInstanceIdentifier=INSTANCE, DBInstanceClass="db.t4g.medium", Engine="postgres",
-                               EngineVersion="15.7", AllocatedStorage=200, StorageType="gp3", DBName="app",
-                               MasterUsername="scr_admin", MasterUserPassword="sandbox-not-a-secret")  # noqa: S106
-
-
 def _announced(sb, since: pd.Timestamp) -> pd.Timestamp | None:
     """When the instance's latest automated backup began, as its RDS events say (the platform's scenario
     announces one before the incident): today's snapshot is that backup."""
@@ -122,7 +113,6 @@ def _snapshot(backend, snapshot_id: str, snapshot_type: str, created: pd.Timesta
 
 
 def load_rds(sb, plan: Plan) -> None:
-    _ensure_instance(sb)
     backend = sb.backend("rds")
     # moto takes an automated snapshot (and stamps its events) when it creates an instance, "now": this
     # instance's history is the plan's
@@ -178,8 +168,7 @@ def load_s3(sb, plan: Plan) -> list[str]:
 
 @register("backups")
 def play(sb) -> Played:
-    _ensure_instance(sb)
-    t = timeline(sb.now)
+    t = timeline(sb.now)  # the instance is the platform's (pool-exhaustion plays first, always)
     plan = Plan(sb.now, _announced(sb, t["start"] - H))
     load_rds(sb, plan)
     jobs = load_backup(sb, plan)
