@@ -24,7 +24,7 @@ READ_OPERATIONS: dict[str, tuple[str, ...]] = {
     "ecs": ("DescribeServices", "ListTasks", "DescribeTasks", "DescribeTaskDefinition", "DescribeClusters",
             "ListServices"),
     "elbv2": ("DescribeTargetHealth", "DescribeTargetGroups", "DescribeLoadBalancers"),
-    "rds": ("DescribeDBInstances", "DescribeEvents"),
+    "rds": ("DescribeDBInstances", "DescribeEvents", "DescribeDBSnapshots"),
     "elasticache": ("DescribeReplicationGroups", "DescribeCacheClusters", "DescribeEvents"),
     "cloudtrail": ("LookupEvents",),
     "sts": ("GetCallerIdentity",),
@@ -36,6 +36,11 @@ READ_OPERATIONS: dict[str, tuple[str, ...]] = {
     # Scheduled jobs: EventBridge rules with a schedule and EventBridge Scheduler schedules.
     "events": ("ListRules", "ListTargetsByRule"),
     "scheduler": ("ListSchedules", "GetSchedule"),
+    # Backups (AWS Backup jobs) and certificates and domains (ACM, Route 53, CloudFront).
+    "backup": ("ListBackupJobs",),
+    "acm": ("ListCertificates", "DescribeCertificate"),
+    "route53": ("ListHostedZones", "ListResourceRecordSets"),
+    "cloudfront": ("GetDistribution",),
 }
 #: IAM service prefixes where they differ from botocore's service names.
 _IAM_PREFIX = {"elbv2": "elasticloadbalancing"}

@@ -32,6 +32,9 @@ ALARM = "alarm"                        # CloudWatch DescribeAlarmHistory ("alarm
 ONSET = "onset"                        # analysis.onset episodes put on the timeline
 JOB_SILENT = "job-silent"              # analysis.jobs: a job's heartbeat overdue (capture job_events)
 JOB_FAILED = "job-failed"              # analysis.jobs: a schedule's first failed invocation (job_events)
+BACKUP = "backup"                      # RDS snapshots, AWS Backup jobs (completed or running)
+BACKUP_FAILED = "backup-failed"        # AWS Backup jobs failed/aborted/expired/partial, failed snapshots
+CERTIFICATE_EXPIRY = "certificate-expiry"  # ACM certificates, dated by their NotAfter
 # CloudTrail events keep their API name (eventName) as their kind.
 
 #: What most often causes an incident, most likely first: a deployment beats an RDS event.

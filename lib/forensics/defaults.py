@@ -48,6 +48,16 @@ CLOUDTRAIL_MAX_EVENTS = 20_000
 #: Hours before the window pulled as CloudTrail's baseline of known principals and IPs.
 CLOUDTRAIL_BASELINE_HOURS = 24
 
+# ---- Backups and certificates ------------------------------------------------------------------------
+#: Hours before the window's end whose backup jobs, RDS backup events and job logs are read.
+BACKUP_LOOKBACK_HOURS = 48
+#: A newest good snapshot older than this (hours, at the window's end) is stale (daily backups + slack).
+BACKUP_MAX_AGE_HOURS = 26
+#: A certificate with fewer days left than this is expiring (ACM renews at about 60, warns at 45).
+CERT_WARN_DAYS = 30
+#: Keys listed under ``backups.prefix`` at most (a dated dump per day for years is a few thousand).
+BACKUP_MAX_OBJECTS = 50_000
+
 # ---- The application's audit API ---------------------------------------------------------------------
 #: Read timeout of one audit-replay or verify-chain request, seconds.
 AUDIT_TIMEOUT_S = 30

@@ -131,6 +131,28 @@ _ENV_SCHEMA: dict[str, Any] = {
         "alembic_table": (False, (str, type(None)), "alembic's version table (default alembic_version)"),
         "enums": (False, dict, "PostgreSQL enum type -> the values the application expects"),
     },
+    "backups": {
+        "vault": (False, (str, type(None)), "AWS Backup vault whose jobs are read (default: every vault)"),
+        "bucket": (False, (str, type(None)), "S3 bucket the application's own dumps go to, e.g. "
+                                             "scr-production-backups"),
+        "prefix": (False, (str, type(None)), "key prefix of those dumps inside the bucket, e.g. pg_dump/"),
+        "retention_log_groups": (False, list, "log groups of the retention/backup jobs (Celery workers), e.g. "
+                                              "/ecs/scr-celery-default-production"),
+        "lookback_hours": (False, int, "hours before the window's end read for backup jobs, events and job logs "
+                                       f"(default {defaults.BACKUP_LOOKBACK_HOURS})"),
+        "max_age_hours": (False, int, "a newest good snapshot older than this is stale "
+                                      f"(default {defaults.BACKUP_MAX_AGE_HOURS})"),
+    },
+    "certificates": {
+        "domains": (True, list, "the domains the platform serves (its own and white-label ones)"),
+        "regions": (False, list, "Regions whose ACM certificates are read (default: aws.region and us-east-1, "
+                                 "where CloudFront's live)"),
+        "cloudfront_distributions": (False, list, "CloudFront distribution ids (their aliases, certificate, "
+                                                  "4xx/5xx rates)"),
+        "hosted_zones": (False, list, "Route 53 hosted zone ids to read (default: the account's zones whose "
+                                      "name ends one of the domains)"),
+        "warn_days": (False, int, f"a certificate with fewer days left is expiring (default {defaults.CERT_WARN_DAYS})"),
+    },
     "diagnosis": {
         "runbook_file": (True, str, "your runbook entries (YAML, the format of lib/forensics/runbooks/entries.yaml), "
                                     "added to the built-in ones; relative to this file"),
@@ -139,7 +161,7 @@ _ENV_SCHEMA: dict[str, Any] = {
 #: Only ``name`` and ``aws`` are required: a notebook runs on the sections the environment has, and one
 #: with none of its sections is skipped (a security-only environment, a platform without ECS).
 _ENV_OPTIONAL_SECTIONS = {"alb", "ecs", "rds", "logs", "postgres", "elasticache", "queues", "ai", "audit",
-                          "cloudtrail", "athena", "schema", "diagnosis", "jobs"}
+                          "cloudtrail", "athena", "schema", "diagnosis", "jobs", "backups", "certificates"}
 #: fields naming a PostgreSQL table: a plain identifier (optionally schema-qualified), nothing else
 _TABLE_FIELDS = (("queues", "failed_table"), ("ai", "logs_table"), ("ai", "budgets_table"),
                  ("ai", "organizations_table"))
@@ -270,6 +292,7 @@ def load_environment(ref: str | os.PathLike, base: Path | None = None) -> dict:
     if "logs" in data and not all(isinstance(g, str) and g for g in data["logs"]["app"]):
         raise ParamsError(path, "field logs.app must be a list of log group names")
     _check_bucket_section(path, (data.get("alb") or {}).get("access_logs"), "alb.access_logs")
+    _check_backups_and_certificates(path, data)
     if (data.get("cloudtrail") or {}).get("bucket"):
         _check_bucket_section(path, data["cloudtrail"], "cloudtrail")
     for section, key in _TABLE_FIELDS:
@@ -304,6 +327,23 @@ def load_environment(ref: str | os.PathLike, base: Path | None = None) -> dict:
 
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_DOMAIN = re.compile(r"^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}\.?$")
+
+
+def _check_backups_and_certificates(path, data: dict) -> None:
+    """Names that must be names: domains, lists of strings, a bucket without s3://."""
+    backups = data.get("backups") or {}
+    if backups.get("bucket"):
+        where = {"bucket": backups["bucket"], **({"prefix": backups["prefix"]} if backups.get("prefix") else {})}
+        _check_bucket_section(path, where, "backups")
+    for section, key in (("backups", "retention_log_groups"), ("certificates", "regions"),
+                         ("certificates", "cloudfront_distributions"), ("certificates", "hosted_zones")):
+        values = (data.get(section) or {}).get(key)
+        if values is not None and not all(isinstance(v, str) and v for v in values):
+            raise ParamsError(path, f"field {section}.{key} must be a list of names")
+    for name in (data.get("certificates") or {}).get("domains") or []:
+        if not isinstance(name, str) or not _DOMAIN.match(name.lower()):
+            raise ParamsError(path, f"field certificates.domains must list domain names, got {name!r}")
 
 
 def _check_bucket_section(path, section, where: str) -> None:

@@ -812,7 +812,119 @@ log_volume("pg_log", ["rds"], lambda inc: [_rds_log_group(inc)], logs.PG_LOG_REG
            doc="PostgreSQL's own log")
 
 
+
+# ---- Backups: snapshots, AWS Backup jobs, RDS backup events, the jobs' logs, the dumps in S3 (001 §3f, §3j) ----
+def _backups():
+    from .sources import backups
+
+    return backups
+
+
+def backup_window(inc):
+    """``backups.lookback_hours`` before the window's end (never less than the context window): a daily job
+    that failed last night is outside an hour-long incident window."""
+    from .window import IncidentWindow
+
+    hours = int((inc.env.get("backups") or {}).get("lookback_hours") or defaults.BACKUP_LOOKBACK_HOURS)
+    end = inc.window.end
+    return IncidentWindow(min(end - pd.Timedelta(hours=hours), inc.context_window.start), end)
+
+
+#: The job logs' lines about backups and retention (filter terms are case-sensitive: both spellings).
+BACKUP_LOG_PATTERN = "?backup ?Backup ?BACKUP ?retention ?Retention ?RETENTION ?pg_dump ?cleanup ?purge ?snapshot"
+BACKUP_LOG_REGEX = r"(?i)backup|retention|pg_dump|cleanup|purge|snapshot"
+
+
+def _backup_log_groups(inc) -> list[str]:
+    return list(inc.env["backups"]["retention_log_groups"])
+
+
+events("rds_snapshots", "rds:DescribeDBSnapshots", ["rds"],
+       lambda inc: _backups().rds_snapshots(inc.env["rds"]["instance"], aws=inc.aws),
+       lambda inc: _backups().snapshots_description(inc.env["rds"]["instance"]),
+       _backups().SNAPSHOT_COLUMNS, source="rds",
+       doc="Every snapshot of the RDS instance (automated, manual, AWS Backup's): created, type, status, progress.")
+events("backup_jobs", "backup:ListBackupJobs", ["backups"],
+       lambda inc: _backups().backup_jobs(backup_window(inc), vault=inc.env["backups"].get("vault"), aws=inc.aws),
+       lambda inc: _backups().jobs_description(backup_window(inc), inc.env["backups"].get("vault")),
+       _backups().JOB_COLUMNS, source="backup",
+       doc="AWS Backup jobs created in the lookback (backups.lookback_hours) with their state and status message.")
+events("rds_backup_events", "rds:DescribeEvents", ["rds"],
+       lambda inc: _backups().rds_backup_events(inc.env["rds"]["instance"], backup_window(inc), aws=inc.aws),
+       lambda inc: _backups().backup_events_description(inc.env["rds"]["instance"], backup_window(inc)),
+       _backups().BACKUP_EVENT_COLUMNS, source="rds",
+       doc="RDS events of category backup about the instance in the lookback (failures are kind backup-failed).")
+declare(Capture(
+    "backup_job_logs", "logs", "FilterLogEvents",
+    lambda inc, max_events=defaults.LOG_MAX_EVENTS: logs.filter_log_events(
+        _backup_log_groups(inc), backup_window(inc), BACKUP_LOG_PATTERN, aws=inc.aws, max_events=max_events,
+        client_regex=BACKUP_LOG_REGEX),
+    lambda inc, max_events=defaults.LOG_MAX_EVENTS: logs.call_description(
+        _backup_log_groups(inc), backup_window(inc), BACKUP_LOG_PATTERN, max_events=max_events,
+        client_regex=BACKUP_LOG_REGEX),
+    ("backups.retention_log_groups",), contracts.LOG_COLUMNS, LOGS, params={"max_events": defaults.LOG_MAX_EVENTS},
+    doc="The retention and backup jobs' log lines over the lookback (backups.retention_log_groups)."))
+events("backup_objects", "s3:ListObjectsV2", ["backups.bucket"],
+       lambda inc: _backups().backup_objects(inc.env["backups"]["bucket"], inc.env["backups"].get("prefix"),
+                                             aws=inc.aws, max_objects=defaults.BACKUP_MAX_OBJECTS),
+       lambda inc: {"Bucket": inc.env["backups"]["bucket"], "Prefix": inc.env["backups"].get("prefix"),
+                    "max_objects": defaults.BACKUP_MAX_OBJECTS},
+       _backups().OBJECT_COLUMNS, source="s3",
+       doc="The application's own dumps in S3 (backups.bucket/prefix): key, size, last modified.")
+
+
+# ---- Certificates and domains: ACM, Route 53, CloudFront (001 §3i, §3k; 000 chunk-load errors) -------------
+def _certs():
+    from .sources import certificates
+
+    return certificates
+
+
+def _cert_section(inc) -> dict:
+    return inc.env["certificates"]
+
+
+def _edge_ids(inc) -> list[str]:
+    return list(_cert_section(inc)["cloudfront_distributions"])
+
+
+def _edge_metrics(inc):
+    window = inc.context_window
+    return cloudwatch.get_metric_data(_certs().edge_queries(_edge_ids(inc)), window, window.period(),
+                                      aws=_certs().edge_region(inc.aws))
+
+
+def _edge_metrics_args(inc):
+    window = inc.context_window
+    return {"region": _certs().CLOUDFRONT_REGION,
+            **cloudwatch.call_description(_certs().edge_queries(_edge_ids(inc)), window, window.period())}
+
+
+events("acm_certificates", "acm:ListCertificates+DescribeCertificate", ["certificates"],
+       lambda inc: _certs().acm_certificates(_certs().acm_regions(_cert_section(inc), inc.aws), aws=inc.aws),
+       lambda inc: {"regions": _certs().acm_regions(_cert_section(inc), inc.aws),
+                    "Includes": {"keyTypes": list(_certs().KEY_TYPES)}},
+       _certs().CERTIFICATE_COLUMNS, source="acm",
+       doc="Every ACM certificate (environment Region and us-east-1): expiry, status, renewal, validation records, "
+           "in use by; dated by NotAfter on the timeline.")
+events("route53_records", "route53:ListHostedZones+ListResourceRecordSets", ["certificates"],
+       lambda inc: _certs().route53_records(_cert_section(inc)["domains"],
+                                            zone_ids=_cert_section(inc).get("hosted_zones"), aws=inc.aws),
+       lambda inc: {"domains": _cert_section(inc)["domains"], "hosted_zones": _cert_section(inc).get("hosted_zones"),
+                    "types": list(_certs().RECORD_TYPES)},
+       _certs().RECORD_COLUMNS, source="route53",
+       doc="A, AAAA, CNAME and CAA records of the hosted zones holding the environment's domains.")
+events("cloudfront_distributions", "cloudfront:GetDistribution", ["certificates.cloudfront_distributions"],
+       lambda inc: _certs().cloudfront_distributions(_edge_ids(inc), aws=inc.aws),
+       lambda inc: {"Ids": _edge_ids(inc)}, _certs().DISTRIBUTION_COLUMNS, source="cloudfront",
+       doc="The named CloudFront distributions: aliases, viewer certificate, origins, status.")
+declare(Capture("cloudfront_edge_metrics", "cloudwatch", "GetMetricData", _edge_metrics, _edge_metrics_args,
+                ("certificates.cloudfront_distributions",), contracts.METRIC_COLUMNS, METRICS,
+                doc="CloudFront requests, 4xx/5xx rates, 502/503/504 rates and origin latency per distribution "
+                    "(us-east-1, Region=Global)."))
+
 #: Captures of change events, merged by :func:`forensics.pull.all_change_events` into one timeline.
 CHANGE_EVENT_CAPTURES: tuple[str, ...] = (
     "ecs_deployments", "ecs_service_events", "ecs_stopped_tasks", "rds_events", "rds_replica_events",
-    "elasticache_events", "cloudtrail_events", "alarm_history", "job_events")
+    "elasticache_events", "cloudtrail_events", "alarm_history", "job_events", "rds_snapshots", "backup_jobs",
+    "acm_certificates")

@@ -19,6 +19,8 @@ PLANTED = {
     "pool-exhaustion": "pool-exhaustion-after-deploy",
     "auth-failures": "credential-stuffing",
     "scheduled-jobs": "scheduled-job-silent",
+    "backups": "backups-failing",
+    "certificates": "certificate-renewal-stuck",
     "ecs-deploy": "deploy-out-of-memory",
     "slow-queries": "statement-regression",
     "db-health": "storage-filling",
@@ -61,7 +63,8 @@ def test_independent_incidents_are_concurrent_not_causes(findings):
 
 @pytest.mark.parametrize("scenario", sorted(PLANTED))
 def test_each_scenarios_planted_cause_ranks_first(findings, scenario):
-    assert set(PLANTED) == set(scenarios.names()), "a new scenario needs its planted cause here"
+    played = set(scenarios.names()) - set(scenarios.STANDALONE)  # standalone ones are not in the session record
+    assert set(PLANTED) == played, "a new scenario needs its planted cause here"
     entry = PLANTED[scenario]
     hyps = findings["diagnosis"]["hypotheses"]
     # in the record of every scenario: first among the hypotheses for its symptom

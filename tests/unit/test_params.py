@@ -98,6 +98,12 @@ def test_malformed_yaml_names_the_line(files):
     (ENV.replace("{dsn_env: FORENSICS_PG_DSN}", "{dsn: 'host=db user=x password=hunter2'}"), "contains a password"),
     (ENV.replace("{dsn_env: FORENSICS_PG_DSN}", "{dsn: 'postgresql://x:hunter2@db/app'}"), "contains a password"),
     (ENV.replace("services: [scr-api-production]", "services: scr-api-production"), "ecs.services must be list"),
+    (ENV + "certificates: {cloudfront_distributions: [E1]}\n", "missing field certificates.domains"),
+    (ENV + "certificates: {domains: ['https://app.example.com']}\n", "certificates.domains must list domain names"),
+    (ENV + "certificates: {domains: [app.example.com], regions: [us-east-1, '']}\n", "certificates.regions must be"),
+    (ENV + "backups: {bucket: s3://backups}\n", "backups.bucket must be an S3 bucket name"),
+    (ENV + "backups: {bucket: scr-backups, prefix: /pg_dump}\n", "backups.prefix is a key prefix"),
+    (ENV + "backups: {retention_log_groups: /ecs/worker}\n", "backups.retention_log_groups must be list"),
 ])
 def test_bad_environment_files_are_refused(files, env_change, expected):
     with pytest.raises(ParamsError, match=expected):
@@ -111,6 +117,15 @@ def test_only_name_and_aws_are_required(files):
     assert set(inc.environment) == {"name", "aws", "cloudtrail"}
     with pytest.raises(ParamsError, match="missing field aws"):
         load_incident(files(incident_text(), env="name: x\n"))
+
+
+def test_backups_and_certificates_sections_are_optional_and_checked(files):
+    env = (ENV + "backups: {vault: v, bucket: scr-backups, prefix: pg_dump/, retention_log_groups: [/ecs/w], "
+           "lookback_hours: 72}\ncertificates: {domains: [app.example.com, '*.example.com'], "
+           "cloudfront_distributions: [E1ABC], warn_days: 21}\n")
+    inc = load_incident(files(incident_text(), env=env), known_notebooks=["db-connections", "api-errors"])
+    assert inc.environment["backups"]["lookback_hours"] == 72
+    assert inc.environment["certificates"]["domains"] == ["app.example.com", "*.example.com"]
 
 
 def test_environment_by_name_lists_the_known_ones(tmp_path, monkeypatch):

@@ -27,7 +27,7 @@ def _code(path) -> str:
 
 def _pulled(code: str) -> set[str]:
     names = set()
-    for name in re.findall(r"\bpull\.([a-z_]+)\(", code):
+    for name in re.findall(r"\bpull\.([a-z_][a-z0-9_]*)\(", code):
         names |= set(registry.CHANGE_EVENT_CAPTURES) if name == "all_change_events" else {name}
     return names
 
@@ -78,7 +78,7 @@ def test_every_capture_is_complete():
                                   registry.TABLES), cap.name
         assert {n.split(".")[0] for n in cap.needs} <= {
             "aws", "alb", "ecs", "rds", "logs", "postgres", "elasticache", "queues", "ai", "audit", "cloudtrail",
-            "athena", "schema", "jobs"}, cap.name
+            "athena", "schema", "jobs", "backups", "certificates"}, cap.name
         assert cap.doc, f"{cap.name} has no description"
     assert registry.CHANGE_EVENT_CAPTURES and all(n in registry.CAPTURES for n in registry.CHANGE_EVENT_CAPTURES)
 
@@ -110,7 +110,9 @@ def test_the_catalogues_plan_is_smaller_than_the_sum_of_its_notebooks():
     every = [c for nb in CATALOGUE.values() for c in nb.captures]
     env = {s: {"x": 1} for s in ("aws", "ecs", "rds", "logs", "postgres", "elasticache", "queues", "ai",
                                  "audit", "schema")}
-    env.update(alb={"access_logs": {"bucket": "b"}}, cloudtrail={"bucket": "t"}, jobs={"heartbeats": [{}]})
+    env.update(alb={"access_logs": {"bucket": "b"}}, cloudtrail={"bucket": "t"}, jobs={"heartbeats": [{}]},
+               backups={"bucket": "b", "retention_log_groups": ["g"]},
+               certificates={"domains": ["a.example.com"], "cloudfront_distributions": ["E1"]})
     plan, skipped = registry.plan(every, env)
     assert not skipped and len(plan) == len(set(every) | {"pg_statements", "ecs_target_groups"}) < len(every)
 
@@ -126,11 +128,12 @@ def test_a_capture_whose_section_is_absent_fails_with_its_reason_and_keeps_its_c
 
 def test_change_event_frames_share_one_contract_and_one_dtype():
     from forensics.analysis import timeline
-    from forensics.sources import _empty, aws_events, cloudtrail, cloudwatch, elasticache
+    from forensics.sources import _empty, aws_events, backups, certificates, cloudtrail, cloudwatch, elasticache
 
     base = _empty(contracts.EVENT_COLUMNS).dtypes
     for schema in (aws_events.DEPLOYMENT_COLUMNS, aws_events.SERVICE_EVENT_COLUMNS, aws_events.RDS_EVENT_COLUMNS,
-                   cloudtrail.COLUMNS, cloudwatch.ALARM_HISTORY_COLUMNS, elasticache.EVENT_COLUMNS):
+                   cloudtrail.COLUMNS, cloudwatch.ALARM_HISTORY_COLUMNS, elasticache.EVENT_COLUMNS,
+                   backups.SNAPSHOT_COLUMNS, backups.JOB_COLUMNS, certificates.CERTIFICATE_COLUMNS):
         assert list(schema)[:5] == list(contracts.EVENT_COLUMNS)
         assert (_empty(schema).dtypes[:5] == base).all()
     assert (timeline.empty().dtypes == base).all()

@@ -13,6 +13,8 @@ read back through plain boto3 against the server.
 - :mod:`.ecs`: :func:`set_service_history`, :func:`set_task_stopped`;
 - :mod:`.elasticache`: ``DescribeEvents`` (:func:`add_elasticache_event`);
 - :mod:`.cloudtrail`: ``LookupEvents`` (:func:`add_cloudtrail_events`);
+- :mod:`.backup`: AWS Backup ``ListBackupJobs`` (:func:`add_backup_job`);
+- :mod:`.acm`: certificates with a planted state and past (:func:`set_certificate`, :func:`set_in_use`);
 - :mod:`.paging`: the one pagination every served API uses; :mod:`.patching`, :mod:`.times`: the rest
   they share.
 
@@ -24,7 +26,9 @@ from __future__ import annotations
 
 import threading
 
-from . import cloudtrail, cloudwatch, elasticache, elbv2, logs_insights, rds
+from . import acm, backup, cloudtrail, cloudwatch, elasticache, elbv2, logs_insights, rds
+from .acm import set_certificate, set_in_use, validation_record
+from .backup import add_backup_job, backup_jobs_page
 from .cloudtrail import add_cloudtrail_events, cloudtrail_event, cloudtrail_lookup_page
 from .cloudwatch import add_alarm_history, alarm_history_page, percentile
 from .ecs import set_service_history, set_task_stopped
@@ -43,6 +47,8 @@ INSTALLERS = [
     elasticache.install_events,
     cloudwatch.install_alarm_history,
     logs_insights.install,  # StartQuery/GetQueryResults/StopQuery run the real query (sandbox/insights.py)
+    backup.install_list_backup_jobs,
+    acm.install_planted_state,
 ]
 
 _installed = False
@@ -68,5 +74,5 @@ __all__ = [
     "set_service_history", "set_task_stopped",
     "add_elasticache_event", "elasticache_events_page",
     "add_cloudtrail_events", "cloudtrail_event", "cloudtrail_lookup_page",
-    "paginate",
+    "paginate", "add_backup_job", "backup_jobs_page", "set_certificate", "set_in_use", "validation_record",
 ]

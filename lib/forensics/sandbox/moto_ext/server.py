@@ -5,7 +5,7 @@ from __future__ import annotations
 ACCOUNT_HEADER = "HTTP_X_MOTO_ACCOUNT_ID"
 #: every service a sandbox puts data into (what :func:`drop_account` frees)
 SERVICES = ("cloudwatch", "logs", "ecs", "rds", "elbv2", "ec2", "sts", "elasticache", "cloudtrail", "events",
-            "scheduler")
+            "scheduler", "backup", "acm", "route53", "cloudfront")
 
 
 def _wsgi_server(moto_server):

@@ -36,7 +36,7 @@ PlayFunction = Callable[["Sandbox"], Played]
 SCENARIOS: dict[str, PlayFunction] = {}
 #: modules that register scenarios when imported
 _MODULES = ("pool_exhaustion", "cache_redis", "queue_backlog", "ai_cost", "data_integrity", "security",
-            "ecs_deploy", "slow_queries", "db_health", "scheduled_jobs", "auth_failures", "volume")
+            "ecs_deploy", "slow_queries", "db_health", "scheduled_jobs", "auth_failures", "backups", "certificates", "volume")
 _loaded = False
 
 
