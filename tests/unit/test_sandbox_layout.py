@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 import forensics.sandbox.scenarios as scenarios_pkg
-from forensics.sandbox import aws_extensions, moto_ext
 from forensics.sandbox.moto_ext.paging import paginate
 
 SCENARIOS_DIR = Path(scenarios_pkg.__file__).parent
@@ -108,7 +107,3 @@ def test_paginate_names_the_token_as_the_api_does_and_handles_no_items():
         "Events": list(range(20, 30))}
     assert paginate([], "Events", 20) == {"Events": []}
 
-
-def test_aws_extensions_still_offers_what_moto_ext_does():
-    for name in moto_ext.__all__:
-        assert getattr(aws_extensions, name) is getattr(moto_ext, name), name
