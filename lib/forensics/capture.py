@@ -35,6 +35,9 @@ from .errors import RecordError
 from .window import iso, utcnow
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,80}$")
+#: frame.attrs a source sets about its own reading, recorded in the manifest (CaptureMeta.reading)
+READING_ATTRS = ("engine", "bytes_read", "bytes_scanned", "objects_listed", "objects_read", "prefixes", "errors",
+                 "bad_lines", "insights_error", "query_execution_id", "pages", "scanned")
 DATA_DIR = contracts.DATA_DIR
 SIDECAR_DIR = contracts.SIDECAR_DIR
 
@@ -56,6 +59,25 @@ class CaptureMeta:
     replayed_from: str | None = None
     truncated: bool = False
     query: str | None = None
+    #: what the source said about its own reading (frame.attrs): engine, bytes read or scanned, objects,
+    #: per-object or per-line problems, a fallback taken. Partial problems are evidence too.
+    reading: dict = field(default_factory=dict)
+
+    @property
+    def problems(self) -> str:
+        """A one-line summary of the partial problems of a capture that did not fail as a whole."""
+        r = self.reading or {}
+        parts = []
+        if r.get("errors"):
+            first = r["errors"][0]
+            parts.append(f"{len(r['errors'])} object(s) unreadable ({first.get('key')}: {first.get('error')})")
+        if r.get("bad_lines"):
+            parts.append(f"{r['bad_lines']} line(s) not in the format")
+        if r.get("insights_error"):
+            parts.append(f"Logs Insights unavailable, bounded sample instead ({r['insights_error']})")
+        if self.truncated:
+            parts.append("truncated at its cap")
+        return "; ".join(parts)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -138,6 +160,7 @@ class CaptureStore:
             if not isinstance(frame, pd.DataFrame):
                 raise TypeError(f"source returned {type(frame).__name__}, not a DataFrame")
             meta.truncated = bool(frame.attrs.get("truncated", False))
+            meta.reading = redact.obj(json_safe({k: frame.attrs[k] for k in READING_ATTRS if k in frame.attrs}))
             frame = redact.frame(frame)
         except Exception as exc:  # noqa: BLE001 - a failing source is evidence, not a crash
             meta.error = redact.text(_one_line(exc))

@@ -180,12 +180,16 @@ class IncidentSession:
         return [n for n in names if n in self.captures and self.captures[n].error]
 
     def sources(self) -> pd.DataFrame:
-        """One row per capture: source, rows, duration and, for a failed one, why."""
-        rows = [{"capture": m.name, "source": m.source, "status": "FAILED" if m.error else "ok",
+        """One row per capture: source, rows, duration and, for a failed one, why; ``partial`` when it
+        answered but said some of it could not be read (objects, lines, a fallback taken)."""
+        rows = [{"capture": m.name, "source": m.source,
+                 "status": "FAILED" if m.error else ("partial" if m.problems else "ok"),
                  "rows": m.rows, "pulled_at": m.pulled_at, "duration_s": m.duration_s,
-                 "error": m.error or ""} for m in self.captures.values()]
-        return pd.DataFrame(rows, columns=["capture", "source", "status", "rows", "pulled_at", "duration_s",
-                                           "error"])
+                 "engine": (m.reading or {}).get("engine", ""), "bytes_read": (m.reading or {}).get(
+                     "bytes_scanned", (m.reading or {}).get("bytes_read")),
+                 "error": m.error or m.problems} for m in self.captures.values()]
+        return pd.DataFrame(rows, columns=["capture", "source", "status", "rows", "pulled_at", "duration_s", "engine",
+                                           "bytes_read", "error"])
 
     # -- findings and figures ---------------------------------------------------------------------
     def finding(self, key: str, value: Any, needs: list[str] | tuple[str, ...] = ()) -> Any:

@@ -103,3 +103,29 @@ def test_a_large_frame_is_written_in_row_groups_and_read_back_equal(tmp_path):
     assert len(back) == n and back["late"].iloc[-1] == "x" and back["obj"].iloc[1] == '{"a": 1}'
     assert back["message"].tolist() == frame["message"].tolist()
     assert isinstance(frame["obj"].iloc[1], dict) and frame.attrs == {"truncated": True}, "the frame is not changed"
+
+
+def test_what_a_source_says_about_its_reading_is_recorded_and_shown(tmp_path):
+    """An S3 reading that could not read one object, a log with short lines: the capture answered, so it is
+    not FAILED, but the manifest and the notebook's sources table say what was not read, and how much was."""
+    from forensics.params import Incident
+    from forensics.session import IncidentSession
+    from forensics.window import IncidentWindow
+
+    def fetch():
+        df = pd.DataFrame({"x": [1, 2]})
+        df.attrs.update(engine="duckdb", bytes_scanned=4096, bad_lines=3,
+                        errors=[{"key": "AWSLogs/1/x.log.gz", "error": "not gzip"}], not_recorded="ignored")
+        return df
+
+    inc = IncidentSession(Incident("I-1", "t", "P3", IncidentWindow("2026-01-01T00:00Z", "2026-01-01T01:00Z"),
+                                   {"name": "t", "aws": {"region": "eu-west-1"}}),
+                          CaptureStore(tmp_path, notebook="nb"), "nb")
+    inc.capture("alb_endpoints", fetch, source="alb_access_logs", call="query:alb_endpoints")
+    row = inc.sources().set_index("capture").loc["alb_endpoints"]
+    assert row["status"] == "partial" and row["engine"] == "duckdb" and row["bytes_read"] == 4096
+    assert "1 object(s) unreadable (AWSLogs/1/x.log.gz: not gzip)" in row["error"] and "3 line(s)" in row["error"]
+    [sidecar] = collect_sidecars(tmp_path)
+    assert sidecar["reading"] == {"engine": "duckdb", "bytes_scanned": 4096, "bad_lines": 3,
+                                  "errors": [{"key": "AWSLogs/1/x.log.gz", "error": "not gzip"}]}
+    assert inc.finding("endpoints", 1, needs=["alb_endpoints"]) == 1  # partial is not unknown
