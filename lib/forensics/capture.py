@@ -94,7 +94,7 @@ class CaptureStore:
         self._memory: dict[str, tuple[pd.DataFrame, CaptureMeta]] = {}
         self._replay_manifest: dict | None = None
         if self.replay_from is not None:
-            manifest = self.replay_from / "manifest.json"
+            manifest = self.replay_from / contracts.MANIFEST_FILE
             if not manifest.exists():
                 raise RecordError(f"{self.replay_from}: not an evidence record (no manifest.json)")
             self._replay_manifest = {c["name"]: c for c in json.loads(manifest.read_text())["captures"]}

@@ -178,7 +178,7 @@ def write_manifest(record: Path, parts: ManifestParts) -> dict:
         "tool": tool_versions(),
         "collector": parts.collector,
         "clock": parts.clock,
-        "parameters": "params.yaml",
+        "parameters": contracts.PARAMS_FILE,
         "replay_of": parts.replay_of,
         "notebooks": parts.notebooks,
         "captures": parts.captures,

@@ -21,7 +21,7 @@ import json
 import re
 from pathlib import Path
 
-from . import redact
+from . import contracts, redact
 from .diagnosis import evidence_values, short
 from .evidence import sha256_file
 
@@ -156,7 +156,7 @@ def index_context(record: Path, incident, findings: dict, notebooks: list[dict],
                  "kind": e.get("kind"), "resource": e.get("resource"), "message": e.get("message")}
                 for e in (findings.get("overview") or {}).get("timeline") or []]
     hyps = diag.get("hypotheses") or []
-    others = [f for f in ("postmortem.md", "findings.json", "params.yaml", "manifest.json")]
+    others = [contracts.POSTMORTEM_FILE, contracts.FINDINGS_FILE, contracts.PARAMS_FILE, contracts.MANIFEST_FILE]
     return {
         "incident": incident, "window": incident.window, "record_name": record_name,
         "environment": incident.environment.get("name"),

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from . import defaults, diagnosis, evidence, postmortem, redact, registry, report_html
+from . import contracts, defaults, diagnosis, evidence, postmortem, redact, registry, report_html
 from .capture import CaptureStore, collect_sidecars, iso_ms
 from .errors import ParamsError, RecordError
 from .notebooks import catalogue
@@ -93,7 +93,7 @@ def replay(record: str | os.PathLike, out: str | os.PathLike | None = None, jobs
     if not manifest_path.exists():
         raise RecordError(f"{record}: not an evidence record (no {evidence.MANIFEST})")
     manifest = json.loads(manifest_path.read_text())
-    incident = load_resolved(record / "params.yaml")
+    incident = load_resolved(record / contracts.PARAMS_FILE)
     cat = catalogue()
     selected = [n["name"] for n in manifest["notebooks"]]
     missing = [n for n in selected if n not in cat]
@@ -113,15 +113,15 @@ def _execute(incident: Incident, selected: list[str], out: Path, jobs: int | Non
     echo(f"record   {record.parent / captured_at}")
     echo(f"incident {incident.incident} [{incident.severity}] {incident.title}")
     echo(f"window   {incident.window}")
-    (record / "params.yaml").write_text(dump(incident.as_dict()))
+    (record / contracts.PARAMS_FILE).write_text(dump(incident.as_dict()))
 
     identity, clock = ({}, {}) if replay_from else _aws_identity(incident.environment.get("aws", {}))
     order = list(selected)
     jobs = max(1, jobs or os.cpu_count() or 1)
-    params = {"incident_file": "params.yaml", "record_dir": ".",
+    params = {"incident_file": contracts.PARAMS_FILE, "record_dir": ".",
               "replay_from": str(replay_from) if replay_from else None}
-    (record / "notebooks").mkdir()
-    (record / "html").mkdir()
+    (record / contracts.NOTEBOOKS_DIR).mkdir()
+    (record / contracts.HTML_DIR).mkdir()
     with IncidentSession(incident, CaptureStore(record, replay_from=replay_from, notebook="runner"),
                          "runner") as session:
         # 0. A notebook none of whose sources the environment configures is skipped, saying what it needs.
@@ -177,9 +177,9 @@ def _execute(incident: Incident, selected: list[str], out: Path, jobs: int | Non
     # 3. Findings, manifest, seal.
     findings = _collect_findings(record, runs)
     findings["diagnosis"] = diagnosis.for_record(findings, incident.environment)  # hypotheses ranked against the runbooks
-    (record / "findings.json").write_text(json.dumps(findings, indent=2, sort_keys=False) + "\n")
+    (record / contracts.FINDINGS_FILE).write_text(json.dumps(findings, indent=2, sort_keys=False) + "\n")
     captures = collect_sidecars(record)
-    (record / "postmortem.md").write_text(redact.text(postmortem.render(
+    (record / contracts.POSTMORTEM_FILE).write_text(redact.text(postmortem.render(
         incident, findings, [r.to_json() for r in runs], [c["file"] for c in captures if c.get("file")],
         record_name=f"{record.parent.name}/{captured_at}")))
     # The reader's view: index.html over what is written so far, before the manifest seals it.
@@ -244,7 +244,7 @@ def _run_one(nb_path: str, record: str, name: str, params: dict) -> NotebookRun:
     import papermill as pm
 
     os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
-    out_nb = Path(record) / "notebooks" / f"{name}.ipynb"
+    out_nb = Path(record) / contracts.NOTEBOOKS_DIR / f"{name}.ipynb"
     t0 = time.perf_counter()
     status, error = "ok", None
     try:
@@ -263,7 +263,7 @@ def _run_one(nb_path: str, record: str, name: str, params: dict) -> NotebookRun:
     if out_nb.exists():
         _redact_notebook(out_nb)
         try:
-            html = _render_html(out_nb, Path(record) / "html" / f"{name}.html")
+            html = _render_html(out_nb, Path(record) / contracts.HTML_DIR / f"{name}.html")
         except Exception as exc:  # noqa: BLE001
             error = (error + "; " if error else "") + f"HTML rendering failed: {exc}"
     return NotebookRun(name, status, duration, error, html)
