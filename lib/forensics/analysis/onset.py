@@ -171,11 +171,6 @@ def find_onsets(
             else (as_span(relearn_after).value if not isinstance(relearn_after, (int, np.integer)) else None)
         )
         relearn_n = relearn_after if isinstance(relearn_after, (int, np.integer)) else None
-        hist_t: deque[int] = deque()
-        hist_v: deque[float] = deque()
-        hist_r: deque[float] = deque()  # residuals from the seasonal reference, same window
-        run_start_t: int | None = None
-        run_n = 0
         if season is not None:
             seasonal, n_seasons = _seasonal_reference(
                 times,
@@ -187,53 +182,68 @@ def find_onsets(
             use_season = n_seasons >= min_seasons
         else:
             use_season = np.zeros(len(values), dtype=bool)
-        for i, (t, v) in enumerate(zip(times, values)):
-            # Forget what is older than the window, but never below min_periods points: during a
-            # long episode the baseline stays the last normal stretch instead of emptying out.
-            while len(hist_t) > min_periods and hist_t[0] < t - window_ns:
-                hist_t.popleft()
-                hist_v.popleft()
-            while len(hist_r) > len(hist_t):
-                hist_r.popleft()
-            anomalous = False
-            if len(hist_v) >= min_periods:
-                h = np.fromiter(hist_v, dtype=float, count=len(hist_v))
-                med = float(np.median(h))
-                scale = max(_robust_scale(h, med), 0.01 * abs(med), global_floor)
-                z[i] = (v - med) / scale
-                if use_season[i] and len(hist_r) >= min_periods:
-                    # As unusual as the smaller of the two departures, and only if both agree in sign:
-                    # a value ordinary for this time of day is not an episode, however far from the
-                    # last 12 hours it is.
-                    r = np.fromiter(hist_r, dtype=float, count=len(hist_r))
-                    zs = (v - seasonal[i]) / max(_robust_scale(r, float(np.median(r))), scale)
-                    z[i] = np.sign(z[i]) * min(abs(z[i]), max(0.0, np.sign(z[i]) * zs))
-                level[i] = med
-                anomalous = _is_anomalous(z[i], v - med, threshold, direction, min_delta)
-            if anomalous:
-                run_start_t = t if run_start_t is None else run_start_t
-                run_n += 1
-                long_enough = (relearn_n is not None and run_n > relearn_n) or (
-                    relearn is not None and t - run_start_t > relearn
-                )
-                if not long_enough:
-                    continue
-            else:
-                run_start_t, run_n = None, 0
-            hist_t.append(t)
-            hist_v.append(v)
-            if use_season[i]:
-                hist_r.append(v - seasonal[i])
 
-    flags = np.array(
-        [
-            _is_anomalous(zz, vv - ll, threshold, direction, min_delta) if np.isfinite(zz) else False
-            for zz, vv, ll in zip(z, values, level)
-        ],
-        dtype=bool,
-    )
+        def trailing(exclude: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+            """z and baseline level of every point; ``exclude``: points kept out of the baseline."""
+            z = np.full(len(values), np.nan)
+            level = np.full(len(values), np.nan)
+            hist_t: deque[int] = deque()
+            hist_v: deque[float] = deque()
+            hist_r: deque[float] = deque()  # residuals from the seasonal reference, same window
+            run_start_t: int | None = None
+            run_n = 0
+            for i, (t, v) in enumerate(zip(times, values)):
+                # Forget what is older than the window, but never below min_periods points: during a
+                # long episode the baseline stays the last normal stretch instead of emptying out.
+                while len(hist_t) > min_periods and hist_t[0] < t - window_ns:
+                    hist_t.popleft()
+                    hist_v.popleft()
+                while len(hist_r) > len(hist_t):
+                    hist_r.popleft()
+                anomalous = False
+                if len(hist_v) >= min_periods:
+                    h = np.fromiter(hist_v, dtype=float, count=len(hist_v))
+                    med = float(np.median(h))
+                    scale = max(_robust_scale(h, med), 0.01 * abs(med), global_floor)
+                    z[i] = (v - med) / scale
+                    if use_season[i] and len(hist_r) >= min_periods:
+                        # As unusual as the smaller of the two departures, and only if both agree in sign:
+                        # a value ordinary for this time of day is not an episode, however far from the
+                        # last 12 hours it is.
+                        r = np.fromiter(hist_r, dtype=float, count=len(hist_r))
+                        zs = (v - seasonal[i]) / max(_robust_scale(r, float(np.median(r))), scale)
+                        z[i] = np.sign(z[i]) * min(abs(z[i]), max(0.0, np.sign(z[i]) * zs))
+                    level[i] = med
+                    anomalous = _is_anomalous(z[i], v - med, threshold, direction, min_delta)
+                anomalous = anomalous or (exclude is not None and exclude[i])
+                if anomalous:
+                    run_start_t = t if run_start_t is None else run_start_t
+                    run_n += 1
+                    long_enough = (relearn_n is not None and run_n > relearn_n) or (
+                        relearn is not None and t - run_start_t > relearn
+                    )
+                    if not long_enough:
+                        continue
+                else:
+                    run_start_t, run_n = None, 0
+                hist_t.append(t)
+                hist_v.append(v)
+                if use_season[i]:
+                    hist_r.append(v - seasonal[i])
+            return z, level
+
+        z, level = trailing(None)
+
+    flags = _flags(z, values - level, threshold, direction, min_delta)
     if changepoints:
-        flags |= _segment_flags(z, values - level, segment_threshold, direction, min_delta)
+        segments = _segment_flags(z, values - level, segment_threshold, direction, min_delta)
+        if baseline is None and segments.any():
+            # Once more with the segments kept out of the trailing baseline, which would otherwise
+            # learn a moderate shift as normal and end the episode before the series comes back.
+            z, level = trailing(segments)
+            flags = _flags(z, values - level, threshold, direction, min_delta)
+            segments = _segment_flags(z, values - level, segment_threshold, direction, min_delta)
+        flags |= segments
     episodes = _episodes(flags, np.sign(np.nan_to_num(z)), times, gap_ns, max_gap)
     rows = []
     for a, b in episodes:
@@ -323,6 +333,18 @@ def _robust_scale(values: np.ndarray, med: float) -> float:
     dev = np.abs(values - med)
     mad = float(np.median(dev))
     return _MAD_TO_SIGMA * mad if mad > 0 else 1.2533 * float(np.mean(dev))
+
+
+def _flags(
+    z: np.ndarray, delta: np.ndarray, threshold: float, direction: str, min_delta: float
+) -> np.ndarray:
+    return np.array(
+        [
+            _is_anomalous(zz, dd, threshold, direction, min_delta) if np.isfinite(zz) else False
+            for zz, dd in zip(z, delta)
+        ],
+        dtype=bool,
+    )
 
 
 def _is_anomalous(z: float, delta: float, threshold: float, direction: str, min_delta: float) -> bool:
