@@ -189,7 +189,7 @@ def find_onsets(
             level = np.full(len(values), np.nan)
             hist_t: deque[int] = deque()
             hist_v: deque[float] = deque()
-            hist_r: deque[float] = deque()  # residuals from the seasonal reference, same window
+            hist_r: deque[float] = deque()  # latest residuals from the seasonal reference, <= len(hist_t)
             run_start_t: int | None = None
             run_n = 0
             for i, (t, v) in enumerate(zip(times, values)):
