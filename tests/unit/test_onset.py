@@ -156,3 +156,53 @@ def test_error_rate_safe_with_zero_requests():
     assert np.isnan(rate.iloc[1])
     assert rate.iloc[2] == pytest.approx(0.2)
     assert rate.iloc[3] == 0.0
+
+
+def _daily_spikes(days: int, *, seed: int, freq="5min") -> pd.Series:
+    """A quiet CPU-like metric with a backup job that spikes it every day at 02:00 for 15 minutes."""
+    n = int(pd.Timedelta(days=days) / pd.Timedelta(freq))
+    s = _noise(n, level=5.0, sigma=0.3, seed=seed, freq=freq)
+    at_two = (s.index.hour == 2) & (s.index.minute < 15)
+    s[at_two] += 40.0
+    return s
+
+
+def test_a_spike_every_day_at_the_same_hour_is_not_an_episode_once_three_days_show_it():
+    s = _daily_spikes(10, seed=31)
+    novel = s.index.get_indexer([pd.Timestamp("2026-06-07T14:00:00Z")])[0]
+    s.iloc[novel : novel + 6] += 40.0  # the same size for twice as long, at an hour it never happens
+    everything = find_onsets(s, relative=0.0)
+    days_flagged = {t.normalize() for t in everything["start"] if t.hour == 2}
+    assert len(days_flagged) <= 3  # the first days have no history to know better
+    assert all(t < T0 + pd.Timedelta(days=4) for t in everything["start"] if t.hour == 2)
+    assert find_onsets(s).iloc[0]["start"] == s.index[novel]
+    # Without the seasonal reference, every day's spike is an episode.
+    blind = find_onsets(s, relative=0.0, season=None)
+    assert len({t.normalize() for t in blind["start"] if t.hour == 2}) >= 9
+
+
+def test_short_minute_series_falls_back_to_the_trailing_baseline():
+    """Production: a few hours of minute data, no previous day to compare with."""
+    s = _noise(240, level=0.002, sigma=0.0005, seed=33)
+    s.iloc[170:] += 0.01
+    seasonal = find_onsets(s)
+    assert abs(seasonal.iloc[0]["start"] - s.index[170]) <= pd.Timedelta(minutes=1)
+    pd.testing.assert_frame_equal(seasonal, find_onsets(s, season=None))
+
+
+def test_sustained_moderate_shift_is_found_by_change_points():
+    """+3 sigma for two hours never reaches z 6, but as a segment it is unmistakable."""
+    s = _noise(600, seed=35)
+    s.iloc[400:520] += 3.0
+    top = find_onsets(s).iloc[0]
+    assert abs(top["start"] - s.index[400]) <= pd.Timedelta(minutes=3)
+    assert abs(top["end"] - s.index[519]) <= pd.Timedelta(minutes=3)
+    assert find_onsets(s, changepoints=False).empty
+
+
+def test_change_point_segments_respect_direction_and_min_delta():
+    s = _noise(600, seed=37)
+    s.iloc[400:520] -= 3.0
+    assert find_onsets(s, direction="up").empty
+    assert not find_onsets(s, direction="down").empty
+    assert find_onsets(s, min_delta=10.0).empty
