@@ -24,7 +24,7 @@ import pandas as pd
 
 from ..s3_evidence import alb_line, put_alb_logs, rds_log_line
 from . import Played, register
-from .common import (ACCESS_LOG_BUCKET, ACCESS_LOG_PREFIX, API_LOG_GROUP, LB_DIMENSION, PG_LOG_GROUP, RDS_INSTANCE,
+from .common import (ACCESS_LOG_BUCKET, bucket_for, ACCESS_LOG_PREFIX, API_LOG_GROUP, LB_DIMENSION, PG_LOG_GROUP, RDS_INSTANCE,
                      epoch_ms, incident_fields, log_time, put_logs, timeline)
 
 SEED = 20261202
@@ -126,7 +126,7 @@ def play(sb) -> Played:
     logs = sb.client("logs")
     put_logs(logs, API_LOG_GROUP, {"ecs/scr-api/auth-audit": plan.app_lines})
     put_logs(logs, PG_LOG_GROUP, {f"{RDS_INSTANCE}.1": plan.pg_lines})
-    put_alb_logs(sb.client("s3"), ACCESS_LOG_BUCKET, ACCESS_LOG_PREFIX, sb.account_id, sb.region, LB_DIMENSION,
+    put_alb_logs(sb.client("s3"), bucket_for(ACCESS_LOG_BUCKET, sb.account_id), ACCESS_LOG_PREFIX, sb.account_id, sb.region, LB_DIMENSION,
                  plan.access_log_lines(), seed=SEED)
     t = plan.t
     counts = plan.counts()
@@ -140,7 +140,7 @@ def play(sb) -> Played:
     incident = incident_fields("SANDBOX-AUTH-FAILURES", "Spike of 401s: credential stuffing suspected", "P1", t)
     resources = {"logs": {"app": [API_LOG_GROUP]}, "rds": {"instance": RDS_INSTANCE},
                  "alb": {"load_balancer": LB_DIMENSION,
-                         "access_logs": {"bucket": ACCESS_LOG_BUCKET, "prefix": ACCESS_LOG_PREFIX}}}
+                         "access_logs": {"bucket": bucket_for(ACCESS_LOG_BUCKET, sb.account_id), "prefix": ACCESS_LOG_PREFIX}}}
     return Played(truth=truth, incident=incident, resources=resources)
 
 

@@ -25,7 +25,7 @@ import pandas as pd
 
 from .. import moto_ext as ext
 from . import Played, register
-from .common import MIN, RDS_INSTANCE, epoch_ms, incident_fields, iso, put_logs, timeline
+from .common import MIN, RDS_INSTANCE, bucket_for, epoch_ms, incident_fields, iso, put_logs, timeline
 
 INSTANCE = RDS_INSTANCE
 VAULT = "scr-production-vault"
@@ -45,8 +45,9 @@ def _naive(ts: pd.Timestamp) -> dt.datetime:
 
 
 class Plan:
-    def __init__(self, now: pd.Timestamp, rds_backup: pd.Timestamp | None = None):
+    def __init__(self, now: pd.Timestamp, rds_backup: pd.Timestamp | None = None, bucket: str = BUCKET):
         self.t = t = timeline(now)
+        self.bucket = bucket
         end = t["end"]
         self.change = end - 40 * H
         nights = range(8)
@@ -72,7 +73,7 @@ class Plan:
         for ts, ok in self.dumps:
             stamp = ts.strftime("%Y-%m-%d")
             lines.append((ts, "INFO app.tasks.backup: backup_database_task started: pg_dump of app to "
-                              f"s3://{BUCKET}/{PREFIX}{stamp}.dump"))
+                              f"s3://{self.bucket}/{PREFIX}{stamp}.dump"))
             lines.append((ts + 9 * MIN, f"INFO app.tasks.backup: backup_database_task succeeded: {stamp}.dump "
                                         "uploaded (5.2 GiB)") if ok else
                          (ts + 2 * MIN, "ERROR app.tasks.backup: backup_database_task failed: An error occurred "
@@ -153,15 +154,15 @@ def load_backup(sb, plan: Plan) -> list[dict]:
 
 def load_s3(sb, plan: Plan) -> list[str]:
     s3 = sb.client("s3")
-    s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": sb.region})
+    s3.create_bucket(Bucket=plan.bucket, CreateBucketConfiguration={"LocationConstraint": sb.region})
     backend = ext.backend("s3", sb.account_id, "aws")
     keys = []
     for ts, ok in plan.dumps:
         if not ok:
             continue
         key = f"{PREFIX}{ts.strftime('%Y-%m-%d')}.dump"
-        s3.put_object(Bucket=BUCKET, Key=key, Body=b"PGDMP sandbox dump\n")
-        backend.get_object(BUCKET, key).last_modified = _naive(ts + 9 * MIN)
+        s3.put_object(Bucket=plan.bucket, Key=key, Body=b"PGDMP sandbox dump\n")
+        backend.get_object(plan.bucket, key).last_modified = _naive(ts + 9 * MIN)
         keys.append(key)
     return keys
 
@@ -169,7 +170,7 @@ def load_s3(sb, plan: Plan) -> list[str]:
 @register("backups")
 def play(sb) -> Played:
     t = timeline(sb.now)  # the instance is the platform's (pool-exhaustion plays first, always)
-    plan = Plan(sb.now, _announced(sb, t["start"] - H))
+    plan = Plan(sb.now, _announced(sb, t["start"] - H), bucket_for(BUCKET, sb.account_id))
     load_rds(sb, plan)
     jobs = load_backup(sb, plan)
     dumps = load_s3(sb, plan)
@@ -192,7 +193,7 @@ def play(sb) -> Played:
              "last_dump": dumps[0] if dumps else None}
     incident = incident_fields("SANDBOX-BACKUPS", "Backups failing; migration ran without a restore point", "P2", t)
     resources = {"rds": {"instance": INSTANCE},
-                 "backups": {"vault": VAULT, "bucket": BUCKET, "prefix": PREFIX, "retention_log_groups": [LOG_GROUP]}}
+                 "backups": {"vault": VAULT, "bucket": plan.bucket, "prefix": PREFIX, "retention_log_groups": [LOG_GROUP]}}
     return Played(truth=truth, incident=incident, resources=resources)
 
 

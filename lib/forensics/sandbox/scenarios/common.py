@@ -32,6 +32,12 @@ LB_DIMENSION = f"app/{LB_NAME}/{LB_ID}"
 ACCESS_LOG_BUCKET = "scr-production-alb-logs"
 ACCESS_LOG_PREFIX = "scr-api"
 
+
+def bucket_for(base: str, account_id: str) -> str:
+    """S3 bucket names are global, across accounts, in AWS and in moto: a sandbox names its buckets after its
+    account (as many teams do), so two sandboxes in one process never ask for the same name."""
+    return f"{base}-{account_id}"
+
 MIN = pd.Timedelta(minutes=1)
 
 

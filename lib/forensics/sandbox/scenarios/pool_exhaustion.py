@@ -31,7 +31,7 @@ import pandas as pd
 from .. import moto_ext as ext
 from ..workload import Workload, create_schema, reset_statements
 from . import Played, register
-from .common import (ACCESS_LOG_BUCKET, ACCESS_LOG_PREFIX, API_LOG_GROUP, API_SERVICE, API_STREAM_PREFIX,
+from .common import (ACCESS_LOG_BUCKET, bucket_for, ACCESS_LOG_PREFIX, API_LOG_GROUP, API_SERVICE, API_STREAM_PREFIX,
                      ECS_CLUSTER, LB_DIMENSION, LB_ID, LB_NAME, MIN, PG_LOG_GROUP, RDS_INSTANCE, app_log_line,
                      epoch_ms, hex_id, incident_fields, put_logs, put_metrics, timeline, uuid4)
 
@@ -530,7 +530,7 @@ def load_aws(sb, plan: Plan) -> dict:
     from ..s3_evidence import put_alb_logs
 
     requests = access_log_lines(plan)
-    put_alb_logs(sb.client("s3"), ACCESS_LOG_BUCKET, ACCESS_LOG_PREFIX, sb.account_id, sb.region, LB_DIMENSION,
+    put_alb_logs(sb.client("s3"), bucket_for(ACCESS_LOG_BUCKET, sb.account_id), ACCESS_LOG_PREFIX, sb.account_id, sb.region, LB_DIMENSION,
                  requests)
 
     # EC2 network + ALB + target group
@@ -697,7 +697,7 @@ def play(sb) -> Played:
                                f"scr-api 5xx spike and timeouts after deploy of {FAMILY}:{NEW_REVISION}", "P1", t)
     resources = {
         "alb": {"load_balancer": LB_DIMENSION, "target_group": TG_DIMENSION,
-                "access_logs": {"bucket": ACCESS_LOG_BUCKET, "prefix": ACCESS_LOG_PREFIX}},
+                "access_logs": {"bucket": bucket_for(ACCESS_LOG_BUCKET, sb.account_id), "prefix": ACCESS_LOG_PREFIX}},
         "ecs": {"cluster": ECS_CLUSTER, "services": [SERVICE]},
         "rds": {"instance": RDS_INSTANCE},
         "logs": {"app": [LOG_GROUP]},

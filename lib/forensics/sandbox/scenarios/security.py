@@ -26,7 +26,7 @@ import pandas as pd
 
 from .. import moto_ext as ext
 from . import Played, register
-from .common import incident_fields, iso, timeline, uuid4
+from .common import bucket_for, incident_fields, iso, timeline, uuid4
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "cloudtrail" / "invictus-ir-aws-dataset-subset.json.gz"
 SEED = 4242
@@ -141,7 +141,8 @@ def play(sb) -> Played:
     background, exfil = data_events(t)
     from ..s3_evidence import put_trail
 
-    put_trail(sb.client("s3"), TRAIL_BUCKET, TRAIL_PREFIX, ACCOUNT, "eu-west-1", real + plant + background + exfil)
+    trail_bucket = bucket_for(TRAIL_BUCKET, sb.account_id)
+    put_trail(sb.client("s3"), trail_bucket, TRAIL_PREFIX, ACCOUNT, "eu-west-1", real + plant + background + exfil)
     create = next(e for e in plant if e["eventName"] == "CreateAccessKey")
     truth = {
         "principal": PRINCIPAL_ARN, "source_ip": ATTACKER_IP, "leaked_key": LEAKED_KEY,
@@ -149,8 +150,8 @@ def play(sb) -> Played:
         "get_secret_value_burst": BURST, "real_records": len(real),
         "baseline_records": sum(pd.Timestamp(r["eventTime"]) < t["window_start"] for r in real),
         "exfil_bucket": EXPORTS_BUCKET, "exfil_objects": EXFIL_OBJECTS,
-        "exfil_at": pd.Timestamp(exfil[0]["eventTime"]), "trail_bucket": TRAIL_BUCKET,
+        "exfil_at": pd.Timestamp(exfil[0]["eventTime"]), "trail_bucket": trail_bucket,
     }
     incident = incident_fields("SANDBOX-SECURITY", "Leaked access key suspected", "P0", t)
-    resources = {"cloudtrail": {"baseline_hours": BASELINE_HOURS, "bucket": TRAIL_BUCKET, "prefix": TRAIL_PREFIX}}
+    resources = {"cloudtrail": {"baseline_hours": BASELINE_HOURS, "bucket": trail_bucket, "prefix": TRAIL_PREFIX}}
     return Played(truth=truth, incident=incident, resources=resources, workloads=[])
