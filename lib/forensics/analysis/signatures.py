@@ -21,9 +21,9 @@ Two stages, both deterministic and independent of message order:
 OpenStack, Zookeeper, 2022 corrected ground truth): tests/bench/test_bench_signatures.py picks it on
 four systems and reports grouping accuracy on the fifth, beside Drain's published figure.
 
-Speed: work is done once per distinct raw text, masking once per *digit shape* (texts that differ
-only in digit values; see ``_mask_codes``, exact), grouping once per distinct masked text. Finding the
-distinct texts and shapes is done in Arrow.
+Speed: masking is done once per *digit shape* (texts that differ only in digit values; exact, see
+``_mask_codes``), the digit shapes are found in Arrow, and grouping is done once per distinct masked
+text.
 """
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ def _masked(text: str, sources: list[int] | None) -> tuple[str, list[int] | None
 
     With ``sources`` (one offset per character of ``text``), each character of the result keeps the
     offset it was copied from (-1: written by a replacement), so that the digits left in the result
-    can be traced back to the original (see ``mask_many``).
+    can be traced back to the original (see ``_mask_codes``).
     """
     for pattern, replacement, needles in _MASKS:
         if not needles or any(n in text for n in needles):
@@ -202,8 +202,9 @@ def _mask_codes(texts: pa.LargeStringArray) -> tuple[np.ndarray, list[str]]:
     tells one ASCII digit from another but the last (dropping a token equal to the one before it), so
     texts of one shape are cut into the same spans and each digit left in the result is a copy of the
     digit at one fixed offset of the original. One text per shape is masked; when digits are left in
-    it (``ssh2``, ``x86_64``), their offsets are traced and each other text of the shape gets its own
-    digits copied there (``_DigitFill``). Shapes are found in Arrow, without a Python loop per text.
+    it (``ssh2``, ``x86_64``), their offsets are traced and each other distinct text of the shape gets
+    its own digits copied there (``_DigitFill``). Shapes are found in Arrow, without a Python loop per
+    text.
     """
     shape_codes = pc.dictionary_encode(_digit_shapes(texts)).indices.to_numpy(zero_copy_only=False)
     first = np.unique(shape_codes, return_index=True)[1]  # the first text of each shape, by code
@@ -218,18 +219,27 @@ def _mask_codes(texts: pa.LargeStringArray) -> tuple[np.ndarray, list[str]]:
     codes = shape_mask[shape_codes]
     if fills:
         members = np.flatnonzero(np.isin(shape_codes, np.fromiter(fills, dtype=np.int64)))
-        member_texts = texts.take(pa.array(members, type=pa.int64())).to_pylist()
-        for i, shape, text in zip(members.tolist(), shape_codes[members].tolist(), member_texts):
-            codes[i] = index.setdefault(fills[shape](text), len(index))
+        distinct = pc.dictionary_encode(texts.take(pa.array(members, type=pa.int64())))
+        which = distinct.indices.to_numpy(zero_copy_only=False)
+        shapes = shape_codes[members[np.unique(which, return_index=True)[1]]].tolist()
+        distinct_codes = [
+            index.setdefault(fills[shape](text), len(index))
+            for shape, text in zip(shapes, distinct.dictionary.to_pylist())
+        ]
+        codes[members] = np.array(distinct_codes, dtype=np.int64)[which]
     return codes, list(index)
 
 
 def _digit_shapes(texts: pa.LargeStringArray) -> pa.Array:
-    """Each text with its ASCII digits made ``0``, as binary (one table lookup over Arrow's data)."""
+    """Each text with its ASCII digits made ``0``, as binary (translated in pieces over Arrow's data)."""
     validity, offsets, data = texts.buffers()
-    shaped = pa.py_buffer(data.to_pybytes().translate(_SHAPE_BYTES) if data is not None else b"")
+    view = memoryview(data) if data is not None else memoryview(b"")
+    shaped = bytearray(len(view))
+    step = 1 << 20
+    for start in range(0, len(view), step):
+        shaped[start : start + step] = view[start : start + step].tobytes().translate(_SHAPE_BYTES)
     return pa.Array.from_buffers(
-        pa.large_binary(), len(texts), [validity, offsets, shaped], offset=texts.offset
+        pa.large_binary(), len(texts), [validity, offsets, pa.py_buffer(shaped)], offset=texts.offset
     )
 
 
@@ -351,24 +361,20 @@ def assign(messages: pd.Series | Iterable[str], *, min_distinct: int = MIN_DISTI
     """Each message's signature (template text), same index as ``messages``.
 
     The result depends on the batch (stage 2 compares messages with each other) but never on its
-    order; missing messages get ``<NA>``. Work is done once per distinct raw text and once per
-    distinct masked text, so repeated lines cost little.
+    order; missing messages get ``<NA>``. Masking is done once per digit shape and grouping once per
+    distinct masked text, so repeated lines, and lines differing only in numbers, cost little.
     """
     s = messages if isinstance(messages, pd.Series) else pd.Series(list(messages))
     present = s.notna().to_numpy()
     text = pa.array((s if present.all() else s[present]).astype(str).array)
     if isinstance(text, pa.ChunkedArray):
         text = text.combine_chunks()
-    encoded = pc.dictionary_encode(text.cast(pa.large_string()))
-    codes = encoded.indices.to_numpy(zero_copy_only=False)
-    masked_codes, masked_uniques = _mask_codes(encoded.dictionary)
-    occurrences = np.bincount(
-        masked_codes, weights=np.bincount(codes, minlength=len(masked_codes)), minlength=len(masked_uniques)
-    )
+    masked_codes, masked_uniques = _mask_codes(text.cast(pa.large_string()))
+    occurrences = np.bincount(masked_codes, minlength=len(masked_uniques))
     mapping = _generalise({m: int(n) for m, n in zip(masked_uniques, occurrences)}, min_distinct=min_distinct)
     templates = pa.array([mapping[m] for m in masked_uniques], type=pa.large_string())
     per_event = np.zeros(len(s), dtype=np.int64)
-    per_event[present] = masked_codes[codes]
+    per_event[present] = masked_codes
     values = templates.take(pa.array(per_event, mask=~present))
     return pd.Series(pd.array(values, dtype="string"), index=s.index, name="signature")
 
