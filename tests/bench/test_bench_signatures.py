@@ -14,6 +14,8 @@ Speed: 1,000,000 lines drawn from real logs in shared/data/real (Loghub, CloudWa
 ECS tasks, PostgreSQL logs): a vocabulary of 5,000 distinct real lines, drawn with Zipf-like weights
 (production logs repeat), and in half the events every stand-alone number (a digit run that does not
 follow a letter or ``%``) replaced by fresh digits, as a new request id, duration or port would be.
+``assign`` masks once per digit shape; that this equals ``mask`` line by line is checked on 5,000 real
+lines and digit variants of them.
 """
 
 from __future__ import annotations
