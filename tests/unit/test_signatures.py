@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import random
+
 import pandas as pd
 import pytest
-
-import random
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from forensics.analysis.signatures import TOP_COLUMNS, assign, mask, mask_many, top
 
@@ -163,6 +165,58 @@ def test_mask_many_equals_mask_for_every_digit_variant(line):
     rnd = random.Random(line)
     variants = [line] + ["".join(rnd.choice("0123456789") if c.isdigit() else c for c in line) for _ in range(30)]
     assert mask_many(variants) == [mask(v) for v in variants]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        # Digits left beside a variable: whether a token repeats the one before depends on them.
+        "k1=/a k1=/b k2=/c x86_64 done",
+        "blk_1 b2:<*> b2:<*> 50% of 3 ٣ é12",
+    ],
+)
+def test_mask_many_when_repeated_tokens_differ_by_digits(line):
+    rnd = random.Random(line)
+    variants = [line] + ["".join(rnd.choice("12") if c in "0123456789" else c for c in line) for _ in range(30)]
+    variants += [line.replace("2", "1"), line.replace("1", "2")]  # neighbours equal, then not
+    masked = mask_many(variants)
+    assert masked == [mask(v) for v in variants]
+    assert len(set(masked)) > 1  # some variants drop the repeated token, some keep it
+
+
+# Pieces that the masks cut on, so random texts cross their borders (digits, separators, units).
+_PIECES = [
+    "k1=", "/a", "/b1", " ", "  ", "\t", "blk_", "-", "12", "3", "0x1f", ":", "::", ".", "a", "B", "ssh2", "x86_64",
+    "<*>", "<", ">", "*", "'", '"', "=", "@", "ex.com", "%", "1.5", "ms", " s", "Jun", " 11 ", "2024-01-02", "T",
+    "10:11:12", "é", "٣", "(", ")", "[", "]", "{", "}", ",", ";", "req-", "ab12cd34ef", "deadbeef0", "http://h/1",
+    "db-1.int:5432", "fe80::1",
+]  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    pieces=st.lists(st.sampled_from(_PIECES), min_size=1, max_size=25),
+    digits=st.lists(st.lists(st.sampled_from("0123456789"), min_size=40, max_size=40), min_size=1, max_size=4),
+)
+def test_mask_many_equals_mask_on_random_texts(pieces, digits):
+    """Masking once per digit shape is exact: the same as ``mask`` of each text, whatever the digits."""
+    line = "".join(pieces)
+    variants = [line]
+    for fresh in digits:
+        it = iter(fresh * (len(line) // 40 + 1))
+        variants.append("".join(next(it) if c in "0123456789" else c for c in line))
+    assert mask_many(variants) == [mask(v) for v in variants]
+
+
+def test_assign_takes_any_input_kind():
+    msgs = ["retry 3 of 5", "retry 4 of 5", None, 7, "retry 1 of 5"]
+    from_list = assign(msgs)
+    assert str(from_list.dtype) == "string" and from_list.name == "signature"
+    assert from_list.tolist() == ["retry <*> of <*>"] * 2 + [pd.NA, "<*>", "retry <*> of <*>"]
+    indexed = pd.Series(msgs, index=list("abcde"), dtype=object)
+    assert assign(indexed).reset_index(drop=True).equals(from_list)
+    assert assign(pd.Series(msgs[:2] + msgs[4:], dtype="category")).tolist() == ["retry <*> of <*>"] * 3
+    assert assign(pd.Series([], dtype=object)).empty and assign([None]).isna().all()
 
 
 def test_deterministic_and_order_independent():

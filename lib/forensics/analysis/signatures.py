@@ -21,18 +21,22 @@ Two stages, both deterministic and independent of message order:
 OpenStack, Zookeeper, 2022 corrected ground truth): tests/bench/test_bench_signatures.py picks it on
 four systems and reports grouping accuracy on the fifth, beside Drain's published figure.
 
-Speed: work is done once per distinct raw text, masking once per *digit shape* where that is exact
-(see ``mask_many``), grouping once per distinct masked text.
+Speed: masking is done once per *digit shape* (texts that differ only in digit values; exact, see
+``_mask_codes``), the digit shapes are found in Arrow, and grouping is done once per distinct masked
+text.
 """
 
 from __future__ import annotations
 
+import operator
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 WILDCARD = "<*>"
 
@@ -104,16 +108,69 @@ _PARTLY_VARIABLE = re.compile(r"(?<![^\s=:(\[{'\"])[^\s=(\[{'\"]*<\*>[^\s)\]}'\"
 def mask(message: str) -> str:
     """A message with its variable parts replaced by ``<*>`` (stage 1 only)."""
     text = message if isinstance(message, str) else ("" if message is None else str(message))
+    return _without_repeats(_masked(text, None)[0])
+
+
+def _masked(text: str, sources: list[int] | None) -> tuple[str, list[int] | None]:
+    """Every step of ``mask`` but the last (dropping repeated tokens).
+
+    With ``sources`` (one offset per character of ``text``), each character of the result keeps the
+    offset it was copied from (-1: written by a replacement), so that the digits left in the result
+    can be traced back to the original (see ``_mask_codes``).
+    """
     for pattern, replacement, needles in _MASKS:
         if not needles or any(n in text for n in needles):
-            text = pattern.sub(replacement, text)
-    text = _WILDCARD_RUN.sub(WILDCARD, text)
+            text, sources = _sub(pattern, replacement, text, sources)
+    text, sources = _sub(_WILDCARD_RUN, WILDCARD, text, sources)
     if WILDCARD in text:
-        text = _PARTLY_VARIABLE.sub(_partly_variable, text)
-    tokens = _SPACES.sub(" ", text).strip().split(" ")
-    # A list of ids ("blk_<*> blk_<*> blk_<*>") is one variable, whatever its length.
-    kept = [t for i, t in enumerate(tokens) if not (i and t == tokens[i - 1] and WILDCARD in t)]
-    return " ".join(kept)
+        text, sources = _sub(_PARTLY_VARIABLE, _partly_variable, text, sources)
+    text, sources = _sub(_SPACES, " ", text, sources)
+    stripped = text.strip()
+    if sources is None or stripped == text:
+        return stripped, sources
+    start = len(text) - len(text.lstrip())
+    return stripped, sources[start : start + len(stripped)]
+
+
+def _sub(
+    pattern: re.Pattern[str], replacement, text: str, sources: list[int] | None
+) -> tuple[str, list[int] | None]:
+    """``pattern.sub(replacement, text)``; with ``sources``, built match by match to carry them along."""
+    if sources is None:
+        return pattern.sub(replacement, text), None
+    pieces: list[str] = []
+    origins: list[int] = []
+    last = 0
+    for m in pattern.finditer(text):
+        start, end = m.span()
+        if callable(replacement):
+            new = replacement(m)
+        else:
+            new = m.expand(replacement) if "\\" in replacement else replacement
+        pieces += (text[last:start], new)
+        if new == m.group(0):
+            origins += sources[last:end]
+        else:
+            origins += sources[last:start]
+            origins += [-1] * len(new)
+        last = end
+    if not pieces:
+        return text, sources
+    pieces.append(text[last:])
+    origins += sources[last:]
+    return "".join(pieces), origins
+
+
+def _without_repeats(text: str) -> str:
+    """A list of ids ("blk_<*> blk_<*> blk_<*>") is one variable, whatever its length."""
+    if WILDCARD not in text:
+        return text
+    tokens = text.split(" ")
+    return " ".join(t for i, t in enumerate(tokens) if not _repeated(tokens, i))
+
+
+def _repeated(tokens: list[str], i: int) -> bool:
+    return bool(i) and tokens[i] == tokens[i - 1] and WILDCARD in tokens[i]
 
 
 def _partly_variable(match: re.Match[str]) -> str:
@@ -121,48 +178,126 @@ def _partly_variable(match: re.Match[str]) -> str:
     return WILDCARD if re.search(r"<\*>[^\s]*\w", token) else token
 
 
-_ONE_DIGIT_CLASS = str.maketrans("0123456789", "0000000000")
 _DIGIT = re.compile(r"[0-9]")
-_LETTER_DIGITS = re.compile(r"[A-Za-z%]([0-9]+)")
-_LONE_DIGIT_RUN = re.compile(r"(?<![A-Za-z0-9%])[0-9]")
+# Byte value -> byte value with ASCII digits made "0". In UTF-8 a digit byte never occurs inside
+# another character, so two texts have the same digit shape iff they differ only in ASCII digit values.
+_SHAPE_BYTES = bytes.maketrans(b"0123456789", b"0000000000")
 
 
 def mask_many(texts: Iterable[str]) -> list[str]:
-    """``mask`` of each text, masking once per *digit shape* where that is exact.
+    """``mask`` of each text (what ``assign`` does, on a list)."""
+    texts = [t if isinstance(t, str) else ("" if t is None else str(t)) for t in texts]
+    try:
+        array = pa.array(texts, type=pa.large_string())
+    except UnicodeEncodeError:  # lone surrogates: not UTF-8, so not Arrow
+        return [mask(t) for t in texts]
+    codes, masks = _mask_codes(array)
+    return [masks[c] for c in codes.tolist()]
 
-    No mask pattern tells one digit from another, so texts that differ only there (one shape) are cut
-    into the same spans. When no digit is left in a shape's masked text, every text of that shape has
-    that masked text. When some are left (``ssh2``, ``x86_64``), texts are told apart further by the
-    digit runs that follow a letter; a shape whose masked text still holds other digits is masked
-    text by text.
+
+def _mask_codes(texts: pa.LargeStringArray) -> tuple[np.ndarray, list[str]]:
+    """The code of each text's ``mask`` in the returned list of distinct masks.
+
+    Masking is done once per *digit shape* (the text with every ASCII digit ``0``): no step of ``mask``
+    tells one ASCII digit from another but the last (dropping a token equal to the one before it), so
+    texts of one shape are cut into the same spans and each digit left in the result is a copy of the
+    digit at one fixed offset of the original. One text per shape is masked; when digits are left in
+    it (``ssh2``, ``x86_64``), their offsets are traced and each other distinct text of the shape gets
+    its own digits copied there (``_DigitFill``). Shapes are found in Arrow, without a Python loop per
+    text.
     """
-    texts = list(texts)
-    shapes = [t.translate(_ONE_DIGIT_CLASS) for t in texts]
-    out: list[str | None] = [None] * len(texts)
-    first: dict[str, str | None] = {}
-    finer: dict[tuple[str, str], str | None] = {}
-    for i, (text, shape) in enumerate(zip(texts, shapes)):
-        masked = first.get(shape, "")
-        if masked == "":  # shape not seen yet
-            masked = mask(text)
-            first[shape] = masked if not _DIGIT.search(masked) else None
-            out[i] = masked
-            if first[shape] is None:
-                finer.setdefault((shape, ",".join(_LETTER_DIGITS.findall(text))), _shared_or_none(masked))
-            continue
-        if masked is None:  # this shape keeps digits: look at the digits that follow letters
-            key = (shape, ",".join(_LETTER_DIGITS.findall(text)))
-            masked = finer.get(key, "")
-            if not masked:
-                masked = mask(text)
-                finer.setdefault(key, _shared_or_none(masked))
-        out[i] = masked
-    return out  # type: ignore[return-value]
+    shape_codes = pc.dictionary_encode(_digit_shapes(texts)).indices.to_numpy(zero_copy_only=False)
+    first = np.unique(shape_codes, return_index=True)[1]  # the first text of each shape, by code
+    index: dict[str, int] = {}
+    shape_mask = np.empty(len(first), dtype=np.int64)
+    fills: dict[int, _DigitFill] = {}
+    for shape, text in enumerate(texts.take(pa.array(first, type=pa.int64())).to_pylist()):
+        masked = _masked(text, None)[0]
+        if _DIGIT.search(masked):
+            fills[shape] = _DigitFill(text)
+        shape_mask[shape] = index.setdefault(_without_repeats(masked), len(index))
+    codes = shape_mask[shape_codes]
+    if fills:
+        members = np.flatnonzero(np.isin(shape_codes, np.fromiter(fills, dtype=np.int64)))
+        distinct = pc.dictionary_encode(texts.take(pa.array(members, type=pa.int64())))
+        which = distinct.indices.to_numpy(zero_copy_only=False)
+        shapes = shape_codes[members[np.unique(which, return_index=True)[1]]].tolist()
+        distinct_codes = [
+            index.setdefault(fills[shape](text), len(index))
+            for shape, text in zip(shapes, distinct.dictionary.to_pylist())
+        ]
+        codes[members] = np.array(distinct_codes, dtype=np.int64)[which]
+    return codes, list(index)
 
 
-def _shared_or_none(masked: str) -> str | None:
-    """``masked`` when every digit left in it follows a letter (so it is the same for the whole key)."""
-    return None if _LONE_DIGIT_RUN.search(masked) else masked
+def _digit_shapes(texts: pa.LargeStringArray) -> pa.Array:
+    """Each text with its ASCII digits made ``0``, as binary (translated in pieces over Arrow's data)."""
+    validity, offsets, data = texts.buffers()
+    view = memoryview(data) if data is not None else memoryview(b"")
+    shaped = bytearray(len(view))
+    step = 1 << 20
+    for start in range(0, len(view), step):
+        shaped[start : start + step] = view[start : start + step].tobytes().translate(_SHAPE_BYTES)
+    return pa.Array.from_buffers(
+        pa.large_binary(), len(texts), [validity, offsets, pa.py_buffer(shaped)], offset=texts.offset
+    )
+
+
+_ZERO_DIGITS = str.maketrans("0123456789", "0000000000")
+
+
+class _DigitFill:
+    """``mask`` of any text of one shape, from the traced masking of one of them that left digits.
+
+    The result is a %-format with one slot per run of digits copied from consecutive offsets of the
+    original, filled from each text by slicing. Dropping a repeated token is decided once for the
+    shape, unless two neighbouring tokens differ by digit values only (then it is done per text).
+    """
+
+    def __init__(self, representative: str) -> None:
+        masked, sources = _masked(representative, list(range(len(representative))))
+        assert sources is not None
+        tokens = masked.split(" ")
+        self.repeats_per_text = any(
+            WILDCARD in t
+            and _DIGIT.search(t)
+            and t.translate(_ZERO_DIGITS) == tokens[i - 1].translate(_ZERO_DIGITS)
+            for i, t in enumerate(tokens)
+            if i
+        )
+        if not self.repeats_per_text and WILDCARD in masked:
+            kept, kept_sources, offset = [], [], 0
+            for i, token in enumerate(tokens):
+                if not _repeated(tokens, i):
+                    kept.append(token)
+                    kept_sources += sources[offset : offset + len(token) + 1]  # with the space after
+                offset += len(token) + 1
+            masked = " ".join(kept)
+            sources = kept_sources[: len(masked)]
+        template: list[str] = []
+        slices: list[slice] = []
+        last = i = 0
+        while i < len(masked):
+            if not "0" <= masked[i] <= "9":
+                i += 1
+                continue
+            j = i + 1
+            while j < len(masked) and "0" <= masked[j] <= "9" and sources[j] == sources[j - 1] + 1:
+                j += 1
+            template += (masked[last:i].replace("%", "%%"), "%s")
+            slices.append(slice(sources[i], sources[i] + j - i))
+            last = i = j
+        template.append(masked[last:].replace("%", "%%"))
+        # No replacement writes a digit, so every digit left has an origin; if not, mask each text.
+        exact = all(s.start >= 0 for s in slices)
+        self.format = "".join(template) if exact else None
+        self.digits = operator.itemgetter(*slices, slice(0, 0))  # always a tuple, with one item too many
+
+    def __call__(self, text: str) -> str:
+        if self.format is None:
+            return mask(text)
+        filled = self.format % self.digits(text)[:-1]
+        return _without_repeats(filled) if self.repeats_per_text else filled
 
 
 #: Chosen leave-one-system-out on the five Loghub dev systems (tests/bench/test_bench_signatures.py).
@@ -226,21 +361,21 @@ def assign(messages: pd.Series | Iterable[str], *, min_distinct: int = MIN_DISTI
     """Each message's signature (template text), same index as ``messages``.
 
     The result depends on the batch (stage 2 compares messages with each other) but never on its
-    order; missing messages get ``<NA>``. Work is done once per distinct raw text and once per
-    distinct masked text, so repeated lines cost little.
+    order; missing messages get ``<NA>``. Masking is done once per digit shape and grouping once per
+    distinct masked text, so repeated lines, and lines differing only in numbers, cost little.
     """
     s = messages if isinstance(messages, pd.Series) else pd.Series(list(messages))
     present = s.notna().to_numpy()
-    text = s[present].astype(str).to_numpy(dtype=object)
-    codes, uniques = pd.factorize(text)
-    masked_codes, masked_uniques = pd.factorize(np.array(mask_many(uniques), dtype=object))
-    occurrences = np.bincount(masked_codes, weights=np.bincount(codes, minlength=len(uniques)))
-    mapping = _generalise(
-        {m: int(n) for m, n in zip(masked_uniques, occurrences)}, min_distinct=min_distinct
-    )
-    templates = np.array([mapping[m] for m in masked_uniques], dtype=object)
-    values = np.full(len(s), None, dtype=object)
-    values[present] = templates[masked_codes[codes]] if len(codes) else []
+    text = pa.array((s if present.all() else s[present]).astype(str).array)
+    if isinstance(text, pa.ChunkedArray):
+        text = text.combine_chunks()
+    masked_codes, masked_uniques = _mask_codes(text.cast(pa.large_string()))
+    occurrences = np.bincount(masked_codes, minlength=len(masked_uniques))
+    mapping = _generalise({m: int(n) for m, n in zip(masked_uniques, occurrences)}, min_distinct=min_distinct)
+    templates = pa.array([mapping[m] for m in masked_uniques], type=pa.large_string())
+    per_event = np.zeros(len(s), dtype=np.int64)
+    per_event[present] = masked_codes
+    values = templates.take(pa.array(per_event, mask=~present))
     return pd.Series(pd.array(values, dtype="string"), index=s.index, name="signature")
 
 
