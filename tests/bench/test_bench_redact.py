@@ -2,7 +2,7 @@
 
 Speed: 1,000,000 log lines built from real logs in ../shared/data/real (Loghub 2k systems: read in
 place, research use only, never copied; PostgreSQL logs; ECS CloudWatch exports), each made distinct
-by a request id (so working once per distinct text does not flatter the figure), with 200 secrets
+by a request id (so working once per distinct text does not flatter the figure), with 400 secrets
 planted. ``redact.frame`` (the capture path) is timed on one core, beside the goal of 250,000 events/s
 (issue 8). Figures printed: the vectorised RE2 prefilter alone, the whole frame pass, and the per-line
 ``redact.text`` loop for comparison.

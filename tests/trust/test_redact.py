@@ -273,3 +273,28 @@ def test_a_weak_field_name_before_words_or_a_log_template_is_not_a_secret(text):
     """Findings hold signature templates under a "signature" key; masking one would mask every copy of the
     failure's signature in the record (known-secret masking), hiding the diagnosis."""
     assert redact.text(text) == text
+
+
+def test_every_column_layout_gives_the_same_result_as_text():
+    """Arrow strings, object strings, categoricals, mixed object cells, columns that repeat (scanned once
+    per distinct value), above and below the size where the RE2 prefilter is used."""
+    lines = [x.line for x in leak_corpus.corpus(6)]
+    for n in (40, 6000):
+        rows = (lines * (n // len(lines) + 1))[:n]
+        df = pd.DataFrame({"arrow": rows, "obj": pd.Series(rows, dtype=object),
+                           "cat": pd.Series(rows, dtype="category"),
+                           "mixed": pd.Series([[r] if i % 7 == 0 else r for i, r in enumerate(rows)], dtype=object),
+                           "n": range(n)})
+        redact.forget()
+        out = redact.frame(df)
+        redact.forget()
+        want = [redact.text(r) for r in rows]
+        for col in ("arrow", "obj", "cat"):
+            got = out[col].astype(object).tolist()
+            assert sum(g != r for g, r in zip(got, rows)) >= sum(w != r for w, r in zip(want, rows)), col
+            assert all(not leak.secret or all(f not in g for f in leak.secret.split("\n") if len(f) >= 6)
+                       for g, leak in zip(got, (leak_corpus.corpus(6) * (n // len(lines) + 1))[:n])), col
+        assert out["arrow"].dtype == df["arrow"].dtype and out["obj"].dtype == object
+        assert isinstance(out["cat"].dtype, pd.CategoricalDtype)
+        assert out["n"].tolist() == list(range(n)) and out["mixed"].iloc[0] == [out["obj"].iloc[0]]
+        assert out["arrow"].tolist() == out["obj"].tolist() == out["cat"].astype(object).tolist()

@@ -34,6 +34,7 @@ class Scrubber:
     def __init__(self) -> None:
         self._known: dict[str, str] = {}  # value -> kind it was first found as
         self._auto: ahocorasick.Automaton | None = None
+        self._patterns: list[str] | None = None  # RE2 patterns of the known values (frame's mask pass)
         self._lock = threading.Lock()
 
     # -- registry -------------------------------------------------------------------------------
@@ -44,13 +45,13 @@ class Scrubber:
         with self._lock:
             if value not in self._known:
                 self._known[value] = kind
-                self._auto = None
+                self._auto = self._patterns = None
         return True
 
     def forget(self) -> None:
         with self._lock:
             self._known.clear()
-            self._auto = None
+            self._auto = self._patterns = None
 
     def __len__(self) -> int:
         return len(self._known)
@@ -103,10 +104,19 @@ class Scrubber:
     def recover(self, value: str, digests: set[str], kinds: dict[str, str] | None = None) -> int:
         """Register the tokens of ``value`` whose keyed hash is one of ``digests`` (markers seen in the
         record). Returns how many were registered."""
-        n = 0
-        if not digests or not isinstance(value, str):
+        return self.recover_texts([value], digests, kinds)
+
+    def recover_texts(self, texts, digests: set[str], kinds: dict[str, str] | None = None) -> int:
+        """``recover`` over many texts: each distinct candidate token is hashed once, and only the few
+        whose hash is a wanted digest are judged by their shape."""
+        if not digests:
             return 0
-        for token in candidate_tokens(value):
+        tokens: set[str] = set()
+        for value in texts:
+            if isinstance(value, str):
+                tokens |= _raw_tokens(value)
+        n = 0
+        for token in tokens:
             d = engine.digest(token)
             if d in digests and self.register(token, (kinds or {}).get(d, "known-secret")):
                 n += 1
@@ -122,86 +132,249 @@ class Scrubber:
         return _walk(value, self.mask)
 
     def frame(self, df: pd.DataFrame) -> pd.DataFrame:
-        """A copy of ``df`` with every text cell (and text inside list/dict cells) scrubbed. Text columns
-        are prefiltered vectorised (RE2 through pyarrow) and each distinct flagged text is scrubbed once;
-        a secret found in a later row or column is masked in the earlier ones too."""
-        out = df.copy()
-        text_cols = [c for c in out.columns
-                     if pd.api.types.is_string_dtype(out[c].dtype) or out[c].dtype == object]
-        before = len(self._known)
-        for col in text_cols:
-            out[col] = self._series(out[col])
-        if len(self._known) > before and len(text_cols) > 1:  # found in a later column
-            for col in text_cols:
-                out[col] = self._mask_series(out[col])
-        out.attrs = dict(df.attrs)
-        return out
+        """A copy of ``df`` with every text cell (and text inside list/dict cells) scrubbed."""
+        return self.frames([df])[0]
 
-    def _series(self, s: pd.Series) -> pd.Series:
-        import pyarrow as pa
+    def frames(self, dfs: list[pd.DataFrame], detect: bool = True) -> list[pd.DataFrame]:
+        """``frame`` over several frames at once (a secret found in one is masked in all); with
+        ``detect=False`` only the known values are masked.
 
-        values = s.to_numpy(dtype=object, na_value=None)
-        changes: dict[int, object] = {}
-        try:  # the common case: only text and nulls, converted to arrow in one call
-            arr = pa.array(values, type=pa.large_string(), from_pandas=True)
-            str_idx = None
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
-            is_str = np.fromiter((isinstance(v, str) for v in values), bool, len(values))
-            for i in np.flatnonzero(~is_str):  # lists, dicts, arrays in object columns
-                if isinstance(values[i], (list, tuple, dict, np.ndarray)):
-                    new = self.obj(values[i])
-                    if not _same(new, values[i]):
-                        changes[i] = new
-            str_idx = np.flatnonzero(is_str)
-            arr = pa.array(values[str_idx], type=pa.large_string())
-        known_before = len(self._known)
-        hits = np.flatnonzero(self._flag(arr))
-        cache: dict[str, str] = {}
-        for i in hits if str_idx is None else str_idx[hits]:
-            v = values[i]
-            new = cache.get(v)
-            if new is None:
-                new = cache[v] = self.text(v)
-            if new != v:
-                changes[i] = new
-        if len(self._known) > known_before:  # found in a later row: mask it in the rows before too
-            hits = np.flatnonzero(self._flag(arr, known_only=True))
-            for i in hits if str_idx is None else str_idx[hits]:
-                cur = changes.get(i, values[i])
-                new = self.mask_obj(cur)
-                if not _same(new, cur):
-                    changes[i] = new
-        if not changes:
-            return s
-        return _with_changes(s, changes)
+        Two passes over the text columns, each one vectorised call for all of them (RE2 through pyarrow,
+        on a column's own arrow buffer when it has one, on its distinct values when it repeats): (1) the
+        prefilter flags the texts a rule could change and only those are detected in Python, registering
+        what is found; (2) once everything is detected, one pass for every known value (including those
+        just found in a later row, column or frame) selects the texts to mask."""
+        outs = [df.copy(deep=False) for df in dfs]
+        cols = [(k, j, c) for k, out in enumerate(outs) for j in range(out.shape[1])
+                if (c := _Column.of(out.iloc[:, j])) is not None]
+        columns = [c for _, _, c in cols]
+        if detect:
+            for c, flagged in zip(columns, _batched(columns, engine.flag, _SMALL_DETECT)):
+                c.detect(self, flagged)
+        if self._known:
+            for c, hits in zip(columns, _batched(columns, self._known_hits, _SMALL_MASK)):
+                c.mask(self, hits)
+        for k, j, c in cols:
+            if c.changed:
+                outs[k].isetitem(j, c.result())
+        for out, df in zip(outs, dfs):
+            out.attrs = dict(df.attrs)
+        return outs
 
-    def _mask_series(self, s: pd.Series) -> pd.Series:
-        import pyarrow as pa
+    def mask_frame(self, df: pd.DataFrame) -> pd.DataFrame:
+        """A copy of ``df`` with the known values masked in every text cell (no detection)."""
+        return self.frames([df], detect=False)[0]
 
-        values = s.to_numpy(dtype=object, na_value=None).copy()
-        try:
-            rows = np.flatnonzero(self._flag(pa.array(values, type=pa.large_string(), from_pandas=True), True))
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
-            rows = range(len(values))
-        changed = False
-        for i in rows:
-            new = self.mask_obj(values[i])
-            if not _same(new, values[i]):
-                values[i], changed = new, True
-        if not changed:
-            return s
-        out = pd.Series(values, index=s.index, name=s.name)
-        return out if s.dtype == object else out.astype(s.dtype)
+    def _detect(self, value: str) -> str:
+        """Detection only (no masking): ``value`` with detected secrets replaced, found ones registered."""
+        found: list[tuple[str, str]] = []
+        new = engine.detect(value, found)
+        for kind, secret in found:
+            self.register(secret, kind)
+        return new
 
-    def _flag(self, arr, known_only: bool = False) -> np.ndarray:
-        """Rows that may hold a secret (prefilter) or hold a known one."""
+    def _known_hits(self, texts) -> np.ndarray:
+        """Which of ``texts`` (arrow strings) hold a known value, through RE2."""
         import pyarrow.compute as pc
 
-        hit = np.zeros(len(arr), bool) if known_only else engine.flag(arr)
-        if self._known:
-            known = pc.match_substring_regex(arr, "|".join(_re2_literal(v) for v in self._known))
-            hit |= np.asarray(known.fill_null(False).to_numpy(zero_copy_only=False), bool)
+        if not self._known:
+            return np.zeros(len(texts), bool)
+
+        with self._lock:
+            if self._patterns is None:
+                lits = [_re2_literal(v) for v in self._known]
+                self._patterns = ["|".join(lits[i:i + _PATTERN_VALUES]) for i in range(0, len(lits), _PATTERN_VALUES)]
+            patterns = self._patterns
+        hit = np.zeros(len(texts), bool)
+        for pattern in patterns:
+            m = pc.match_substring_regex(texts, pattern)
+            hit |= np.asarray(m.fill_null(False).to_numpy(zero_copy_only=False), bool)
         return hit
+
+
+#: Known values per RE2 pattern (a pattern of thousands of literals can exceed RE2's program budget).
+_PATTERN_VALUES = 500
+#: Up to this many texts in a frame, detection (AC-gated, per text) and masking (one Aho-Corasick pass
+#: per text) run on every text, without the RE2 prefilter: cheaper than building its automaton.
+_SMALL_DETECT, _SMALL_MASK = 256, 4096
+#: Columns at least this long are checked for repetition on a sample; the texts are deduplicated
+#: (dictionary-encoded) when at most half of the sample is distinct.
+_DEDUP_MIN_ROWS, _DEDUP_SAMPLE = 4096, 1024
+#: Up to this many changed texts, a column's new arrow data is chunks around them, not a copy.
+_FEW_CHANGES = 2048
+#: Object columns inferred as one of these hold no text: skipped without looking at a cell.
+_NO_TEXT = frozenset({"integer", "floating", "mixed-integer-float", "decimal", "complex", "boolean", "datetime64",
+                      "datetime", "date", "timedelta64", "timedelta", "time", "period", "interval", "bytes", "empty"})
+
+
+class _Column:
+    """One text column, as an arrow string array of the texts to scan (all rows, or the distinct values
+    with ``codes`` mapping rows to them), plus the non-text cells (lists, dicts) of an object column."""
+
+    def __init__(self, s: pd.Series, texts, codes=None, rows=None, others=None, kind: str = "arrow"):
+        self.s, self.texts, self.codes, self.rows, self.kind = s, texts, codes, rows, kind
+        self.others: dict[int, object] = others or {}  # row position -> container cell
+        self.changes: dict[int, str] = {}  # index in texts -> new text
+        self.other_changes: dict[int, object] = {}
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.changes or self.other_changes)
+
+    @classmethod
+    def of(cls, s: pd.Series) -> _Column | None:
+        import pyarrow as pa
+
+        dtype = s.dtype
+        if isinstance(dtype, pd.CategoricalDtype):
+            cats = dtype.categories
+            if not (pd.api.types.is_string_dtype(cats.dtype) or cats.dtype == object) or \
+                    pd.api.types.infer_dtype(cats, skipna=True) != "string":
+                return None
+            return cls(s, pa.array(cats.to_numpy(dtype=object), type=pa.large_string()),
+                       codes=s.cat.codes.to_numpy(), kind="category")
+        if not (pd.api.types.is_string_dtype(dtype) or pd.api.types.is_object_dtype(dtype)):
+            return None
+        if not pd.api.types.is_object_dtype(dtype):
+            try:  # arrow-backed text (pandas' default str dtype): its buffer, no copy
+                arr = pa.array(s.array)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
+                arr = None
+            if arr is not None and (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+                if isinstance(arr, pa.ChunkedArray):
+                    arr = arr.combine_chunks()
+                return cls._deduplicated(s, arr)
+        values = s.to_numpy(dtype=object)
+        inferred = pd.api.types.infer_dtype(values, skipna=True)
+        if inferred in _NO_TEXT:
+            return None
+        if inferred == "string":
+            arr = pa.array(values, type=pa.large_string(), from_pandas=True)
+            return cls._deduplicated(s, arr, kind="object")
+        is_str = np.fromiter((isinstance(v, str) for v in values), bool, len(values))
+        others = {int(i): values[i] for i in np.flatnonzero(~is_str)
+                  if isinstance(values[i], (list, tuple, dict, np.ndarray))}
+        rows = np.flatnonzero(is_str)
+        return cls(s, pa.array(values[rows], type=pa.large_string()), rows=rows, others=others, kind="object")
+
+    @classmethod
+    def _deduplicated(cls, s: pd.Series, arr, kind: str = "arrow") -> _Column:
+        """Scan the distinct texts only when a sample says the column repeats (levels, hosts, messages of
+        a flood); a column of distinct lines is scanned as it is (encoding it would cost more than it saves)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        n = len(arr)
+        if n >= _DEDUP_MIN_ROWS:
+            sample = arr.take(pa.array(np.linspace(0, n - 1, _DEDUP_SAMPLE).astype(np.int64)))
+            if pc.count_distinct(sample, mode="all").as_py() <= _DEDUP_SAMPLE // 2:
+                enc = pc.dictionary_encode(arr)
+                codes = enc.indices.to_numpy(zero_copy_only=False)
+                codes = np.where(enc.indices.is_null().to_numpy(zero_copy_only=False), -1, codes) \
+                    if enc.indices.null_count else codes
+                return cls(s, enc.dictionary, codes=codes.astype(np.int64), kind=kind)
+        return cls(s, arr, kind=kind)
+
+    # -- passes ---------------------------------------------------------------------------------
+    def detect(self, scrubber: Scrubber, flagged: np.ndarray) -> None:
+        """Detect in the texts the prefilter flagged (``flagged``: a boolean mask over ``texts``)."""
+        import pyarrow as pa
+
+        flagged = np.flatnonzero(flagged)
+        if len(flagged):
+            cache: dict[str, str] = {}
+            for i, v in zip(flagged.tolist(), self.texts.take(pa.array(flagged)).to_pylist()):
+                if v is None:
+                    continue
+                new = cache.get(v)
+                if new is None:
+                    new = cache[v] = scrubber._detect(v)
+                if new != v:
+                    self.changes[i] = new
+        for pos, cell in self.others.items():
+            new = _walk(cell, scrubber._detect)
+            if not _same(new, cell):
+                self.other_changes[pos] = new
+
+    def mask(self, scrubber: Scrubber, hits: np.ndarray) -> None:
+        """Mask the known values in the texts that hold one (``hits``: a boolean mask over ``texts``)."""
+        import pyarrow as pa
+
+        hits = np.flatnonzero(hits)
+        if len(hits):
+            for i, v in zip(hits.tolist(), self.texts.take(pa.array(hits)).to_pylist()):
+                if v is None:
+                    continue
+                new = scrubber.mask(self.changes.get(i, v))
+                if new != v:
+                    self.changes[i] = new
+        for pos, cell in self.others.items():
+            cur = self.other_changes.get(pos, cell)
+            new = scrubber.mask_obj(cur)
+            if not _same(new, cell):
+                self.other_changes[pos] = new
+
+    # -- output ---------------------------------------------------------------------------------
+    def _new_texts(self):
+        """``texts`` with the changed ones replaced: unchanged runs are zero-copy slices, left as the chunks
+        of a chunked array when the changes are few (copying a column of long lines costs as much as
+        scanning it), concatenated once otherwise."""
+        import pyarrow as pa
+
+        if not self.changes:
+            return self.texts
+        idx = sorted(self.changes)
+        repl = pa.array([self.changes[i] for i in idx], type=self.texts.type)
+        parts, prev = [], 0
+        for k, i in enumerate(idx):
+            parts += [self.texts.slice(prev, i - prev), repl.slice(k, 1)]
+            prev = i + 1
+        parts.append(self.texts.slice(prev))
+        return pa.chunked_array(parts) if len(idx) <= _FEW_CHANGES else pa.concat_arrays(parts)
+
+    def result(self) -> pd.Series:
+        import pyarrow as pa
+
+        s = self.s
+        texts = self._new_texts()
+        codes = None if self.codes is None else pa.array(self.codes, mask=self.codes < 0)
+        if self.kind == "category":
+            new = texts.to_pylist()
+            if len(set(new)) == len(new):
+                return s.cat.rename_categories(new)
+            return pd.Series(pd.Categorical(texts.take(codes).to_numpy(zero_copy_only=False)),
+                             index=s.index, name=s.name)
+        if self.kind == "arrow":
+            return pd.Series(pd.array(texts if codes is None else texts.take(codes), dtype=s.dtype),
+                             index=s.index, name=s.name)
+        values = s.to_numpy(dtype=object).copy()
+        if codes is not None:
+            rows = np.flatnonzero(np.isin(self.codes, np.fromiter(self.changes, np.int64, len(self.changes))))
+            values[rows] = texts.take(pa.array(self.codes[rows])).to_pylist()
+        else:
+            for i, v in self.changes.items():
+                values[i if self.rows is None else self.rows[i]] = v
+        for pos, v in self.other_changes.items():
+            values[pos] = v
+        out = pd.Series(values, index=s.index, name=s.name, dtype=object)
+        return out if s.dtype == object else out.astype(s.dtype)
+
+
+def _batched(cols: list[_Column], test, small: int) -> list[np.ndarray]:
+    """``test`` (a vectorised RE2 test: arrow strings -> boolean mask) run once over the texts of every
+    column: pyarrow builds a pattern's automaton on each call (~10-25 ms for the prefilter), more than
+    scanning a small column costs. At most ``small`` texts in all: every text is selected (what the test
+    would have ruled out, the Python pass leaves unchanged anyway)."""
+    import pyarrow as pa
+
+    if not cols:
+        return []
+    if sum(len(c.texts) for c in cols) <= small:
+        return [np.ones(len(c.texts), bool) for c in cols]
+    arrays = [c.texts if pa.types.is_large_string(c.texts.type) else c.texts.cast(pa.large_string()) for c in cols]
+    mask = test(arrays[0] if len(arrays) == 1 else pa.chunked_array(arrays, type=pa.large_string()))
+    bounds = np.cumsum([0] + [len(a) for a in arrays])
+    return [mask[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
 
 
 def _walk(value, fn):
@@ -212,25 +385,6 @@ def _walk(value, fn):
     if isinstance(value, (list, tuple)) or (isinstance(value, np.ndarray) and value.dtype == object):
         return [_walk(v, fn) for v in value]
     return value
-
-
-def _with_changes(s: pd.Series, changes: dict) -> pd.Series:
-    if s.dtype == object or all(isinstance(v, str) for v in changes.values()):
-        out = s.copy()
-        idx = list(changes)
-        if s.dtype == object:  # lists stay lists: assign cell by cell through the numpy view
-            arr = out.to_numpy(copy=False)
-            if arr.flags.writeable:
-                for i in idx:
-                    arr[i] = changes[i]
-                return out
-        out.iloc[idx] = [changes[i] for i in idx]
-        return out
-    values = s.to_numpy(dtype=object, na_value=None).copy()
-    for i, v in changes.items():
-        values[i] = v
-    out = pd.Series(values, index=s.index, name=s.name)
-    return out if s.dtype == object else out.astype(s.dtype)
 
 
 def _plain(value):
@@ -255,13 +409,16 @@ def _re2_literal(value: str) -> str:
     return "".join(c if c.isalnum() or c == "_" else "\\" + c if c.isascii() else c for c in value)
 
 
-def candidate_tokens(value: str) -> set[str]:
+def _raw_tokens(value: str) -> set[str]:
     out = set()
     for run in _RUN.findall(value):
         out.add(run)
         stripped = run.strip(".:=/")
         if stripped != run and len(stripped) >= 8:
             out.add(stripped)
-        for sub in _SUB.findall(run):
-            out.add(sub)
-    return {t for t in out if shape.worth_registering(t)}
+        out.update(_SUB.findall(run))
+    return out
+
+
+def candidate_tokens(value: str) -> set[str]:
+    return {t for t in _raw_tokens(value) if shape.worth_registering(t)}

@@ -85,9 +85,11 @@ def scrub_record_files(paths, scrubber: Scrubber | None = None) -> list[Path]:
 
     # 1. detect: scrub each file's content, registering the values found
     scrubbed = {}
+    tables = [p for p, c in loaded.items() if isinstance(c, pd.DataFrame)]
+    scrubbed.update(zip(tables, scrubber.frames([loaded[p] for p in tables])))  # one prefilter call for all
     for path, content in loaded.items():
         if isinstance(content, pd.DataFrame):
-            scrubbed[path] = scrubber.frame(content)
+            continue
         elif isinstance(content, (dict, list)):
             scrubbed[path] = _walk(content, scrubber.text)
         else:
@@ -102,14 +104,13 @@ def scrub_record_files(paths, scrubber: Scrubber | None = None) -> list[Path]:
                     kinds.setdefault(dig, kind)
     digests = set(kinds) - scrubber.digests()
     if digests:
-        for content in scrubbed.values():
-            for text in texts(content):
-                scrubber.recover(text, digests, kinds)
+        scrubber.recover_texts((text for content in scrubbed.values() for text in texts(content)), digests, kinds)
     # 3. mask every known value everywhere; write what changed
     written = []
+    masked = dict(zip(tables, scrubber.frames([scrubbed[p] for p in tables], detect=False)))
     for path, content in scrubbed.items():
         if isinstance(content, pd.DataFrame):
-            final = scrubber.frame(content) if len(scrubber) else content
+            final = masked[path]
             if not final.equals(loaded[path]):
                 tmp = path.with_name(path.name + ".tmp")
                 final.to_parquet(tmp, index=False)
