@@ -279,3 +279,42 @@ def signature_counts(log_groups, window: IncidentWindow, match: str, plan: Mappi
     out = pd.concat(parts, ignore_index=True)
     out = _typed(out, COUNT_COLUMNS).sort_values(["minute", "signature"]).reset_index(drop=True)
     return out
+
+
+# ---- 4. exact counts by what a regex found (kinds, categories, clients) ----------------------------------
+MATCH_COLUMNS = dict(queries.load("log_match_counts").columns)
+TASK_COLUMNS = dict(queries.load("log_task_counts").columns)
+
+
+def match_counts(log_groups, window: IncidentWindow, extract: str, *, aws=None, client=None,
+                 timeout: float = defaults.INSIGHTS_TIMEOUT_S) -> pd.DataFrame:
+    """``log_match_counts``: events per minute by the text ``extract``'s ``(?<hit>...)`` group captured,
+    with each row's first and last event (exact, one query over the window)."""
+    q = queries.load("log_match_counts")
+    groups = _as_list(log_groups, "log_groups")
+    (rows,) = _run_many(groups, [(window, q.insights({"extract": extract}), logs.INSIGHTS_MAX_ROWS)], aws,
+                        timeout=timeout, client=client)
+    df = _rows(rows)
+    if df.empty:
+        return _empty(MATCH_COLUMNS)
+    out = pd.DataFrame({"minute": df["bin(1m)"], "hit": df["hit"], "events": pd.to_numeric(df["events"]),
+                        "first_event": df["first_event"], "last_event": df["last_event"]})
+    out = _typed(out, MATCH_COLUMNS).sort_values(["minute", "hit"]).reset_index(drop=True)
+    out.attrs["truncated"] = len(rows) >= logs.INSIGHTS_MAX_ROWS
+    return out
+
+
+def task_counts(log_groups, window: IncidentWindow, extract: str, *, aws=None, client=None,
+                timeout: float = defaults.INSIGHTS_TIMEOUT_S) -> pd.DataFrame:
+    """``log_task_counts``: failed and retried tasks by task, outcome and exception over the window."""
+    q = queries.load("log_task_counts")
+    groups = _as_list(log_groups, "log_groups")
+    (rows,) = _run_many(groups, [(window, q.insights({"extract": extract}), logs.INSIGHTS_MAX_ROWS)], aws,
+                        timeout=timeout, client=client)
+    df = _rows(rows)
+    if df.empty:
+        return _empty(TASK_COLUMNS)
+    out = pd.DataFrame({c: df[c] if c in df else "" for c in TASK_COLUMNS})
+    out["exception"] = out["exception"].fillna("")
+    out = _typed(out, TASK_COLUMNS).sort_values(["events", "task"], ascending=[False, True], kind="stable")
+    return out.reset_index(drop=True)
