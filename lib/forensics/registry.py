@@ -899,9 +899,6 @@ match_counts("provider_error_kinds", ["logs"], lambda inc: inc.env["logs"]["app"
              lambda: "(?i)" + _hit(_ai().PROVIDER_ERROR.pattern),
              doc="LLM provider errors and fallbacks in the application logs by the text matched, per minute "
                  "(Logs Insights).")
-match_counts("pool_error_kinds", ["logs"], lambda inc: inc.env["logs"]["app"], "(?<hit>QueuePool limit)",
-             doc="SQLAlchemy's 'QueuePool limit ... reached' errors in the application logs per minute, with "
-                 "first and last event (Logs Insights).")
 match_counts("pg_log_category_counts", ["rds"], lambda inc: [_rds_log_group(inc)], _pglog_extract,
              doc="PostgreSQL's own log: events per minute by the pattern of forensics/data/pglog_patterns.yaml "
                  "they match, with first and last event (Logs Insights).")

@@ -183,11 +183,12 @@ def categories_changed(kinds: pd.DataFrame, sample: pd.DataFrame, sampling, onse
 def replace_row(table: pd.DataFrame, signature: str, values: dict, sort_by: str = "events") -> pd.DataFrame:
     """``table`` with the row of ``signature`` updated from ``values`` (added when absent), re-sorted by
     ``sort_by``, most first: exact counts replacing a sample's."""
-    out = table.copy()
-    hit = out["signature"] == signature if len(out) else pd.Series([], dtype=bool)
-    if hit.any():
-        for key, value in values.items():
-            out.loc[hit, key] = pd.Series([value] * int(hit.sum()), index=out.index[hit], dtype="object")
-    else:
-        out = pd.concat([out, pd.DataFrame([{"signature": signature, **values}])], ignore_index=True)
+    rows = table.to_dict("records")
+    mine = [r for r in rows if r.get("signature") == signature]
+    if not mine:
+        mine = [{"signature": signature}]
+        rows.append(mine[0])
+    for r in mine:
+        r.update(values)
+    out = pd.DataFrame(rows, columns=list(dict.fromkeys([*table.columns, "signature", *values])))
     return out.sort_values([sort_by, "signature"], ascending=[False, True], kind="stable").reset_index(drop=True)
