@@ -812,6 +812,102 @@ log_volume("pg_log", ["rds"], lambda inc: [_rds_log_group(inc)], logs.PG_LOG_REG
            doc="PostgreSQL's own log")
 
 
+def _cache():
+    from .analysis import cache
+
+    return cache
+
+
+def _ai():
+    from .analysis import ai
+
+    return ai
+
+
+#: FilterLogEvents terms for the fallback (case-sensitive, so both spellings; the regex then decides).
+REDIS_ERROR_PATTERN = "?transport ?redis ?Redis ?ConnectionResetError ?Connection ?READONLY ?LOADING"
+PROVIDER_ERROR_PATTERN = "?openai ?OpenAI ?anthropic ?Anthropic ?falling ?Falling ?budget ?Budget"
+log_volume("redis_error", ["logs"], lambda inc: inc.env["logs"]["app"], "(?i)" + _cache().REDIS_ERROR.pattern,
+           REDIS_ERROR_PATTERN, doc="Redis client errors in the application logs")
+log_volume("provider_error", ["logs"], lambda inc: inc.env["logs"]["app"], "(?i)" + _ai().PROVIDER_ERROR.pattern,
+           PROVIDER_ERROR_PATTERN, doc="LLM provider errors and fallbacks in the application logs")
+
+
+# Exact counts by what a regex found (query log_match_counts: per minute and hit, with first and last event)
+# and by task (log_task_counts): one Insights query each over the context window; no FilterLogEvents
+# fallback - when Insights is unavailable they fail and the findings that need them are unknown.
+def match_counts(name: str, needs: Iterable[str], groups: Callable, extract: Callable[[], str] | str,
+                 doc: str = "", query: str = "log_match_counts") -> Capture:
+    lv = _log_volume()
+    pull_fn = lv.match_counts if query == "log_match_counts" else lv.task_counts
+    columns = lv.MATCH_COLUMNS if query == "log_match_counts" else lv.TASK_COLUMNS
+
+    def regex():
+        return extract() if callable(extract) else extract
+
+    def pull(inc):
+        return pull_fn(groups(inc), inc.context_window, regex(), aws=inc.aws)
+
+    def describe(inc):
+        return {"api": logs.INSIGHTS_API, **lv.insights_args(query, groups(inc), inc.context_window,
+                                                               {"extract": regex()})}
+
+    return declare(Capture(name, "logs", f"query:{query}", pull, describe, tuple(needs), columns, LOGS,
+                           query=query, doc=doc))
+
+
+def _noncapturing(pattern: str) -> str:
+    import re
+
+    return re.sub(r"(?<!\\)\((?!\?)", "(?:", pattern)
+
+
+def _hit(pattern: str) -> str:
+    """``pattern``'s alternatives inside one ``(?<hit>...)`` group; its own groups made non-capturing."""
+    return "(?<hit>" + _noncapturing(pattern) + ")"
+
+
+def _pglog_extract() -> str:
+    """The patterns of forensics/data/pglog_patterns.yaml as one regex right after the severity (their ``^``),
+    the text matched being what classifies the event (forensics.analysis.log_counts.categorized)."""
+    from .analysis import pglog
+
+    alternatives = "|".join(p.pattern.lstrip("^") for c in pglog.CATEGORIES for p in c.patterns)
+    return r"(?:LOG|ERROR|FATAL|PANIC|WARNING):\s+" + _hit(alternatives)
+
+
+def _pg_auth_client_extract() -> str:
+    """The client address of each refused sign-in, from RDS's fixed prefix ``%t:%r:%u@%d:[%p]:``."""
+    from .analysis import pglog
+
+    (auth,) = [c for c in pglog.CATEGORIES if c.name == "authentication_failure"]
+    refused = "|".join(p.pattern.lstrip("^") for p in auth.patterns)
+    return (r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)? ?[A-Z]{0,5}:(?<hit>[^:(]*)(?:\(\d+\))?:[^:@]*@[^:]*:"
+            r"\[\d+\]:(?:FATAL|ERROR|LOG):\s+(?:" + _noncapturing(refused) + ")")
+
+
+#: Celery's task lines as forensics.analysis.queues.TASK_LINE reads them, in Logs Insights' syntax with one
+#: outcome group and an exception group that is always present (empty when the line names none).
+TASK_LINE_INSIGHTS = (r"Task (?<task>[\w.]+)\[(?<id>[0-9a-fA-F-]{8,})\] (?<outcome>raised unexpected|retry|failed)\b"
+                      r":?\s*(?:Retry in \S+:\s*)?(?<exception>[A-Za-z_][\w.]*|)")
+
+match_counts("redis_error_kinds", ["logs"], lambda inc: inc.env["logs"]["app"],
+             lambda: "(?i)" + _hit(_cache().REDIS_ERROR.pattern),
+             doc="Redis client errors in the application logs by kind (the text matched: transport closed, "
+                 "redis.exceptions.X...) per minute, with first and last event (Logs Insights).")
+match_counts("provider_error_kinds", ["logs"], lambda inc: inc.env["logs"]["app"],
+             lambda: "(?i)" + _hit(_ai().PROVIDER_ERROR.pattern),
+             doc="LLM provider errors and fallbacks in the application logs by the text matched, per minute "
+                 "(Logs Insights).")
+match_counts("pg_log_category_counts", ["rds"], lambda inc: [_rds_log_group(inc)], _pglog_extract,
+             doc="PostgreSQL's own log: events per minute by the pattern of forensics/data/pglog_patterns.yaml "
+                 "they match, with first and last event (Logs Insights).")
+match_counts("pg_auth_failure_clients", ["rds"], lambda inc: [_rds_log_group(inc)], _pg_auth_client_extract,
+             doc="PostgreSQL's refused sign-ins per minute by client address (Logs Insights).")
+match_counts("worker_task_counts", ["queues"], _worker_groups, TASK_LINE_INSIGHTS, query="log_task_counts",
+             doc="Worker task failures and retries by task, outcome and exception over the window (Logs Insights).")
+
+
 
 # ---- Backups: snapshots, AWS Backup jobs, RDS backup events, the jobs' logs, the dumps in S3 (001 §3f, §3j) ----
 def _backups():

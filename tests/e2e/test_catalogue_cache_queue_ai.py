@@ -57,8 +57,8 @@ def test_ai_cost_finds_spend_spike_model_shift_and_orgs_over_budget(findings, sa
 def test_record_holds_the_new_captures(record):
     manifest = json.loads((record / "manifest.json").read_text())
     caps = {c["name"]: c for c in manifest["captures"]}
-    for name in ("elasticache_metrics", "elasticache_events", "queue_depth", "worker_failure_logs",
-                 "failed_deliveries", "ai_calls", "ai_budgets"):
+    for name in ("elasticache_metrics", "elasticache_events", "queue_depth", "worker_task_counts", "redis_error_kinds",
+                 "provider_error_kinds", "failed_deliveries", "ai_calls", "ai_budgets"):
         assert name in caps and caps[name]["error"] is None, caps.get(name)
     args = caps["ai_calls"]["args"]
     assert args["parameters"]["table"] == "ai_task_logs" and "{table}" in args["text"]

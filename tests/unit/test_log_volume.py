@@ -81,3 +81,36 @@ def test_volume_plan_rates_onset_and_late_secrets():
         value = items[0][1]
         leaked = [e["timestamp"] for e in lines if value in e["message"]]
         assert len(leaked) == len(items) and min(leaked) >= int((t["end"] - pd.Timedelta("20min")).value // 10**6)
+
+
+def test_pg_log_categories_are_one_parse_regex_whose_matches_classify_back():
+    """Every pattern of pglog_patterns.yaml is in the one regex the category counts parse with, and the text
+    it captures from a line of each category is classified as that category again."""
+    import re
+
+    from forensics import registry
+    from forensics.analysis import log_counts, pglog
+    from forensics.sandbox.s3_evidence import rds_log_line
+
+    extract = registry._pglog_extract()
+    q = queries.load("log_match_counts")
+    assert insights.parse(q.insights({"extract": extract}))  # the sandbox's engine reads the query as sent
+    python = re.compile(re.sub(r"\(\?<(?=\w)", "(?P<", extract))
+    at = pd.Timestamp("2026-01-01T00:00Z")
+    samples = {"connection_exhaustion": "sorry, too many clients already", "deadlock": "deadlock detected",
+               "lock_timeout": 'could not obtain lock on relation "orders"',
+               "lock_waits": "process 81 acquired ShareLock on transaction 9 after 1200.5 ms",
+               "authentication_failure": 'role "ghost" does not exist',
+               "checkpoint_pressure": "checkpoints are occurring too frequently (8 seconds apart)"}
+    for category, message in samples.items():
+        hit = python.search(rds_log_line(at, "ERROR", message)).group("hit")
+        assert log_counts.categorized(pd.DataFrame({"hit": [hit]}))["category"].iloc[0] == category
+    assert python.search(rds_log_line(at, "ERROR", 'relation "x" does not exist')) is None
+    assert len(pglog.CATEGORIES) == 7
+
+
+def test_a_named_group_is_a_regex_parameter_and_a_bad_one_is_refused():
+    q = queries.load("log_match_counts")
+    assert "(?<hit>a|b)" in q.insights({"extract": "(?i)(?<hit>a|b)"})
+    with pytest.raises(QueryError, match="regex"):
+        q.insights({"extract": "(?<hit>a|b"})

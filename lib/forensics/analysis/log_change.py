@@ -192,11 +192,14 @@ EXACT = "exact per-minute counts (Logs Insights)"
 
 
 def changed_at_onset(counts: pd.DataFrame, sample: pd.DataFrame, sampling: Mapping, onset, window,
-                     alpha: float = ALPHA) -> tuple[pd.DataFrame, str]:
+                     alpha: float = ALPHA, label=None) -> tuple[pd.DataFrame, str]:
     """The signatures ranked by change at ``onset`` and what the ranking rests on: the exact per-minute
     ``counts`` when they came (``capture_error`` absent), else the bounded ``sample`` (with its
-    ``sampling`` arguments: slices and cap), else nothing. ``window`` is the context window counted."""
+    ``sampling`` arguments: slices and cap), else nothing. ``window`` is the context window counted.
+    ``label(messages) -> labels`` names the sample's events (default: their signatures; e.g. categories)."""
     from . import signatures
+
+    label = label or signatures.assign
 
     if onset is None:
         return rank(pd.DataFrame(columns=["signature", "before", "after"]), 1, 1, alpha), "no onset to compare at"
@@ -207,7 +210,7 @@ def changed_at_onset(counts: pd.DataFrame, sample: pd.DataFrame, sampling: Mappi
         return rank(pd.DataFrame(columns=["signature", "before", "after"]), 1, 1, alpha), f"nothing to rank: {why}"
     via = "FilterLogEvents" if (sample.get("via") == "filter_log_events").any() else "Logs Insights"
     why = counts.attrs.get("capture_error") or "no exact counts"
-    ranked = from_sample(sample, signatures.assign(sample["message"]), sampling["slices"],
+    ranked = from_sample(sample, label(sample["message"]), sampling["slices"],
                          int(sampling["per_slice"]), onset, alpha)
     return ranked, (f"bounded sample ({len(sample):,} events from {len(sampling['slices'])} slices, read with {via}); "
                     f"exact counts unavailable: {why}")

@@ -160,8 +160,8 @@ def _convert(query: str, p: Param, value: Any) -> Any:
             text = str(value)
             if not text or "\n" in text:
                 raise ValueError("a regex must be one non-empty line")
-            try:
-                re.compile(text)
+            try:  # Logs Insights writes a named group (?<name>...), Python (?P<name>...)
+                re.compile(re.sub(r"\(\?<(?=[A-Za-z_])", "(?P<", text))
             except re.error as exc:
                 raise ValueError(f"not a regex: {exc}") from None
             return text

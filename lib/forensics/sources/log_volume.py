@@ -126,13 +126,19 @@ def _group_name(log: pd.Series) -> pd.Series:
     return log.astype(str).str.replace(r"^\d{12}:", "", regex=True)
 
 
+def _one_query(name: str, values: Mapping, log_groups, window: IncidentWindow, aws, client, timeout: float) -> list:
+    """The result rows of the named Insights query ``name`` with ``values`` over ``window``."""
+    q = queries.load(name)
+    groups = _as_list(log_groups, "log_groups")
+    (rows,) = _run_many(groups, [(window, q.insights(dict(values)), logs.INSIGHTS_MAX_ROWS)], aws, timeout=timeout,
+                        client=client)
+    return rows
+
+
 # ---- 1. events per minute --------------------------------------------------------------------------
 def events_per_minute(log_groups, window: IncidentWindow, match: str, *, aws=None, client=None,
                       timeout: float = defaults.INSIGHTS_TIMEOUT_S) -> pd.DataFrame:
-    q = queries.load("log_events_per_minute")
-    groups = _as_list(log_groups, "log_groups")
-    (rows,) = _run_many(groups, [(window, q.insights({"match": match}), logs.INSIGHTS_MAX_ROWS)], aws,
-                        timeout=timeout, client=client)
+    rows = _one_query("log_events_per_minute", {"match": match}, log_groups, window, aws, client, timeout)
     df = _rows(rows)
     if df.empty:
         return _empty(RATE_COLUMNS)
@@ -279,3 +285,36 @@ def signature_counts(log_groups, window: IncidentWindow, match: str, plan: Mappi
     out = pd.concat(parts, ignore_index=True)
     out = _typed(out, COUNT_COLUMNS).sort_values(["minute", "signature"]).reset_index(drop=True)
     return out
+
+
+# ---- 4. exact counts by what a regex found (kinds, categories, clients) ----------------------------------
+MATCH_COLUMNS = dict(queries.load("log_match_counts").columns)
+TASK_COLUMNS = dict(queries.load("log_task_counts").columns)
+
+
+def match_counts(log_groups, window: IncidentWindow, extract: str, *, aws=None, client=None,
+                 timeout: float = defaults.INSIGHTS_TIMEOUT_S) -> pd.DataFrame:
+    """``log_match_counts``: events per minute by the text ``extract``'s ``(?<hit>...)`` group captured,
+    with each row's first and last event (exact, one query over the window)."""
+    rows = _one_query("log_match_counts", {"extract": extract}, log_groups, window, aws, client, timeout)
+    df = _rows(rows)
+    if df.empty:
+        return _empty(MATCH_COLUMNS)
+    out = pd.DataFrame({"minute": df["bin(1m)"], "hit": df["hit"], "events": pd.to_numeric(df["events"]),
+                        "first_event": df["first_event"], "last_event": df["last_event"]})
+    out = _typed(out, MATCH_COLUMNS).sort_values(["minute", "hit"]).reset_index(drop=True)
+    out.attrs["truncated"] = len(rows) >= logs.INSIGHTS_MAX_ROWS
+    return out
+
+
+def task_counts(log_groups, window: IncidentWindow, extract: str, *, aws=None, client=None,
+                timeout: float = defaults.INSIGHTS_TIMEOUT_S) -> pd.DataFrame:
+    """``log_task_counts``: failed and retried tasks by task, outcome and exception over the window."""
+    rows = _one_query("log_task_counts", {"extract": extract}, log_groups, window, aws, client, timeout)
+    df = _rows(rows)
+    if df.empty:
+        return _empty(TASK_COLUMNS)
+    out = pd.DataFrame({c: df[c] if c in df else "" for c in TASK_COLUMNS})
+    out["exception"] = out["exception"].fillna("")
+    out = _typed(out, TASK_COLUMNS).sort_values(["events", "task"], ascending=[False, True], kind="stable")
+    return out.reset_index(drop=True)
