@@ -16,7 +16,7 @@ import yaml
 from forensics import runner
 from forensics.notebooks import catalogue
 
-from .delay_proxy import DelayProxy
+from tests.loopback_proxy import LoopbackProxy
 
 pytestmark = pytest.mark.sandbox
 
@@ -63,7 +63,7 @@ def test_catalogue_run_vs_sequential_papermill(sandbox_params, tmp_path):
           f"sequential papermill {seq:.1f} s, ratio {ratio:.2f} (goal <= 0.4)")
 
     env = yaml.safe_load(Path(sandbox_params["environment"]).read_text())
-    proxy = DelayProxy(env["aws"]["endpoint_url"], delay_s=0.15).start()
+    proxy = LoopbackProxy(env["aws"]["endpoint_url"], delay_s=0.15).start()
     try:
         delayed = _proxied(sandbox_params, proxy.endpoint_url, tmp_path)
         before = proxy.requests

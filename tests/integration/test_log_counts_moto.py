@@ -16,7 +16,7 @@ from forensics import params
 from forensics.analysis import ai, cache, log_counts, pglog, queues
 from forensics.sandbox.moto_ext import logs_insights as ext_logs_insights
 from forensics.sandbox.s3_evidence import rds_log_line
-from tests.trust.deny_proxy import DenyProxy
+from tests.loopback_proxy import LoopbackProxy
 
 pytestmark = pytest.mark.sandbox
 
@@ -143,7 +143,7 @@ def test_exact_counts_equal_the_classifiers_over_every_event(tmp_path, moto_serv
 
 
 def test_without_insights_the_counts_are_unknown_and_the_sample_ranks(tmp_path, moto_server, planted):
-    proxy = DenyProxy(moto_server.endpoint_url, {"StartQuery"}).start()
+    proxy = LoopbackProxy(moto_server.endpoint_url, deny={"StartQuery"}).start()
     try:
         inc = _session(tmp_path, proxy.endpoint_url, planted)
         kinds = inc.pull("pg_log_category_counts")

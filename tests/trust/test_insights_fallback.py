@@ -13,7 +13,7 @@ from forensics import params
 from forensics.analysis import log_change
 from forensics.sandbox.scenarios import volume
 from forensics.window import IncidentWindow
-from tests.trust.deny_proxy import DenyProxy
+from tests.loopback_proxy import LoopbackProxy
 from tests.trust.fault_server import closed_port
 
 pytestmark = pytest.mark.sandbox
@@ -48,7 +48,7 @@ def _session(tmp_path, endpoint, plan, group):
 
 def test_without_insights_the_sample_is_read_with_filter_log_events(tmp_path, moto_server, planted):
     plan, group = planted
-    proxy = DenyProxy(moto_server.endpoint_url, {"StartQuery"}).start()
+    proxy = LoopbackProxy(moto_server.endpoint_url, deny={"StartQuery"}).start()
     try:
         inc = _session(tmp_path, proxy.endpoint_url, plan, group)
         rate = inc.pull("app_error_per_minute")

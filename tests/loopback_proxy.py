@@ -1,22 +1,27 @@
-"""A loopback HTTP proxy that answers like a real AWS Region: every request forwarded to the sandbox's
-moto server after ``delay_s`` (a real region answers in 100-500 ms). Loopback only; it stops with the bench."""
+"""A loopback HTTP proxy in front of the sandbox's moto server, for what a real AWS Region does that moto does
+not: answer slowly (``delay_s``: a Region answers in 100-500 ms) or refuse operations a policy lacks
+(``deny``: HTTP 400 ``AccessDeniedException`` by ``X-Amz-Target``). Everything else is forwarded unchanged.
+It forwards only to loopback and stops with the test that started it."""
 
 from __future__ import annotations
 
 import http.client
+import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlparse
 
 
-class DelayProxy:
-    def __init__(self, target_url: str, delay_s: float = 0.15):
+class LoopbackProxy:
+    def __init__(self, target_url: str, *, delay_s: float = 0.0, deny: set[str] | tuple = ()):
         target = urlparse(target_url)
         assert target.hostname in ("127.0.0.1", "localhost"), "the proxy only forwards to loopback"
         self.target = (target.hostname, target.port)
         self.delay_s = delay_s
+        self.deny = set(deny)
         self.requests = 0
+        self.denied: list[str] = []
         self._server: ThreadingHTTPServer | None = None
 
     @property
@@ -24,7 +29,7 @@ class DelayProxy:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def start(self) -> DelayProxy:
+    def start(self) -> LoopbackProxy:
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -33,24 +38,32 @@ class DelayProxy:
             def log_message(self, *args):  # quiet
                 pass
 
+            def _answer(self, status, body: bytes, headers):
+                self.send_response(status)
+                for k, v in headers:
+                    if k.lower() not in ("transfer-encoding", "connection", "content-length"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
             def _forward(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                op = (self.headers.get("X-Amz-Target") or "").rsplit(".", 1)[-1]
+                if op in proxy.deny:
+                    proxy.denied.append(op)
+                    msg = {"__type": "AccessDeniedException", "message": f"User is not authorized to perform: {op}"}
+                    return self._answer(400, json.dumps(msg).encode(), [("Content-Type", "application/x-amz-json-1.1")])
                 time.sleep(proxy.delay_s)
                 proxy.requests += 1
-                conn = http.client.HTTPConnection(*proxy.target, timeout=60)
+                conn = http.client.HTTPConnection(*proxy.target, timeout=120)
                 try:
                     conn.request(self.command, self.path, body=body, headers=dict(self.headers))
                     resp = conn.getresponse()
                     data = resp.read()
                 finally:
                     conn.close()
-                self.send_response(resp.status)
-                for k, v in resp.getheaders():
-                    if k.lower() not in ("transfer-encoding", "connection", "content-length"):
-                        self.send_header(k, v)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self._answer(resp.status, data, resp.getheaders())
 
             do_GET = do_POST = do_PUT = do_HEAD = do_DELETE = _forward
 
