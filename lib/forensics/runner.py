@@ -41,10 +41,12 @@ class NotebookRun:
     duration_s: float
     error: str | None = None
     html: str | None = None
+    #: seconds the worker spent after the notebook: redacting it and rendering its HTML views
+    render_s: float | None = None
 
     def to_json(self) -> dict:
         return {"name": self.name, "status": self.status, "duration_s": self.duration_s, "error": self.error,
-                "notebook": f"notebooks/{self.name}.ipynb", "html": self.html}
+                "notebook": f"notebooks/{self.name}.ipynb", "html": self.html, "render_s": self.render_s}
 
 
 @dataclass
@@ -53,6 +55,9 @@ class RunResult:
     notebooks: list[NotebookRun]
     findings: dict
     manifest: dict = field(default_factory=dict)
+    #: seconds from the last notebook's end to the sealed record (findings, diagnosis, postmortem, index,
+    #: the final redaction pass, manifest, seal)
+    after_notebooks_s: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -172,6 +177,7 @@ def _execute(incident: Incident, selected: list[str], out: Path, jobs: int | Non
                     echo(f"captured {len(rest)} of the plan in {time.perf_counter() - t0:.1f} s"
                          + (f" ({len(failed)} failed)" if failed else ""))
         progress.close()
+    t_after = time.perf_counter()
     runs.sort(key=lambda r: order.index(r.name))
 
     # 3. Findings, manifest, seal.
@@ -197,7 +203,10 @@ def _execute(incident: Incident, selected: list[str], out: Path, jobs: int | Non
     final = record.parent / captured_at
     os.replace(record, final)
     evidence.seal(final)
-    return RunResult(final, runs, findings, manifest)
+    after = round(time.perf_counter() - t_after, 2)
+    slowest = max((r.render_s or 0.0 for r in runs), default=0.0)
+    echo(f"sealed   {after:.1f} s after the notebooks (the slowest notebook's rendering took {slowest:.1f} s)")
+    return RunResult(final, runs, findings, manifest, after)
 
 
 def _sections_needed(captures, env: dict) -> list[str]:
@@ -260,13 +269,14 @@ def _run_one(nb_path: str, record: str, name: str, params: dict) -> NotebookRun:
         error = redact.text(_exec_error(exc))
     duration = round(time.perf_counter() - t0, 2)
     html = None
+    t0 = time.perf_counter()
     if out_nb.exists():
         _redact_notebook(out_nb)
         try:
             html = _render_html(out_nb, Path(record) / contracts.HTML_DIR / f"{name}.html")
         except Exception as exc:  # noqa: BLE001
             error = (error + "; " if error else "") + f"HTML rendering failed: {exc}"
-    return NotebookRun(name, status, duration, error, html)
+    return NotebookRun(name, status, duration, error, html, round(time.perf_counter() - t0, 2))
 
 
 def _redact_notebook(path: Path) -> None:
