@@ -895,6 +895,10 @@ match_counts("redis_error_kinds", ["logs"], lambda inc: inc.env["logs"]["app"],
              lambda: "(?i)" + _hit(_cache().REDIS_ERROR.pattern),
              doc="Redis client errors in the application logs by kind (the text matched: transport closed, "
                  "redis.exceptions.X...) per minute, with first and last event (Logs Insights).")
+match_counts("pool_error_kinds", ["logs"], lambda inc: inc.env["logs"]["app"],
+             lambda: _hit(r"QueuePool limit of size \d+ overflow \d+ reached"),
+             doc="SQLAlchemy's connection-pool timeouts (QueuePool limit ... reached) in the application logs per "
+                 "minute, with first and last event (Logs Insights: exact at any volume).")
 match_counts("provider_error_kinds", ["logs"], lambda inc: inc.env["logs"]["app"],
              lambda: "(?i)" + _hit(_ai().PROVIDER_ERROR.pattern),
              doc="LLM provider errors and fallbacks in the application logs by the text matched, per minute "
