@@ -135,18 +135,26 @@ def _one_query(name: str, values: Mapping, log_groups, window: IncidentWindow, a
     return rows
 
 
+def _counted(name: str, values: Mapping, log_groups, window: IncidentWindow, aws, client, timeout: float,
+             schema: Mapping[str, str], build, sort: list[str], ascending=True) -> pd.DataFrame:
+    """The named counting query's rows as a typed frame (``build`` maps result columns to ``schema``), sorted;
+    ``attrs["truncated"]`` when Insights' row cap was reached."""
+    rows = _one_query(name, values, log_groups, window, aws, client, timeout)
+    df = _rows(rows)
+    if df.empty:
+        return _empty(schema)
+    out = _typed(build(df), schema).sort_values(sort, ascending=ascending, kind="stable").reset_index(drop=True)
+    out.attrs["truncated"] = len(rows) >= logs.INSIGHTS_MAX_ROWS
+    return out
+
+
 # ---- 1. events per minute --------------------------------------------------------------------------
 def events_per_minute(log_groups, window: IncidentWindow, match: str, *, aws=None, client=None,
                       timeout: float = defaults.INSIGHTS_TIMEOUT_S) -> pd.DataFrame:
-    rows = _one_query("log_events_per_minute", {"match": match}, log_groups, window, aws, client, timeout)
-    df = _rows(rows)
-    if df.empty:
-        return _empty(RATE_COLUMNS)
-    out = pd.DataFrame({"minute": df["bin(1m)"], "log_group": _group_name(df["@log"]),
-                        "events": pd.to_numeric(df["events"])})
-    out = _typed(out, RATE_COLUMNS).sort_values(["minute", "log_group"]).reset_index(drop=True)
-    out.attrs["truncated"] = len(rows) >= logs.INSIGHTS_MAX_ROWS
-    return out
+    return _counted("log_events_per_minute", {"match": match}, log_groups, window, aws, client, timeout,
+                    RATE_COLUMNS, lambda df: pd.DataFrame({"minute": df["bin(1m)"], "log_group": _group_name(df["@log"]),
+                                                           "events": pd.to_numeric(df["events"])}),
+                    ["minute", "log_group"])
 
 
 def insights_args(name: str, log_groups, window: IncidentWindow, values: Mapping) -> dict:
@@ -296,25 +304,21 @@ def match_counts(log_groups, window: IncidentWindow, extract: str, *, aws=None, 
                  timeout: float = defaults.INSIGHTS_TIMEOUT_S) -> pd.DataFrame:
     """``log_match_counts``: events per minute by the text ``extract``'s ``(?<hit>...)`` group captured,
     with each row's first and last event (exact, one query over the window)."""
-    rows = _one_query("log_match_counts", {"extract": extract}, log_groups, window, aws, client, timeout)
-    df = _rows(rows)
-    if df.empty:
-        return _empty(MATCH_COLUMNS)
-    out = pd.DataFrame({"minute": df["bin(1m)"], "hit": df["hit"], "events": pd.to_numeric(df["events"]),
-                        "first_event": df["first_event"], "last_event": df["last_event"]})
-    out = _typed(out, MATCH_COLUMNS).sort_values(["minute", "hit"]).reset_index(drop=True)
-    out.attrs["truncated"] = len(rows) >= logs.INSIGHTS_MAX_ROWS
-    return out
+    return _counted("log_match_counts", {"extract": extract}, log_groups, window, aws, client, timeout, MATCH_COLUMNS,
+                    lambda df: pd.DataFrame({"minute": df["bin(1m)"], "hit": df["hit"],
+                                             "events": pd.to_numeric(df["events"]), "first_event": df["first_event"],
+                                             "last_event": df["last_event"]}),
+                    ["minute", "hit"])
 
 
 def task_counts(log_groups, window: IncidentWindow, extract: str, *, aws=None, client=None,
                 timeout: float = defaults.INSIGHTS_TIMEOUT_S) -> pd.DataFrame:
     """``log_task_counts``: failed and retried tasks by task, outcome and exception over the window."""
-    rows = _one_query("log_task_counts", {"extract": extract}, log_groups, window, aws, client, timeout)
-    df = _rows(rows)
-    if df.empty:
-        return _empty(TASK_COLUMNS)
-    out = pd.DataFrame({c: df[c] if c in df else "" for c in TASK_COLUMNS})
-    out["exception"] = out["exception"].fillna("")
-    out = _typed(out, TASK_COLUMNS).sort_values(["events", "task"], ascending=[False, True], kind="stable")
-    return out.reset_index(drop=True)
+
+    def build(df):
+        out = pd.DataFrame({c: df[c] if c in df else "" for c in TASK_COLUMNS})
+        out["exception"] = out["exception"].fillna("")
+        return out
+
+    return _counted("log_task_counts", {"extract": extract}, log_groups, window, aws, client, timeout, TASK_COLUMNS,
+                    build, ["events", "task"], ascending=[False, True])
