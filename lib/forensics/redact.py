@@ -55,9 +55,10 @@ def forget() -> None:
     _SCRUBBER.forget()
 
 
-def scrub_record_files(paths) -> list:
-    """Final pass over a record directory (or files): a secret found in any file is masked in all."""
-    return _scrub_record_files(paths, _SCRUBBER)
+def scrub_record_files(paths, detected=()) -> list:
+    """Final pass over a record directory (or files): a secret found in any file is masked in all.
+    ``detected``: files already scrubbed with these rules when written (masked, not detected again)."""
+    return _scrub_record_files(paths, _SCRUBBER, detected=detected)
 
 
 def found(value: str) -> list[str]:

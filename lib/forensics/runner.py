@@ -194,7 +194,9 @@ def _execute(incident: Incident, selected: list[str], out: Path, jobs: int | Non
     db_user = _db_user(record, captures)
     for d in (*evidence.SCRATCH,):
         shutil.rmtree(record / d, ignore_errors=True)
-    redact.scrub_record_files(record)  # a secret found in any file (any kernel) is masked in all of them
+    # A secret found in any file (any kernel) is masked in all of them. What was detected when written (a
+    # fresh capture, a notebook and its HTML redacted in the worker) is only masked, not detected again.
+    redact.scrub_record_files(record, detected=_detected_files(record, runs, captures))
     parts = evidence.ManifestParts(
         incident=incident, captured_at=captured_at, notebooks=[r.to_json() for r in runs], captures=captures,
         collector=evidence.collector(identity or None, db_user), started_at=iso_ms(started),
@@ -207,6 +209,18 @@ def _execute(incident: Incident, selected: list[str], out: Path, jobs: int | Non
     slowest = max((r.render_s or 0.0 for r in runs), default=0.0)
     echo(f"sealed   {after:.1f} s after the notebooks (the slowest notebook's rendering took {slowest:.1f} s)")
     return RunResult(final, runs, findings, manifest, after)
+
+
+def _detected_files(record: Path, runs: list[NotebookRun], captures: list[dict]) -> list[Path]:
+    """Files already scrubbed with the present rules: captures pulled now (``redact.frame`` before writing;
+    a replayed one carries the original's bytes, redacted by whatever rules made it) and the notebooks the
+    workers redacted before rendering their HTML (``html`` is set only then)."""
+    out = [record / c["file"] for c in captures if c.get("file") and not c.get("replayed_from")]
+    for r in runs:
+        if r.html:
+            out += [record / contracts.NOTEBOOKS_DIR / f"{r.name}.ipynb", record / r.html,
+                    record / contracts.HTML_DIR / f"{r.name}.report.html"]
+    return out
 
 
 def _sections_needed(captures, env: dict) -> list[str]:

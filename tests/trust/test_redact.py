@@ -298,3 +298,102 @@ def test_every_column_layout_gives_the_same_result_as_text():
         assert isinstance(out["cat"].dtype, pd.CategoricalDtype)
         assert out["n"].tolist() == list(range(n)) and out["mixed"].iloc[0] == [out["obj"].iloc[0]]
         assert out["arrow"].tolist() == out["obj"].tolist() == out["cat"].astype(object).tolist()
+
+
+# ---- the final pass skips detection where it already ran ------------------------------------------------
+def _capture_like(tmp_path: Path, scrubber) -> list[Path]:
+    """Parquet files as the capture store writes them: redacted by another process's scrubber first
+    (``redact.frame``), dict cells turned into JSON text, list cells kept."""
+    from forensics.capture import _to_parquet
+
+    leaks = leak_corpus.corpus(7)
+    lines = [x.line for x in leaks]
+    pw, key = "Vb7!qRt2LmX9wKz4", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzq3nPr9Xa1"
+    frames = {
+        "logs": pd.DataFrame({"message": lines, "n": range(len(lines))}),
+        "cells": pd.DataFrame({"params": [{"masterUserPassword": pw, "engine": "postgres"},
+                                          {"aws_secret_access_key": key}, None],
+                               "tags": [["a", f"password={pw}"], [], ["b"]]}),
+        "plain": pd.DataFrame({"message": [f"retrying with {pw}", f"worker arg {key}", "ok"]}),
+    }
+    (tmp_path / "data").mkdir()
+    out = []
+    for name, df in frames.items():
+        path = tmp_path / "data" / f"{name}.parquet"
+        _to_parquet(scrubber.frame(df), path)
+        out.append(path)
+    return out
+
+
+def test_the_final_pass_gives_the_same_record_when_captures_are_not_detected_again(tmp_path):
+    """Skipping detection in the captures (already detected when written) must change nothing: the final
+    pass over them, told they are detected, writes byte for byte what the full pass writes."""
+    from forensics.redaction.known import Scrubber
+    from forensics.redaction.record import scrub_record_files
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    paths = _capture_like(a, Scrubber())
+    nb = {"cells": [{"outputs": [{"text": "login failed for Vb7!qRt2LmX9wKz4 at step 2\n"}]}]}
+    (a / "nb.ipynb").write_text(json.dumps(nb))
+    (a / "findings.json").write_text(json.dumps({"note": "key wJalrXUtnFEMI/K7MDENG/bPxRfiCYzq3nPr9Xa1 rotated"}))
+    import shutil
+
+    shutil.copytree(a, b)
+    written_a = scrub_record_files(a, Scrubber(), detected=paths)
+    written_b = scrub_record_files(b, Scrubber())
+    assert {p.relative_to(a) for p in written_a} == {p.relative_to(b) for p in written_b}
+    assert {p.name for p in written_a} >= {"nb.ipynb", "findings.json"}
+    for p in sorted(a.rglob("*")):
+        if p.is_file():
+            assert p.read_bytes() == (b / p.relative_to(a)).read_bytes(), p.name
+            assert b"Vb7!qRt2LmX9wKz4" not in p.read_bytes(), p.name
+            assert b"wJalrXUtnFEMI/K7MDENG/bPxRfiCYzq3nPr9Xa1" not in p.read_bytes(), p.name
+
+
+def test_a_detected_file_is_still_masked_for_a_value_found_elsewhere(tmp_path):
+    """``detected`` skips detection only: a value redacted in another file is masked in it all the same,
+    and a file not in ``detected`` is detected."""
+    from forensics.redaction.known import Scrubber
+    from forensics.redaction.record import scrub_record_files
+
+    pw = "Gx4!mQ9tLw2zRv7B"
+    (tmp_path / "data").mkdir()
+    pd.DataFrame({"message": [f"retry with arg {pw}", "fine"]}).to_parquet(tmp_path / "data" / "a.parquet")
+    pd.DataFrame({"message": [f"password={pw}"]}).to_parquet(tmp_path / "data" / "b.parquet")
+    written = scrub_record_files(tmp_path, Scrubber(), detected=[tmp_path / "data" / "a.parquet"])
+    assert {p.name for p in written} == {"a.parquet", "b.parquet"}
+    mark = redact.marker("dsn-password", pw)
+    assert pd.read_parquet(tmp_path / "data" / "a.parquet")["message"].tolist() == [f"retry with arg {mark}", "fine"]
+
+
+def test_a_secret_under_a_secret_name_in_a_dict_cell_is_detected():
+    """A dict cell (CloudTrail requestParameters) holds name and value apart: the field rule judges the
+    pair as it would judge ``"name": "value"`` in JSON, so detection at capture time is not weaker than
+    detection of the JSON text the cell becomes in the parquet file."""
+    key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzq3nPr9Xa1"
+    out = redact.obj({"x": {"aws_secret_access_key": key, "key": "users/1", "engine": "postgres"}})
+    assert key not in json.dumps(out) and out["x"]["key"] == "users/1" and out["x"]["engine"] == "postgres"
+    df = redact.frame(pd.DataFrame({"p": [{"masterUserPassword": "Zx9kLm2Qwq8!", "port": 5432}, None]}))
+    assert "Zx9kLm2Qwq8!" not in str(df["p"].tolist()) and df["p"].iloc[0]["port"] == 5432
+
+
+@pytest.mark.parametrize("text", [
+    "a\u00a0bcdefghijk1 mnopq2rstu\vvwxyzab3cdefg\u2003Zz9yyyyyyy",
+    "x=abcdefgh12:ijklmnop@host/path?key=Zq8!wer7tyu#frag&t=Kk8wer7tyuio",
+    "...:=/Abcdefgh1234/.:", "ünïcødé_tøken_ää1A", "<td>Bearer9Qx!pL2mVb7</td><img src='data:image/png;base64,"
+    + "iVBORw0KGgo" + "A/b+" * 40 + "'>",
+])
+def test_candidate_tokens_in_arrow_are_the_tokens_recover_judges(text):
+    """The vectorised tokens of the final pass hold every token ``recover`` would register (outside embedded
+    figures, which are never masked)."""
+    import pyarrow as pa
+
+    from forensics.redaction import shape
+    from forensics.redaction.known import _raw_tokens
+    from forensics.redaction.record import candidate_tokens
+
+    want = {t for t in _raw_tokens(text) if shape.worth_registering(t) and "iVBORw0KGgo" not in t and "A/b+" not in t}
+    got = candidate_tokens([pa.array([text])])
+    assert want <= got and want, (want - got)
+    assert not any("iVBORw0KGgo" in t for t in got)

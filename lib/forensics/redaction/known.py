@@ -115,6 +115,10 @@ class Scrubber:
         for value in texts:
             if isinstance(value, str):
                 tokens |= _raw_tokens(value)
+        return self.register_digests(tokens, digests, kinds)
+
+    def register_digests(self, tokens, digests: set[str], kinds: dict[str, str] | None = None) -> int:
+        """Register the ``tokens`` (distinct candidate tokens) whose keyed hash is one of ``digests``."""
         n = 0
         for token in tokens:
             d = engine.digest(token)
@@ -125,7 +129,7 @@ class Scrubber:
     # -- containers -----------------------------------------------------------------------------
     def obj(self, value):
         """Detect and mask every string inside nested dicts/lists."""
-        return _walk(value, self.text)
+        return _walk(value, self.text, self._pair)
 
     def mask_obj(self, value):
         """Mask known values in every string inside nested dicts/lists."""
@@ -172,6 +176,15 @@ class Scrubber:
         for kind, secret in found:
             self.register(secret, kind)
         return new
+
+    def _pair(self, key: str, value: str) -> str:
+        """``value`` of a dict item named ``key``, judged as the field rule judges ``"key": "value"`` in JSON:
+        the secret it holds becomes its marker and is registered."""
+        secret = engine.field_secret(key, '"' + value + '"', ":", True, "")
+        if secret is None or secret not in value:
+            return value
+        self.register(secret, "secret-pair")
+        return value.replace(secret, engine.marker("secret-pair", secret))
 
     def _known_hits(self, texts) -> np.ndarray:
         """Which of ``texts`` (arrow strings) hold a known value, through RE2."""
@@ -292,7 +305,7 @@ class _Column:
                 if new != v:
                     self.changes[i] = new
         for pos, cell in self.others.items():
-            new = _walk(cell, scrubber._detect)
+            new = _walk(cell, scrubber._detect, scrubber._pair)
             if not _same(new, cell):
                 self.other_changes[pos] = new
 
@@ -377,13 +390,16 @@ def _batched(cols: list[_Column], test, small: int) -> list[np.ndarray]:
     return [mask[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
 
 
-def _walk(value, fn):
+def _walk(value, fn, pair=None):
+    """``fn`` on every string inside ``value``; with ``pair``, each string value of a dict first goes through
+    ``pair(key, value)`` (the field rule on a ``{"password": "..."}`` the text rules never see as one)."""
     if isinstance(value, str):
         return fn(value)
     if isinstance(value, dict):
-        return {k: _walk(v, fn) for k, v in value.items()}
+        return {k: _walk(pair(k, v) if pair is not None and isinstance(k, str) and isinstance(v, str) else v, fn, pair)
+                for k, v in value.items()}
     if isinstance(value, (list, tuple)) or (isinstance(value, np.ndarray) and value.dtype == object):
-        return [_walk(v, fn) for v in value]
+        return [_walk(v, fn, pair) for v in value]
     return value
 
 
