@@ -197,7 +197,7 @@ def test_sustained_moderate_shift_is_found_by_change_points():
     top = find_onsets(s).iloc[0]
     assert abs(top["start"] - s.index[400]) <= pd.Timedelta(minutes=3)
     assert abs(top["end"] - s.index[519]) <= pd.Timedelta(minutes=3)
-    assert find_onsets(s, changepoints=False).empty
+    assert find_onsets(s, changepoints=False, threshold=6.0).empty  # pointwise at z 6 it is never seen
 
 
 def test_change_point_segments_respect_direction_and_min_delta():
@@ -206,3 +206,40 @@ def test_change_point_segments_respect_direction_and_min_delta():
     assert find_onsets(s, direction="up").empty
     assert not find_onsets(s, direction="down").empty
     assert find_onsets(s, min_delta=10.0).empty
+
+
+def _spiky(n: int, seed: int) -> pd.Series:
+    """A quiet CPU-like metric at 5-minute resolution with a spike to 3-5x its level one sample in three."""
+    rng = np.random.default_rng(seed)
+    s = pd.Series(2.0 + rng.normal(0, 0.05, n), index=pd.date_range(T0, periods=n, freq="5min"))
+    spikes = rng.choice(n, n // 3, replace=False)
+    s.iloc[spikes] += rng.uniform(4.0, 8.0, len(spikes))
+    return s
+
+
+def test_spikes_of_the_usual_size_are_not_episodes_in_a_spiky_series():
+    """The spread is at least the baseline's own 90th-percentile distance: a metric that spikes all day is
+    measured in its spikes, so only a departure beyond them is an episode (on the MAD alone every spike is)."""
+    s = _spiky(600, seed=41)
+    mad_alone = find_onsets(s, tail=0.0, threshold=6.0)  # the spikes, bridged into one episode of 46 hours
+    assert (mad_alone["end"] - mad_alone["start"]).max() > pd.Timedelta(hours=24)
+    assert find_onsets(s, relative=0.0).empty
+    s.iloc[400:412] += 40.0  # an hour far above any spike
+    top = find_onsets(s)
+    assert len(top) == 1 and top.iloc[0]["start"] == s.index[400] and top.iloc[0]["end"] == s.index[411]
+
+
+def test_a_lone_point_needs_z_6_and_a_short_run_at_z_3_to_4_is_kept():
+    s = _noise(600, seed=43)
+    s.iloc[300] += 4.5  # one point at z about 4.5: score 4.5 < 6
+    assert find_onsets(s, relative=0.0).empty
+    s.iloc[400:406] += 3.5  # six in a row at z about 3.5: score about 8.6
+    top = find_onsets(s, relative=0.0)
+    assert len(top) == 1 and abs(top.iloc[0]["start"] - s.index[400]) <= pd.Timedelta(minutes=1)
+    everything = find_onsets(s, relative=0.0, min_score=0.0)  # the lone point too, and noise at z 3
+    assert {s.index[300], top.iloc[0]["start"]} <= set(everything["start"])
+
+
+def test_tail_out_of_range_is_refused():
+    with pytest.raises(ValueError, match="tail must be in"):
+        find_onsets(_noise(100), tail=0.5)
