@@ -17,7 +17,8 @@ _KEY = os.environ.get("FORENSICS_REDACT_KEY", "forensics-notebooks/redact/v1").e
 MARKER = re.compile(r"\[REDACTED:[a-z0-9-]+:[0-9a-f]{8}\]")
 #: Spans never scanned: markers (a marker is never redacted again) and base64 data URIs (embedded
 #: figures: a 40-character run at the end of an image would otherwise look like an AWS secret key).
-_PROTECTED = re.compile(r"(\[REDACTED:[a-z0-9-]+:[0-9a-f]{8}\]|data:[\w/+.-]+;base64,[A-Za-z0-9+/=]{16,})")
+DATA_URI = r"data:[\w/+.-]+;base64,[A-Za-z0-9+/=]{16,}"
+_PROTECTED = re.compile(r"(\[REDACTED:[a-z0-9-]+:[0-9a-f]{8}\]|" + DATA_URI + ")")
 _FIELD_RULE = len(RULES)  # index of the field rule among the gates
 
 

@@ -26,8 +26,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from . import engine
-from .known import Scrubber
+from . import engine, shape
+from .known import Scrubber, _plain
 
 #: YAML is left out: a marker ``[REDACTED:...]`` would turn a scalar into a list, and the record's only
 #: YAML (params.yaml) is secret-free by construction (a secret-looking parameter is refused).
@@ -38,10 +38,9 @@ TEXT_SUFFIXES = {".html", ".htm", ".md", ".json", ".txt", ".csv", ".log", ".tsv"
 _RUN_SPLIT = r"[\s\v\x{1c}-\x{1f}\x{85}\pZ\"'`<>()\[\]{},;|\\]+"
 _SUB_SPLIT = r"[=:@/&?#]+"
 _MIN_TOKEN = 8
-_DATA_URI = r"data:[\w/+.-]+;base64,[A-Za-z0-9+/=]{16,}"
 #: tokens ``shape.worth_registering`` always refuses, as one RE2 pattern: one character class only (all
 #: lowercase, all capitals, all digits; shape.classes) or words joined by punctuation (shape._WORDY)
-_NEVER_REGISTERED = r"^(?:[a-z]+|[A-Z]+|[0-9]+|[a-z]+(?:[_.:/ -][a-z]+)*)$"
+_NEVER_REGISTERED = r"^(?:[a-z]+|[A-Z]+|[0-9]+)$|" + shape._WORDY.pattern
 
 
 def _files(paths) -> list[Path]:
@@ -121,16 +120,6 @@ def _table_texts(table: pa.Table) -> list:
     return out
 
 
-def _plain(value):
-    if isinstance(value, np.ndarray):
-        return [_plain(v) for v in value.tolist()]
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
-
-
 def _large(arrays) -> list:
     return [a.cast(pa.large_string()) if pa.types.is_string(a.type) else a for a in arrays if len(a)]
 
@@ -164,7 +153,7 @@ def _tokens(arrays) -> set[str]:
         return set()
     texts = pa.chunked_array(arrays, type=pa.large_string())
     # embedded figures are never masked (engine._PROTECTED) and their base64, split at "/", is most tokens
-    texts = pc.replace_substring_regex(texts, _DATA_URI, "")
+    texts = pc.replace_substring_regex(texts, engine.DATA_URI, "")
     runs = pc.unique(pc.list_flatten(pc.split_pattern_regex(texts, _RUN_SPLIT)))
     runs = runs.filter(pc.greater_equal(pc.utf8_length(runs), _MIN_TOKEN))
     trimmed = pc.utf8_trim(runs, ".:=/")
