@@ -397,3 +397,16 @@ def test_candidate_tokens_in_arrow_are_the_tokens_recover_judges(text):
     got = candidate_tokens([pa.array([text])])
     assert want <= got and want, (want - got)
     assert not any("iVBORw0KGgo" in t for t in got)
+
+
+@pytest.mark.parametrize("text", [
+    "Evidence: the 401/403 rate departed from its baseline ([auth-failures.onset = `2026-11-26T03:04:00Z`](html/a.html))",
+    'token_issued = "2026-11-26T03:04:00.123+00:00"',
+    "auth_time: 2026-11-26 03:04",
+])
+def test_a_timestamp_after_a_secret_looking_name_is_not_a_secret(text):
+    """An ISO 8601 time is never a credential. Once taken for one, known-secret masking hid the same time
+    everywhere in the record (the auth-failures onset, in the postmortem's diagnosis line, and from there
+    in every notebook and findings.json), whenever that minute happened to be the onset."""
+    assert redact.text(text) == text
+    assert redact.obj({"sessionToken": "2026-11-26T03:04:00Z"}) == {"sessionToken": "2026-11-26T03:04:00Z"}

@@ -183,7 +183,8 @@ def field_secret(key: str, raw: str, op: str, key_quoted: bool, after: str, colo
     if strength == "password":
         return value if len(value) >= 3 and value.lower() != key.strip("\"'`-").lower() else None
     if strength == "secret":
-        if len(value) < 8 or (value.isdigit() and len(value) < 12) or shape.entropy(value) < 2.5:
+        if len(value) < 8 or (value.isdigit() and len(value) < 12) or shape.entropy(value) < 2.5 \
+                or shape.is_timestamp(value):
             return None
         return None if (not quoted and value.isalpha() and value.islower()) else value
     if any(c.isspace() for c in value):

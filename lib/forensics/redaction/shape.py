@@ -48,6 +48,8 @@ _WORDY = re.compile(r"^[a-z]+(?:[_.:/ -][a-z]+)*$")
 _STRUCTURED = re.compile(r"^(?:[A-Za-z]+|[0-9]+)(?:[_.:/@-]+(?:[A-Za-z]+|[0-9]+))+$")
 _IDENT_LIKE = re.compile(r"^[A-Za-z][a-z]*(?:[A-Z][a-z]+)*(?:[_.:/-][A-Za-z][a-z0-9]*)*$")
 _SEQ = "abcdefghijklmnopqrstuvwxyz0123456789"
+#: ISO 8601 dates and times (``2026-11-26T03:04:00Z``): evidence on every line of a record, never a credential.
+_TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?$")
 
 
 def entropy(value: str) -> float:
@@ -76,6 +78,10 @@ def is_placeholder(value: str) -> bool:
     return len(v) >= 6 and (low in _SEQ or low in _SEQ[::-1])  # abcdefgh, 123456
 
 
+def is_timestamp(value: str) -> bool:
+    return bool(_TIMESTAMP.match(value.strip()))
+
+
 def is_reference(value: str, quoted: bool) -> bool:
     """``${TOKEN}``, ``$2``, ``{{ secret }}`` always; bare identifiers and dotted lookups when unquoted."""
     v = value.strip()
@@ -89,7 +95,7 @@ def secret_shaped(value: str, min_len: int = 8, min_entropy: float = 3.0) -> boo
     if len(value) < min_len or classes(value) < 2 or _WORDY.match(value) or _IDENT_LIKE.match(value) \
             or _STRUCTURED.match(value):
         return False
-    if value.isdigit():
+    if value.isdigit() or is_timestamp(value):
         return False
     return entropy(value) >= min_entropy
 
@@ -98,4 +104,4 @@ def worth_registering(value: str) -> bool:
     """Only values that cannot be an ordinary word are masked everywhere once found: masking ``app`` or
     ``postgres`` at every occurrence would wreck the record."""
     return len(value) >= 8 and not is_placeholder(value) and classes(value) >= 2 and entropy(value) >= 2.8 \
-        and not _WORDY.match(value)
+        and not _WORDY.match(value) and not is_timestamp(value)
