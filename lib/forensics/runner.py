@@ -27,6 +27,7 @@ from .errors import ParamsError, RecordError
 from .notebooks import catalogue
 from .params import Incident, dump, load_incident, load_resolved
 from .progress import Progress, cell_hook
+from .redaction.record import Ahead
 from .session import FINDINGS_DIR, IncidentSession
 from .window import utcnow
 
@@ -127,6 +128,7 @@ def _execute(incident: Incident, selected: list[str], out: Path, jobs: int | Non
               "replay_from": str(replay_from) if replay_from else None}
     (record / contracts.NOTEBOOKS_DIR).mkdir()
     (record / contracts.HTML_DIR).mkdir()
+    ahead = Ahead()  # the final redaction pass's reading of the captures, done while the notebooks run
     with IncidentSession(incident, CaptureStore(record, replay_from=replay_from, notebook="runner"),
                          "runner") as session:
         # 0. A notebook none of whose sources the environment configures is skipped, saying what it needs.
@@ -176,6 +178,8 @@ def _execute(incident: Incident, selected: list[str], out: Path, jobs: int | Non
                     failed = session.failed(*[c.name for c in rest])
                     echo(f"captured {len(rest)} of the plan in {time.perf_counter() - t0:.1f} s"
                          + (f" ({len(failed)} failed)" if failed else ""))
+                    if replay_from is None:  # the final redaction pass reads the captures now, not after
+                        threads.submit(ahead.add, sorted((record / contracts.DATA_DIR).glob("*.parquet")))
         progress.close()
     t_after = time.perf_counter()
     runs.sort(key=lambda r: order.index(r.name))
@@ -196,7 +200,7 @@ def _execute(incident: Incident, selected: list[str], out: Path, jobs: int | Non
         shutil.rmtree(record / d, ignore_errors=True)
     # A secret found in any file (any kernel) is masked in all of them. What was detected when written (a
     # fresh capture, a notebook and its HTML redacted in the worker) is only masked, not detected again.
-    redact.scrub_record_files(record, detected=_detected_files(record, runs, captures))
+    redact.scrub_record_files(record, detected=_detected_files(record, runs, captures), ahead=ahead)
     parts = evidence.ManifestParts(
         incident=incident, captured_at=captured_at, notebooks=[r.to_json() for r in runs], captures=captures,
         collector=evidence.collector(identity or None, db_user), started_at=iso_ms(started),

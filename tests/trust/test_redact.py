@@ -410,3 +410,41 @@ def test_a_timestamp_after_a_secret_looking_name_is_not_a_secret(text):
     in every notebook and findings.json), whenever that minute happened to be the onset."""
     assert redact.text(text) == text
     assert redact.obj({"sessionToken": "2026-11-26T03:04:00Z"}) == {"sessionToken": "2026-11-26T03:04:00Z"}
+
+
+def test_what_ahead_read_while_the_notebooks_ran_gives_the_same_record(tmp_path):
+    """Captures read ahead (``Ahead``) give the same final pass as reading them at the end; a file changed
+    after it was read ahead is read again, so its new content is what counts."""
+    import shutil
+
+    from forensics.redaction.known import Scrubber
+    from forensics.redaction.record import Ahead, scrub_record_files
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    paths = _capture_like(a, Scrubber())
+    (a / "nb.ipynb").write_text(json.dumps({"cells": [{"outputs": [{"text": "failed at step 2\n"}]}]}))
+    from forensics.capture import _to_parquet
+
+    # another kernel's capture: it never saw the password labelled, so its copy is unmasked
+    other = a / "data" / "other.parquet"
+    _to_parquet(Scrubber().frame(pd.DataFrame({"message": ["worker arg Vb7!qRt2LmX9wKz4", "ok"]})), other)
+    paths.append(other)
+    shutil.copytree(a, b)
+    ahead = Ahead()
+    ahead.add(sorted((a / "data").glob("*.parquet")))
+    later = pd.DataFrame({"message": ["rewritten after it was read ahead", "x"]})
+    for root in (a, b):
+        later.to_parquet(root / "data" / "logs.parquet")
+    assert ahead.entry(a / "data" / "logs.parquet") is None and ahead.entry(a / "data" / "plain.parquet") is not None
+    detected_b = [b / p.relative_to(a) for p in paths]
+    written_a = scrub_record_files(a, Scrubber(), detected=paths, ahead=ahead)
+    written_b = scrub_record_files(b, Scrubber(), detected=detected_b)
+    assert {p.relative_to(a) for p in written_a} == {p.relative_to(b) for p in written_b}
+    for p in sorted(a.rglob("*")):
+        if p.is_file():
+            assert p.read_bytes() == (b / p.relative_to(a)).read_bytes(), p.name
+    # the unlabelled copy is only in other.parquet, read ahead: recovered from its tokens read then
+    digest = redact.marker("dsn-password", "Vb7!qRt2LmX9wKz4")[-9:-1]
+    first = pd.read_parquet(other)["message"].iloc[0]
+    assert first.startswith("worker arg [REDACTED:") and first.endswith(f":{digest}]"), first

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -164,18 +165,72 @@ def _tokens(arrays) -> set[str]:
     return set(tokens.filter(pc.invert(pc.match_substring_regex(tokens, _NEVER_REGISTERED))).to_pylist())
 
 
-def scrub_record_files(paths, scrubber: Scrubber | None = None, detected=()) -> list[Path]:
+class Ahead:
+    """The final pass's reading of parquet captures done ahead, while the notebooks run: each file's Arrow
+    table and texts, the marker digests in it, and its candidate tokens by keyed hash (in memory only).
+    ``scrub_record_files`` uses an entry for a file whose size and modification time are unchanged, and
+    reads any other file itself. Only for files in its ``detected`` (already scrubbed when written)."""
+
+    def __init__(self) -> None:
+        self._entries: dict[Path, tuple] = {}
+        self._lock = threading.Lock()
+
+    def add(self, paths) -> None:
+        """Read ``paths`` now (one thread, beside the notebooks); a file that cannot be read is skipped."""
+        for path in paths:
+            path = Path(path)
+            try:
+                stamp, table = _stamp(path), pq.read_table(path)
+            except (OSError, pa.ArrowInvalid):
+                continue
+            texts = _table_texts(table)
+            by_digest: dict[str, list[str]] = {}
+            for token in _tokens(texts):
+                by_digest.setdefault(engine.digest(token), []).append(token)
+            with self._lock:
+                self._entries[path.resolve()] = (stamp, table, texts, _marker_kinds(texts), by_digest)
+
+    def entry(self, path: Path) -> tuple | None:
+        """(table, texts, marker kinds, tokens by digest) of ``path`` when it is as it was read, else None."""
+        with self._lock:
+            e = self._entries.get(Path(path).resolve())
+        try:
+            return e[1:] if e is not None and e[0] == _stamp(Path(path)) else None
+        except OSError:
+            return None
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_size, st.st_mtime_ns
+
+
+def _marker_kinds(arrays) -> dict[str, str]:
+    """digest -> kind of every marker in ``arrays``."""
+    kinds: dict[str, str] = {}
+    for text in _marked(arrays):
+        for m in engine.MARKER.finditer(text):
+            kind, dig = m.group(0)[10:-1].rsplit(":", 1)
+            kinds.setdefault(dig, kind)
+    return kinds
+
+
+def scrub_record_files(paths, scrubber: Scrubber | None = None, detected=(), ahead: Ahead | None = None) -> list[Path]:
     """Scrub the text files (ipynb, html, md, json, txt, csv, log) and parquet text columns under
     ``paths`` (a record directory or a list of files) so that a secret found in any of them is masked
     in all of them. ``detected``: files whose content already went through detection with these rules
     (they are masked, not detected again; a parquet file among them is read as Arrow and decoded into
-    pandas only when it holds a known value). Returns the files rewritten."""
+    pandas only when it holds a known value). ``ahead``: what an :class:`Ahead` already read of them.
+    Returns the files rewritten."""
     scrubber = scrubber or Scrubber()
     detected = {Path(p).resolve() for p in detected}
     files = _files(paths)
+    early = {p: e for p in files if p.resolve() in detected and ahead is not None and (e := ahead.entry(p))}
+    rest = [p for p in files if p not in early]
     with ThreadPoolExecutor(max_workers=4) as pool:  # parquet decoding releases the GIL
-        loaded: dict[Path, object] = dict(zip(files, pool.map(
-            lambda p: _load(p, arrow=p.resolve() in detected), files)))
+        loaded: dict[Path, object] = dict(zip(rest, pool.map(
+            lambda p: _load(p, arrow=p.resolve() in detected), rest)))
+    loaded.update({p: e[0] for p, e in early.items()})
 
     # 1. detect: scrub each file's content, registering the values found
     scrubbed = dict(loaded)
@@ -189,16 +244,18 @@ def scrub_record_files(paths, scrubber: Scrubber | None = None, detected=()) -> 
         elif isinstance(content, str):
             scrubbed[path] = scrubber.text(content)
     # 2. recover values redacted in other processes from the markers in the record
-    texts = {path: _arrow_texts(content) for path, content in scrubbed.items()}
-    arrays = [a for arrs in texts.values() for a in arrs]
-    kinds: dict[str, str] = {}
-    for text in _marked(arrays):
-        for m in engine.MARKER.finditer(text):
-            kind, dig = m.group(0)[10:-1].rsplit(":", 1)
-            kinds.setdefault(dig, kind)
+    texts = {path: early[path][1] if path in early else _arrow_texts(content) for path, content in scrubbed.items()}
+    arrays = [a for path, arrs in texts.items() if path not in early for a in arrs]
+    kinds = _marker_kinds(arrays)
+    for e in early.values():
+        kinds = e[2] | kinds
     digests = set(kinds) - scrubber.digests()
     if digests:
         scrubber.register_digests(candidate_tokens(arrays), digests, kinds)
+        for e in early.values():
+            for d in digests & e[3].keys():
+                for token in e[3][d]:
+                    scrubber.register(token, kinds[d])
     # 3. mask every known value everywhere; write what changed. An Arrow table without one is left as it is.
     written = []
     tables = [p for p, c in scrubbed.items() if isinstance(c, pa.Table)]
