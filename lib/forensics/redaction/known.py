@@ -434,7 +434,3 @@ def _raw_tokens(value: str) -> set[str]:
             out.add(stripped)
         out.update(_SUB.findall(run))
     return out
-
-
-def candidate_tokens(value: str) -> set[str]:
-    return {t for t in _raw_tokens(value) if shape.worth_registering(t)}
