@@ -32,6 +32,7 @@ import pandas as pd
 
 from . import contracts, redact
 from .errors import RecordError
+from .sources.call import Call
 from .window import iso, utcnow
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,80}$")
@@ -100,12 +101,14 @@ class CaptureStore:
             self._replay_manifest = {c["name"]: c for c in json.loads(manifest.read_text())["captures"]}
 
     # -- public -----------------------------------------------------------------------------------
-    def get(self, name: str, fetch: Callable[[], pd.DataFrame], *, source: str, call: str,
-            args: dict | Callable[[], dict] | None = None, columns: list[str] | None = None,
-            volatile: bool = False, query: str | None = None) -> tuple[pd.DataFrame, CaptureMeta]:
+    def get(self, name: str, build: Callable[[], Call], *, source: str, call: str,
+            columns: list[str] | None = None, volatile: bool = False,
+            query: str | None = None) -> tuple[pd.DataFrame, CaptureMeta]:
         """The frame called ``name``: from this record if already captured, else from the replayed
-        record, else pulled now with ``fetch()``. Never raises for a failing source. ``args`` may be a
-        callable: it is only called when the capture is pulled (describing it may cost a call)."""
+        record, else pulled now: ``build()`` makes the :class:`~forensics.sources.call.Call` whose
+        ``run()`` is the frame and whose ``args`` are recorded (``call``: the api when the Call names
+        none). Never raises for a failing source. ``build`` is only called when the capture is pulled
+        (building it may read other captures)."""
         if not _NAME.match(name):
             raise ValueError(f"capture name {name!r}: use lower-case letters, digits, '_', '-', '.'")
         if name in self._memory:
@@ -116,7 +119,7 @@ class CaptureStore:
                 if self._replay_manifest is not None:
                     existing = self._replay(name, source, call, {}, columns)
                 else:
-                    existing = self._pull(name, fetch, source, call, args, columns, volatile, query)
+                    existing = self._pull(name, build, source, call, columns, volatile, query)
                 self._write(*existing)
         self._memory[name] = existing
         return existing
@@ -146,17 +149,21 @@ class CaptureStore:
         frame = _read_frame(self.record_dir, meta)
         return frame, meta
 
-    def _pull(self, name, fetch, source, call, args, columns, volatile, query=None):
+    def _pull(self, name, build, source, call, columns, volatile, query=None):
         meta = CaptureMeta(name=name, source=source, call=redact.text(call), notebook=self.notebook,
                            volatile=volatile, query=query)
         meta.pulled_at = iso_ms(utcnow())
         t0 = time.perf_counter()
         try:
-            meta.args = redact.obj((args() if callable(args) else args) or {})
-        except Exception as exc:  # noqa: BLE001 - the arguments could not be worked out: fetch will say why
+            made = build()
+            meta.call = redact.text(made.api or call)
+            meta.args = redact.obj(dict(made.args or {}))
+            run = made.run
+        except Exception as exc:  # noqa: BLE001 - the call could not be built: it is the capture's error
             meta.args = {"unknown": redact.text(_one_line(exc))}
+            run = _raising(exc)
         try:
-            frame = fetch()
+            frame = run()
             if not isinstance(frame, pd.DataFrame):
                 raise TypeError(f"source returned {type(frame).__name__}, not a DataFrame")
             meta.truncated = bool(frame.attrs.get("truncated", False))
@@ -264,6 +271,13 @@ def _to_parquet(frame: pd.DataFrame, path: Path, row_group: int = ROW_GROUP) -> 
 
 def _empty(columns: list[str] | None) -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=object) for c in (columns or [])})
+
+
+def _raising(exc: BaseException) -> Callable[[], pd.DataFrame]:
+    def run():
+        raise exc
+
+    return run
 
 
 def _one_line(exc: BaseException) -> str:

@@ -12,184 +12,19 @@ precede its effect). :func:`diagnose` evaluates every entry and ranks them:
   hypotheses that hold for other symptoms are *concurrent* incidents, never causes of the primary;
 - evidence whose finding is missing is *unknown*: it neither supports nor refutes.
 
-JMESPath is the language AWS engineers already write in ``aws ... --query``; it has no arithmetic, so
-a few functions are added (:class:`_Functions`).
+JMESPath is the language AWS engineers already write in ``aws ... --query``; loading the files (and the
+few functions added to it) is :mod:`forensics.runbook`'s.
 """
 
 from __future__ import annotations
 
-import os
-import re
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import jmespath
-import jsonschema
 import pandas as pd
-import yaml
-from jmespath import functions as jp_functions
 
 from .errors import ParamsError
-
-BUILTIN = Path(__file__).resolve().parent / "runbooks" / "entries.yaml"
-#: Metrics come per minute: a cause stamped in the same minute as its effect still precedes it.
-DEFAULT_SLACK_S = 60
-_TEMPLATE = re.compile(r"\{\{\s*(.+?)\s*\}\}")
-
-_EVIDENCE = {
-    "type": "object", "additionalProperties": False, "required": ["says", "finding", "holds"],
-    "properties": {
-        "says": {"type": "string", "minLength": 1},
-        "finding": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}]},
-        "holds": {"type": "string", "minLength": 1},
-        "weight": {"type": "number", "minimum": 0},
-        "required": {"type": "boolean"},
-        "refutes": {"type": "boolean"},
-    },
-}
-_SOURCE = {"type": "object", "additionalProperties": False, "required": ["runbook", "section"],
-           "properties": {"runbook": {"type": "string", "minLength": 1}, "section": {"type": "string", "minLength": 1}}}
-SCHEMA = {
-    "type": "object", "additionalProperties": False,
-    "properties": {
-        "symptoms": {"type": "array", "items": {
-            "type": "object", "additionalProperties": False, "required": ["id", "label"],
-            "properties": {"id": {"type": "string"}, "label": {"type": "string"}}}},
-        "entries": {"type": "array", "items": {
-            "type": "object", "additionalProperties": False,
-            "required": ["id", "explains", "cause", "for", "next_step", "source"],
-            "properties": {
-                "id": {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]*$"},
-                "explains": {"type": "string"},
-                "cause": {"type": "string", "minLength": 1},
-                "chain": {"type": "array", "items": {"type": "string"}},
-                "for": {"type": "array", "items": _EVIDENCE, "minItems": 1},
-                "against": {"type": "array", "items": _EVIDENCE},
-                "order": {"type": "object", "additionalProperties": False, "required": ["steps"],
-                          "properties": {
-                              "steps": {"type": "array", "minItems": 2, "items": {
-                                  "type": "object", "additionalProperties": False, "required": ["step", "at"],
-                                  "properties": {"step": {"type": "string"}, "at": {"type": "string"}}}},
-                              "slack_s": {"type": "number", "minimum": 0},
-                              "within_min": {"type": "number", "minimum": 0}}},
-                "next_step": {"type": "string", "minLength": 1},
-                "source": _SOURCE,
-                "also": {"type": "array", "items": _SOURCE},
-            }}},
-    },
-}
-
-
-class _Functions(jp_functions.Functions):
-    @jp_functions.signature({"types": ["number", "null"]}, {"types": ["number", "null"]})
-    def _func_ratio(self, a, b):
-        return None if a is None or b in (None, 0) else a / b
-
-    @jp_functions.signature({"types": ["string", "null"]}, {"types": ["string", "null"]})
-    def _func_minutes(self, earlier, later):
-        t1, t2 = _when(earlier), _when(later)
-        return None if t1 is None or t2 is None else (t2 - t1).total_seconds() / 60
-
-    @jp_functions.signature({"types": ["object", "null"]}, {"types": ["string"]})
-    def _func_tally(self, counts, text):
-        if counts is None:
-            return None
-        return sum(v for k, v in counts.items() if text in k and isinstance(v, (int, float)))
-
-    @jp_functions.signature({"types": ["object", "null"]}, {"types": ["string"]})
-    def _func_share(self, counts, text):
-        if not counts:
-            return None
-        total = sum(v for v in counts.values() if isinstance(v, (int, float)))
-        return None if not total else self._func_tally(counts, text) / total
-
-
-_OPTIONS = jmespath.Options(custom_functions=_Functions())
-
-
-def _when(value) -> pd.Timestamp | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        ts = pd.Timestamp(value)
-    except (ValueError, TypeError):
-        return None
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-
-
-def _path(finding: str) -> str:
-    """``db-connections.pool_errors`` -> ``"db-connections".pool_errors`` (JMESPath quotes the notebook)."""
-    notebook, _, rest = finding.partition(".")
-    return f'"{notebook}"' + (f".{rest}" if rest else "")
-
-
-@dataclass
-class Runbook:
-    """The symptoms (most customer-facing first) and the entries, with the files they came from."""
-
-    symptoms: list[dict]
-    entries: list[dict]
-    files: list[str] = field(default_factory=list)
-    compiled: dict = field(default_factory=dict)
-
-    def search(self, expr: str, data: dict):
-        try:
-            return self.compiled[expr].search(data, options=_OPTIONS)
-        except jmespath.exceptions.JMESPathError:  # a finding of the wrong type: unknown
-            return None
-
-
-def _read(path: Path) -> dict:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ParamsError(path, "no such runbook file") from None
-    except (OSError, yaml.YAMLError) as exc:
-        raise ParamsError(path, f"unreadable runbook file: {' '.join(str(exc).split())[:200]}") from None
-    try:
-        jsonschema.validate(data, SCHEMA)
-    except jsonschema.ValidationError as exc:
-        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in exc.absolute_path).lstrip(".")
-        raise ParamsError(path, f"{where or 'file'}: {exc.message}") from None
-    return data
-
-
-def load(user_file: str | os.PathLike | None = None) -> Runbook:
-    """The built-in entries plus a user's (``diagnosis.runbook_file``): a user entry with a built-in's
-    id replaces it; new symptoms go after the built-in ones. A bad file: ParamsError naming it."""
-    files = [BUILTIN] + ([Path(user_file)] if user_file else [])
-    symptoms: dict[str, dict] = {}
-    entries: dict[str, dict] = {}
-    compiled: dict[str, Any] = {}
-    for path in files:
-        data = _read(path)
-        for s in data.get("symptoms") or []:
-            symptoms.setdefault(s["id"], s)
-        for e in data.get("entries") or []:
-            where = f"entry {e['id']}"
-            if e["explains"] not in symptoms:
-                raise ParamsError(path, f"{where}: explains unknown symptom {e['explains']!r} "
-                                        f"(known: {', '.join(symptoms)})")
-            exprs = [ev["holds"] for ev in e["for"] + e.get("against", [])]
-            exprs += [s["at"] for s in (e.get("order") or {}).get("steps", [])]
-            exprs += [_path(f) for ev in e["for"] + e.get("against", []) for f in _findings(ev)]
-            exprs += _TEMPLATE.findall(e["next_step"])
-            for expr in exprs:
-                if expr not in compiled:
-                    try:
-                        compiled[expr] = jmespath.compile(expr)
-                    except jmespath.exceptions.JMESPathError as exc:
-                        raise ParamsError(path, f"{where}: bad expression {expr!r}: "
-                                                f"{' '.join(str(exc).split())[:160]}") from None
-            entries[e["id"]] = {**e, "_file": path.name}
-    return Runbook(list(symptoms.values()), list(entries.values()), [str(p) for p in files], compiled)
-
-
-def _findings(ev: dict) -> list[str]:
-    f = ev["finding"]
-    return [f] if isinstance(f, str) else list(f)
-
+from .runbook import (BUILTIN, DEFAULT_SLACK_S, SCHEMA, Runbook, _findings, _Functions, _path,  # noqa: F401
+                      _TEMPLATE, _when, load)
 
 def _evidence_item(rb: Runbook, ev: dict, findings: dict) -> dict:
     values = {f: rb.search(_path(f), findings) for f in _findings(ev)}

@@ -1,8 +1,12 @@
-"""The catalogue of notebooks: every ``notebooks/<name>.ipynb``, described by its ``forensics`` metadata."""
+"""The catalogue of notebooks: every ``notebooks/<name>.ipynb``, described by its ``forensics`` metadata
+(title, what it serves, run order) and by its cells: the captures it pulls and the findings it writes are
+read from the calls it makes (``pull.<name>(inc)``, ``inc.pull("<name>")``, ``inc.sampling("<name>")``,
+``inc.finding("<key>", ...)``), so they cannot disagree with what it does."""
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +16,12 @@ from .resources import notebook_dir
 #: the checkout's notebooks/, or the installed package's copy (see resources.py)
 NOTEBOOK_DIR = notebook_dir()
 
+_PULL = re.compile(r"\bpull\.([a-z_][a-z0-9_]*)\(")
+_PULL_BY_NAME = re.compile(r"\binc\.(?:pull|sampling)\(\s*[\"']([a-z0-9_.-]+)[\"']")
+_FINDING = re.compile(r"\binc\.finding\(\s*[\"']([^\"']+)[\"']")
+#: Keys every notebook's entry in findings.json has besides its findings (written by the runner).
+ENTRY_KEYS = ("status", "unknown", "failed_sources", "error", "reason")
+
 
 @dataclass(frozen=True)
 class NotebookInfo:
@@ -19,10 +29,32 @@ class NotebookInfo:
     path: Path
     title: str
     serves: tuple[str, ...]
-    sources: tuple[str, ...]
     order: int
-    #: the captures the notebook reads (``forensics.captures``): the runner pulls them before it starts
-    captures: tuple[str, ...] = ()
+    #: the names its cells pull (a capture's, or a helper's of forensics.pull such as all_change_events)
+    pulls: tuple[str, ...] = ()
+    #: the findings its cells write (``inc.finding("<key>", ...)``), in order
+    findings: tuple[str, ...] = ()
+
+    @property
+    def captures(self) -> tuple[str, ...]:
+        """The captures the notebook reads: the runner pulls them (and those they read) before it starts."""
+        from .pull import PULLS
+
+        return tuple(dict.fromkeys(c for name in self.pulls for c in PULLS.get(name, (name,))))
+
+
+def code(path: Path) -> str:
+    """The notebook's code cells, joined."""
+    nb = json.loads(Path(path).read_text(encoding="utf-8"))
+    return "\n".join("".join(c.get("source") or []) for c in nb.get("cells", []) if c.get("cell_type") == "code")
+
+
+def pulls(source: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys([*_PULL.findall(source), *_PULL_BY_NAME.findall(source)]))
+
+
+def findings(source: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(_FINDING.findall(source)))
 
 
 def catalogue(directory: Path | None = None) -> dict[str, NotebookInfo]:
@@ -37,12 +69,26 @@ def catalogue(directory: Path | None = None) -> dict[str, NotebookInfo]:
     out = []
     for path in paths:
         meta = json.loads(path.read_text()).get("metadata", {}).get("forensics", {})
+        cells = code(path)
         out.append(NotebookInfo(name=path.stem, path=path, title=meta.get("title", path.stem),
-                                serves=tuple(meta.get("serves", ())),
-                                sources=tuple(meta.get("sources", ())), order=int(meta.get("order", 50)),
-                                captures=tuple(meta.get("captures", ()))))
+                                serves=tuple(meta.get("serves", ())), order=int(meta.get("order", 50)),
+                                pulls=pulls(cells), findings=findings(cells)))
     return {nb.name: nb for nb in sorted(out, key=lambda n: (n.order, n.name))}
 
 
 def names(directory: Path | None = None) -> list[str]:
     return list(catalogue(directory))
+
+
+def unknown_finding(reference: str, cat: dict[str, NotebookInfo]) -> str | None:
+    """Why ``notebook.key[.more]`` names no finding a notebook of ``cat`` writes (None when it does)."""
+    notebook, _, rest = reference.partition(".")
+    if notebook not in cat:
+        return f"no notebook named {notebook!r} (notebooks: {', '.join(cat)})"
+    key = rest.split(".", 1)[0]
+    if not key:
+        return f"{reference!r} names a notebook, not one of its findings"
+    if key not in cat[notebook].findings and key not in ENTRY_KEYS:
+        return (f"notebook {notebook} writes no finding {key!r} (it writes: "
+                f"{', '.join(cat[notebook].findings) or 'none'})")
+    return None

@@ -310,7 +310,7 @@ def load_environment(ref: str | os.PathLike, base: Path | None = None) -> dict:
             raise ParamsError(path, "audit.base_url must be https:// (http:// only on loopback): a bearer token "
                                     "never travels in clear text")
     if "jobs" in data:
-        from .sources.schedules import heartbeats
+        from .heartbeats import heartbeats
 
         try:
             heartbeats(data["jobs"])
@@ -318,10 +318,10 @@ def load_environment(ref: str | os.PathLike, base: Path | None = None) -> dict:
             raise ParamsError(path, str(exc)) from None
     _refuse_secrets(path, data)
     if data.get("diagnosis"):  # resolved and checked now: a bad runbook file fails before anything runs
-        from . import diagnosis
+        from . import runbook as runbooks
 
         runbook = (path.parent / data["diagnosis"]["runbook_file"]).resolve()
-        diagnosis.load(runbook)
+        runbooks.load(runbook)
         data["diagnosis"] = {**data["diagnosis"], "runbook_file": str(runbook)}
     return data
 

@@ -1,8 +1,9 @@
-"""What notebooks call: ``pull.<name>(inc)`` for every capture declared in :mod:`forensics.registry`.
+"""What notebooks call: ``pull.<name>(inc)`` for every capture declared in :mod:`forensics.captures`.
 
 ``pull.alb_metrics(inc)`` is ``inc.pull("alb_metrics")``: the frame is recorded with its API call or
 query, served to every other notebook of the record, and replayable. Nothing here declares a capture;
-the registry does, once.
+:mod:`forensics.captures` does, once. The catalogue (:mod:`forensics.notebooks`) reads which captures a
+notebook pulls from these calls in its cells.
 """
 
 from __future__ import annotations
@@ -11,34 +12,45 @@ import functools
 
 import pandas as pd
 
-from . import contracts, registry
+from . import captures, contracts
 
 METRIC_COLUMNS = list(contracts.METRIC_COLUMNS)
 LOG_COLUMNS = list(contracts.LOG_COLUMNS)
 EVENT_COLUMNS = list(contracts.EVENT_COLUMNS)
 
-#: The captures the runner pulls before any notebook starts, most volatile first.
-VOLATILE: list[str] = [c.name for c in sorted(registry.CAPTURES.values(), key=lambda c: c.volatility)
-                       if c.volatile and not c.after]
-
-
-def precapture(inc) -> None:
-    """Pull every volatile capture now, most volatile first."""
-    for name in VOLATILE:
-        inc.pull(name)
+#: The captures each of these helpers pulls (the catalogue counts them as the notebook's).
+PULLS: dict[str, tuple[str, ...]] = {
+    "all_change_events": captures.CHANGE_EVENT_CAPTURES + captures.JOB_EVENT_CAPTURES,
+}
 
 
 def all_change_events(inc) -> pd.DataFrame:
-    """Every change-event capture the environment has the section for, merged and sorted."""
+    """Every change-event capture the environment has the section for, and the jobs' change events when it
+    declares jobs, merged and sorted."""
     from .analysis import timeline
 
-    caps = [registry.get(n) for n in registry.CHANGE_EVENT_CAPTURES]
-    return timeline.merge(*[inc.pull(c.name) for c in caps if not c.missing_sections(inc.env)])
+    caps = [captures.get(n) for n in captures.CHANGE_EVENT_CAPTURES]
+    frames = [inc.pull(c.name) for c in caps if not c.missing_sections(inc.env)]
+    if inc.env.get("jobs"):
+        frames.append(job_change_events(inc))
+    return timeline.merge(*frames)
+
+
+def job_change_events(inc) -> pd.DataFrame:
+    """A job going silent (when its heartbeat became overdue) and a schedule's first failed invocation, as
+    change events (:func:`forensics.analysis.jobs.change_events` over the job captures)."""
+    from .analysis import jobs
+
+    logs_frame, metric_frame = inc.pull("job_heartbeat_logs"), inc.pull("job_heartbeat_metrics")
+    pulled = inc.captures["job_heartbeat_logs"].pulled_at if "job_heartbeat_logs" in inc.captures else None
+    schedules = pd.concat([inc.pull("eventbridge_rules"), inc.pull("scheduler_schedules")], ignore_index=True)
+    return jobs.change_events(inc.heartbeats, logs_frame, metric_frame, pulled, inc.pull("schedule_invocation_metrics"),
+                              schedules, inc.window)
 
 
 @functools.cache
 def _puller(name: str):
-    cap = registry.get(name)
+    cap = captures.get(name)
 
     def pull(inc, **params) -> pd.DataFrame:
         return inc.pull(name, **params)
@@ -49,11 +61,11 @@ def _puller(name: str):
 
 
 def __getattr__(name: str):
-    if name in registry.CAPTURES:
+    if name in captures.CAPTURES:
         return _puller(name)
-    raise AttributeError(f"module 'forensics.pull' has no capture {name!r} (declared in forensics.registry: "
-                         f"{', '.join(sorted(registry.CAPTURES))})")
+    raise AttributeError(f"module 'forensics.pull' has no capture {name!r} (declared in forensics.captures: "
+                         f"{', '.join(sorted(captures.CAPTURES))})")
 
 
 def __dir__():
-    return sorted([*globals(), *registry.CAPTURES])
+    return sorted([*globals(), *captures.CAPTURES])

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from . import contracts, defaults, diagnosis, evidence, postmortem, redact, registry, report_html
+from . import captures as caps
+from . import contracts, defaults, diagnosis, evidence, postmortem, redact, report_html
 from .capture import CaptureStore, collect_sidecars, iso_ms
 from .errors import ParamsError, RecordError
 from .notebooks import catalogue
@@ -134,18 +135,18 @@ def _execute(incident: Incident, selected: list[str], out: Path, jobs: int | Non
         # 0. A notebook none of whose sources the environment configures is skipped, saying what it needs.
         runs: list[NotebookRun] = []
         for name in list(selected):
-            needs = _sections_needed(cat[name].captures, incident.environment)
+            needs = caps.sections_lacking(cat[name].captures, incident.environment)
             if needs:
                 selected = [n for n in selected if n != name]
                 runs.append(NotebookRun(name, SKIPPED, 0.0, f"needs a section the environment lacks: "
                                                             f"{' or '.join(needs)}"))
                 echo(f"  skip   {name}: the environment has no {' or '.join(needs)} section")
         # 1. The capture plan, most volatile first: the live database views before anything else.
-        plan, skipped = registry.plan([c for n in selected for c in cat[n].captures], incident.environment)
+        plan, skipped = caps.plan([c for n in selected for c in cat[n].captures], incident.environment)
         echo(f"plan     {len(plan)} captures for {len(selected)} notebook(s)"
              + (f"; {len(skipped)} need sections the environment lacks" if skipped else ""))
         t0 = time.perf_counter()
-        volatile = [c for c in plan if c.volatile and not c.after]
+        volatile = caps.volatile(plan)
         for i, cap in enumerate(volatile, 1):
             session.pull(cap.name)
             progress.captures(i, len(plan), cap.name)
@@ -225,16 +226,6 @@ def _detected_files(record: Path, runs: list[NotebookRun], captures: list[dict])
             out += [record / contracts.NOTEBOOKS_DIR / f"{r.name}.ipynb", record / r.html,
                     record / contracts.HTML_DIR / f"{r.name}.report.html"]
     return out
-
-
-def _sections_needed(captures, env: dict) -> list[str]:
-    """The sections a notebook needs when the environment has none of its sources' (else [])."""
-    caps = [registry.get(c) for c in captures]
-    if any(not c.missing_sections(env) and set(c.needs) - {"aws"} for c in caps):
-        return []
-    # an absent section by its name; a present one that lacks a key by section.key
-    return sorted({n if n.split(".")[0] in env else n.split(".")[0]
-                   for c in caps for n in c.missing_sections(env)} - {"aws"})
 
 
 def _finished(fut, name: str, progress: Progress) -> NotebookRun:

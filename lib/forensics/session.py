@@ -2,8 +2,9 @@
 
     inc = forensics.open_incident(incident_file, record_dir=record_dir, replay_from=replay_from,
                                   notebook="api-errors")
-    alb = pull.alb_metrics(inc)          # = inc.pull("alb_metrics"): declared in forensics.registry,
+    alb = pull.alb_metrics(inc)          # = inc.pull("alb_metrics"): declared in forensics.captures,
                                          # captured once, served to every notebook of the record
+    sampling = inc.sampling("app_error_sample")   # the sample's plan (slices, onset guess), by name
     inc.finding("onset", onset, needs=["alb_metrics"])
     inc.figure(fig, "error-rate")
     inc.sources()                        # which sources answered, which failed and why
@@ -27,9 +28,11 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from . import contracts, defaults
+from . import contracts, defaults, heartbeats
+from . import window as windows
 from .capture import CaptureMeta, CaptureStore, json_safe
 from .params import PARAMS_DIR, Incident, load_incident, load_resolved
+from .sources.call import Call
 
 FINDINGS_DIR = contracts.FINDINGS_SCRATCH_DIR
 FIGURES_DIR = contracts.FIGURES_DIR
@@ -107,20 +110,35 @@ class IncidentSession:
     def window(self):
         return self.incident.window
 
+    # The windows derived from the incident's, with the environment's settings (their arithmetic: forensics.window).
     @property
     def context_window(self):
         """The window with :data:`CONTEXT` before it: metrics and logs are pulled over this so the
         baseline before the incident is visible (and the shaded incident window stands out)."""
-        return self.incident.window.padded(before=CONTEXT)
+        return windows.context(self.incident.window, CONTEXT)
 
     @property
     def baseline_window(self):
         """The ``cloudtrail.baseline_hours`` before the window: what "known" principals, addresses and
         clients means (CloudTrail and ALB access logs)."""
-        from .window import IncidentWindow
-
         hours = int((self.env.get("cloudtrail") or {}).get("baseline_hours") or defaults.CLOUDTRAIL_BASELINE_HOURS)
-        return IncidentWindow(self.window.start - pd.Timedelta(hours=hours), self.window.start)
+        return windows.baseline(self.window, hours)
+
+    @property
+    def backup_window(self):
+        """``backups.lookback_hours`` up to the window's end, never shorter than the context window."""
+        hours = int((self.env.get("backups") or {}).get("lookback_hours") or defaults.BACKUP_LOOKBACK_HOURS)
+        return windows.lookback(self.window, hours, self.context_window)
+
+    @property
+    def heartbeats(self) -> list:
+        """The environment's ``jobs.heartbeats``, validated."""
+        return heartbeats.heartbeats(self.env.get("jobs"))
+
+    @property
+    def heartbeat_window(self):
+        """The window with, before it, the context or two overdue spans of the slowest job."""
+        return windows.heartbeat_span(self.window, CONTEXT, heartbeats.longest_overdue(self.heartbeats))
 
     @property
     def env(self) -> dict:
@@ -140,39 +158,35 @@ class IncidentSession:
 
     # -- captures ---------------------------------------------------------------------------------
     def pull(self, name: str, **params) -> pd.DataFrame:
-        """The capture ``name`` declared in :mod:`forensics.registry`: from this record if already pulled
-        (by the runner's plan or another notebook), else from the replayed record, else pulled now.
-        ``params`` override the capture's declared defaults (e.g. ``wait_s``). A capture whose
-        environment sections are absent fails with a one-line reason; its findings become unknown."""
-        from . import registry
+        """The capture ``name`` declared in :mod:`forensics.captures`: from this record if already pulled
+        (by the runner's plan or another notebook), else from the replayed record, else pulled now: the
+        capture builds one call, which is run and recorded. ``params`` override the capture's declared
+        defaults (e.g. ``wait_s``). A capture whose environment sections are absent fails with a one-line
+        reason; its findings become unknown."""
+        from . import captures
 
-        cap = registry.get(name)
-        unknown = sorted(set(params) - set(cap.params))
-        if unknown:
-            raise TypeError(f"capture {name!r} takes no parameter {unknown[0]!r} "
-                            f"(it takes: {', '.join(cap.params) or 'none'})")
-        missing = cap.missing_sections(self.env)
-
-        def fetch():
-            if missing:
-                raise LookupError(f"the environment has no {missing[0]} section")
-            return cap.pull(self, **params)
-
-        def args():
-            return {"needs": f"section {missing[0]}"} if missing else cap.describe(self, **params)
-
-        return self.capture(name, fetch, source=cap.source, call=cap.api, args=args,
+        cap = captures.get(name)
+        return self.capture(name, captures.call_for(cap, self, params), source=cap.source, call=cap.api,
                             columns=list(cap.columns or ()), volatile=cap.volatile, query=cap.query)
 
-    def capture(self, name: str, fetch: Callable[[], pd.DataFrame], *, source: str, call: str,
-                args: dict | Callable[[], dict] | None = None, columns: list[str] | None = None,
-                volatile: bool = False, query: str | None = None) -> pd.DataFrame:
-        frame, meta = self.store.get(name, fetch, source=source, call=call, args=args, columns=columns,
+    def capture(self, name: str, build: Callable[[], Call], *, source: str, call: str,
+                columns: list[str] | None = None, volatile: bool = False, query: str | None = None) -> pd.DataFrame:
+        """The frame ``name``, pulled (when it must be) by running the :class:`Call` that ``build()`` makes."""
+        frame, meta = self.store.get(name, build, source=source, call=call, columns=columns,
                                      volatile=volatile, query=query)
         self.captures[name] = meta
         if meta.error:
             frame.attrs["capture_error"] = meta.error
         return frame
+
+    def sampling(self, name: str):
+        """The sampling plan of the bounded sample ``name`` (``<base>_sample``) as recorded with it (pulled
+        first if this notebook has not): a :class:`~forensics.sampling.SamplingPlan`."""
+        from .sampling import SamplingPlan
+
+        if name not in self.captures:
+            self.pull(name)
+        return SamplingPlan(self.captures[name].args.get("sampling"))
 
     def failed(self, *names: str) -> list[str]:
         """Which of these captures failed (all of this notebook's when no name is given)."""
@@ -196,10 +210,10 @@ class IncidentSession:
         """Record a headline finding. If a capture it ``needs`` failed, the finding is unknown
         (null, listed under ``unknown``) rather than wrong. A name in ``needs`` that no capture declares
         is a mistake in the notebook: KeyError, not a silently ignored string."""
-        from . import registry
+        from . import captures
 
         for n in needs:
-            registry.get(n)
+            captures.get(n)
         missing = self.failed(*needs) if needs else []
         if missing:
             value = None
@@ -260,10 +274,8 @@ def open_incident(incident_file: str | os.PathLike | None = None, *, record_dir=
     if window_start or window_end:
         from dataclasses import replace
 
-        from .window import IncidentWindow
-
-        incident = replace(incident, window=IncidentWindow(window_start or incident.window.start,
-                                                           window_end or incident.window.end))
+        incident = replace(incident, window=windows.IncidentWindow(window_start or incident.window.start,
+                                                                  window_end or incident.window.end))
     store = CaptureStore(record_dir=record_dir, replay_from=replay_from, notebook=notebook)
     return IncidentSession(incident, store, notebook)
 

@@ -58,10 +58,6 @@ class IncidentWindow:
         if self.end <= self.start:
             raise WindowError(f"window end {self.end.isoformat()} is not after start {self.start.isoformat()}")
 
-    @classmethod
-    def parse(cls, start, end) -> "IncidentWindow":
-        return cls(start, end)
-
     @property
     def duration(self) -> pd.Timedelta:
         return self.end - self.start
@@ -115,6 +111,30 @@ class IncidentWindow:
 
     def __str__(self) -> str:
         return f"{iso(self.start)} → {iso(self.end)} ({_human(self.duration)})"
+
+
+# ---- windows derived from the incident's (the session reads them with the environment's settings) ----------
+def context(window: IncidentWindow, before) -> IncidentWindow:
+    """The window with ``before`` ahead of it: metrics and logs are read over this so the baseline before the
+    incident shows."""
+    return window.padded(before=before)
+
+
+def baseline(window: IncidentWindow, hours: int) -> IncidentWindow:
+    """The ``hours`` before the window: what "known" principals, addresses and clients means."""
+    return IncidentWindow(window.start - pd.Timedelta(hours=hours), window.start)
+
+
+def lookback(window: IncidentWindow, hours: int, at_least: IncidentWindow) -> IncidentWindow:
+    """The ``hours`` up to the window's end, never starting later than ``at_least`` (e.g. backups: a daily job
+    that failed last night is outside an hour-long incident window)."""
+    return IncidentWindow(min(window.end - pd.Timedelta(hours=hours), at_least.start), window.end)
+
+
+def heartbeat_span(window: IncidentWindow, context_before, longest_overdue) -> IncidentWindow:
+    """The window with, before it, ``context_before`` or two overdue spans of the slowest job, the longer (so a
+    daily job's last run before the window is seen)."""
+    return window.padded(before=max(pd.Timedelta(context_before), 2 * pd.Timedelta(longest_overdue)))
 
 
 def iso(ts) -> str | None:

@@ -84,7 +84,7 @@ def test_nothing_is_an_empty_frame_with_the_columns_and_errors_are_source_errors
     assert str(empty["timestamp"].dtype) == TS_DTYPE
 
 
-def test_call_description_is_json():
-    d = cw.alarm_history_description(WINDOW, ["a-5xx"])
+def test_the_call_is_recorded_as_json():
+    d = cw.alarm_history_call(WINDOW, ["a-5xx"]).args
     assert json.loads(json.dumps(d))["args"]["StartDate"] == "2026-11-23T10:00:00Z"
     assert d["args"]["AlarmNames"] == ["a-5xx"] and d["api"] == "cloudwatch:DescribeAlarmHistory"

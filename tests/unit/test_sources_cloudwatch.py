@@ -205,13 +205,13 @@ def test_standard_query_sets():
         cw.ecs_queries("c", "api", prefix="Bad-Prefix")
 
 
-def test_call_description_is_json_and_names_the_api():
-    desc = cw.call_description(cw.rds_queries("db1"), WINDOW, 60)
+def test_the_call_is_recorded_as_json_and_names_the_api():
+    desc = cw.metric_data_call(cw.rds_queries("db1"), WINDOW, 60).args
     assert json.loads(json.dumps(desc)) == desc
     assert desc["api"] == "cloudwatch:GetMetricData"
     assert desc["args"]["StartTime"] == "2026-05-30T09:00:00Z"
     assert desc["args"]["MetricDataQueries"][0]["MetricStat"]["Period"] == 60
-    assert cw.call_description([_q(i) for i in range(501)], WINDOW, 60)["calls"] == 2
+    assert cw.metric_data_call([_q(i) for i in range(501)], WINDOW, 60).args["calls"] == 2
 
 
 def test_wide_pivots_in_query_order():

@@ -128,8 +128,8 @@ def test_throttling_after_retries_is_reported_as_such():
             logs.filter_log_events("a", WINDOW, client=client)
 
 
-def test_call_description_is_json():
-    d = logs.call_description(["a", "b"], WINDOW, logs.ERROR_PATTERN, client_regex=logs.ERROR_REGEX)
+def test_the_call_is_recorded_as_json():
+    d = logs.filter_call(["a", "b"], WINDOW, logs.ERROR_PATTERN, client_regex=logs.ERROR_REGEX).args
     assert json.loads(json.dumps(d)) == d
     assert d["api"] == "logs:FilterLogEvents" and d["args"]["filterPattern"] == logs.ERROR_PATTERN
     assert d["args"]["startTime"] == START_MS and d["args"]["endTime"] == START_MS + 3_600_000 - 1

@@ -1,6 +1,6 @@
 """Scheduled jobs: which stopped, which ran late, which schedules failed to invoke their targets.
 
-A job's **runs** are its heartbeats (:mod:`forensics.sources.schedules`): log events matching its pattern,
+A job's **runs** are its heartbeats (:mod:`forensics.heartbeats`): log events matching its pattern,
 or datapoints above zero of its metric. A job is **silent** when, at ``as_of``, its last run is older than
 ``period x (1 + tolerance)`` (both declared in the environment: no threshold here is fitted to data); a
 job never seen over the whole lookback is silent since the lookback's start. A **late run** is a run that
@@ -13,7 +13,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .. import contracts, defaults
+from .. import contracts, defaults, heartbeats
+from ..window import heartbeat_span
 
 RUN_COLUMNS = ["job", "timestamp"]
 #: How late, in periods, a run may be before it counts as missing, unless a job declares its own.
@@ -202,18 +203,23 @@ def as_of(window_end, pulled_at=None) -> pd.Timestamp:
 
 
 def declared(env: dict):
-    """The environment's ``jobs.heartbeats``, validated (:func:`forensics.sources.schedules.heartbeats`)."""
-    from ..sources.schedules import heartbeats
-
-    return heartbeats((env or {}).get("jobs"))
+    """The environment's ``jobs.heartbeats``, validated (:func:`forensics.heartbeats.heartbeats`)."""
+    return heartbeats.heartbeats((env or {}).get("jobs"))
 
 
 def lookback_start(beats, window) -> pd.Timestamp:
     """Where the heartbeat captures start (the window, the context, or two overdue spans of the slowest job)."""
-    from ..defaults import CONTEXT
-    from ..sources.schedules import lookback
+    return heartbeat_span(window, defaults.CONTEXT, heartbeats.longest_overdue(beats)).start
 
-    return lookback(beats, window, CONTEXT).start
+
+def change_events(beats, heartbeat_logs: pd.DataFrame, heartbeat_metrics: pd.DataFrame, pulled_at,
+                  invocation_metrics: pd.DataFrame, schedules: pd.DataFrame, window) -> pd.DataFrame:
+    """The jobs' change events for the timeline (:func:`as_events`): jobs silent at the window's end (or when
+    the heartbeats were pulled, if earlier) and schedules whose invocations failed in the window."""
+    as_of_ = as_of(window.end, pulled_at)
+    silent = silent_jobs(runs(heartbeat_logs, heartbeat_metrics, beats), beats, as_of_, lookback_start(beats, window))
+    failed = failed_invocations(invocation_metrics, schedules, window.start, window.end)
+    return as_events(silent, failed)
 
 
 def schedule_table(rules: pd.DataFrame | None, schedules: pd.DataFrame | None) -> pd.DataFrame:

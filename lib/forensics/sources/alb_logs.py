@@ -34,6 +34,7 @@ import pandas as pd
 from ..window import IncidentWindow
 from . import _empty, _typed
 from . import s3_objects as so
+from .call import Call
 
 SOURCE = "alb_access_logs"
 
@@ -237,8 +238,10 @@ def access_logs(alb: dict, window: IncidentWindow, aws: dict | None = None, *,
     return df
 
 
-def call_description(alb: dict, window: IncidentWindow) -> dict:
+def access_logs_call(alb: dict, window: IncidentWindow, aws: dict | None = None) -> Call:
+    """:func:`access_logs` as one :class:`~forensics.sources.call.Call`."""
     section = _section(alb)
     keep = ("bucket", "prefix", "accounts", "regions")
-    return {**{k: section.get(k) for k in keep if section.get(k)}, **window.as_dict(),
+    args = {**{k: section.get(k) for k in keep if section.get(k)}, **window.as_dict(),
             **({"load_balancer": alb["load_balancer"]} if (alb or {}).get("load_balancer") else {})}
+    return Call(None, args, lambda: access_logs(alb, window, aws=aws))

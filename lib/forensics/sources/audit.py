@@ -40,6 +40,7 @@ import pandas as pd
 from ..errors import SourceError
 from ..window import IncidentWindow
 from . import _empty, _one_line, _typed
+from .call import Call
 
 SOURCE = "audit"
 COLUMNS = {"ts": "ts", "event_id": "str", "tenant": "str", "actor": "str", "action": "str", "entity": "str",
@@ -223,9 +224,28 @@ def _looks_ndjson(text: str) -> bool:
     return len(lines) > 1 and lines[0].lstrip().startswith("{") and lines[0].rstrip().endswith("}")
 
 
-def call_description(base_url: str, tenants, window: IncidentWindow | None, token_env: str | None) -> dict:
-    """What the manifest records for a capture: the URL, tenants, window and the token's variable *name*."""
+def _recorded(base_url: str, tenants, window: IncidentWindow | None, token_env: str | None) -> dict:
+    """What the manifest records of a request: the URL, tenants, window and the token's variable *name*."""
     out = {"base_url": base_url, "tenants": list(tenants or []), "token_env": token_env}
     if window is not None:
         out.update({"from": window.as_dict()["start"], "to": window.as_dict()["end"]})
     return out
+
+
+def replay_call(base_url: str, tenants, window: IncidentWindow, *, token_env: str | None,
+                timeout: float = 30.0) -> Call:
+    """:func:`audit_replay` as one :class:`~forensics.sources.call.Call`."""
+    return Call(None, _recorded(base_url, tenants, window, token_env),
+                lambda: audit_replay(base_url, tenants, window, token_env=token_env, timeout=timeout))
+
+
+def export_call(path: str, window: IncidentWindow, tenants) -> Call:
+    """:func:`read_export` as one :class:`~forensics.sources.call.Call`."""
+    return Call(None, {"file": path, "tenants": tenants, **window.as_dict()},
+                lambda: read_export(path, window, tenants))
+
+
+def verify_call(base_url: str, tenants, *, token_env: str | None, timeout: float = 60.0) -> Call:
+    """:func:`verify_chain_endpoint` as one :class:`~forensics.sources.call.Call`."""
+    return Call(None, _recorded(base_url, tenants, None, token_env),
+                lambda: verify_chain_endpoint(base_url, tenants, token_env=token_env, timeout=timeout))

@@ -25,9 +25,11 @@ AUTH_REGEX = (r"\b40[13]\b|Unauthorized|Forbidden|ExpiredSignatureError|InvalidS
               r"Could not validate credentials|Incorrect email or password|invalid api key")
 
 
-def call_description(groups: Iterable[str], window: IncidentWindow, *,
-                     max_events: int = defaults.LOG_MAX_EVENTS) -> dict:
-    return logs.call_description(list(groups), window, AUTH_PATTERN, max_events=max_events, client_regex=AUTH_REGEX)
+def auth_call(groups: Iterable[str], window: IncidentWindow, *, aws: dict | None = None,
+              max_events: int = defaults.LOG_MAX_EVENTS):
+    """:func:`auth_lines` as one :class:`~forensics.sources.call.Call` (a FilterLogEvents call)."""
+    return logs.filter_call(list(groups), window, AUTH_PATTERN, aws=aws, max_events=max_events,
+                            client_regex=AUTH_REGEX)
 
 
 def auth_lines(groups: Iterable[str], window: IncidentWindow, *, aws: dict | None = None,

@@ -17,6 +17,7 @@ import pandas as pd
 from .. import contracts
 from ..window import IncidentWindow, iso
 from . import _aws_client, _aws_errors, _empty, _typed
+from .call import Call
 
 BASE = contracts.EVENT_COLUMNS
 SNAPSHOT_COLUMNS = {**BASE, "snapshot_id": "str", "snapshot_type": "str", "status": "str", "progress": "float64",
@@ -74,8 +75,10 @@ def rds_snapshots(instance: str, *, aws: dict | None = None, client=None) -> pd.
     return _frame(rows, SNAPSHOT_COLUMNS)
 
 
-def snapshots_description(instance: str) -> dict:
-    return {"DBInstanceIdentifier": instance, "SnapshotType": ["default (automated, manual)", "awsbackup"]}
+def snapshots_call(instance: str, *, aws: dict | None = None) -> Call:
+    """:func:`rds_snapshots` as one :class:`~forensics.sources.call.Call`."""
+    return Call(None, {"DBInstanceIdentifier": instance, "SnapshotType": ["default (automated, manual)", "awsbackup"]},
+                lambda: rds_snapshots(instance, aws=aws))
 
 
 def backup_jobs(window: IncidentWindow, *, vault: str | None = None, aws: dict | None = None,
@@ -111,8 +114,10 @@ def job_arguments(window: IncidentWindow, vault: str | None = None) -> dict:
     return args
 
 
-def jobs_description(window: IncidentWindow, vault: str | None = None) -> dict:
-    return {k: iso(v) if k.startswith("ByCreated") else v for k, v in job_arguments(window, vault).items()}
+def jobs_call(window: IncidentWindow, vault: str | None = None, *, aws: dict | None = None) -> Call:
+    """:func:`backup_jobs` as one :class:`~forensics.sources.call.Call`."""
+    return Call(None, {k: iso(v) if k.startswith("ByCreated") else v for k, v in job_arguments(window, vault).items()},
+                lambda: backup_jobs(window, vault=vault, aws=aws))
 
 
 def rds_backup_events(instance: str, window: IncidentWindow, *, aws: dict | None = None,
@@ -138,9 +143,11 @@ def rds_backup_events(instance: str, window: IncidentWindow, *, aws: dict | None
     return df
 
 
-def backup_events_description(instance: str, window: IncidentWindow) -> dict:
-    return {"SourceIdentifier": instance, "SourceType": "db-instance", "EventCategories": ["backup"],
-            **window.as_dict()}
+def backup_events_call(instance: str, window: IncidentWindow, *, aws: dict | None = None) -> Call:
+    """:func:`rds_backup_events` as one :class:`~forensics.sources.call.Call`."""
+    return Call(None, {"SourceIdentifier": instance, "SourceType": "db-instance", "EventCategories": ["backup"],
+                       **window.as_dict()},
+                lambda: rds_backup_events(instance, window, aws=aws))
 
 
 def backup_objects(bucket: str, prefix: str | None = None, *, aws: dict | None = None, client=None,

@@ -25,6 +25,7 @@ import pandas as pd
 from .. import contracts, defaults
 from ..window import IncidentWindow
 from . import _aws_client, _aws_errors, _empty, _typed
+from .call import Call
 
 COLUMNS = {**contracts.EVENT_COLUMNS,
            "event_name": "str", "event_source": "str", "principal": "str", "username": "str",
@@ -135,9 +136,10 @@ def lookup_events(window: IncidentWindow, *, aws: dict | None = None, attribute:
     return df
 
 
-def call_description(window: IncidentWindow, attribute: tuple[str, str] | None = None,
-                     max_events: int = DEFAULT_MAX_EVENTS) -> dict:
-    out = {**window.as_dict(), "max_events": max_events}
+def lookup_call(window: IncidentWindow, *, aws: dict | None = None, attribute: tuple[str, str] | None = None,
+                max_events: int = DEFAULT_MAX_EVENTS) -> Call:
+    """:func:`lookup_events` as one :class:`~forensics.sources.call.Call`."""
+    out = {"api": "cloudtrail:LookupEvents", **window.as_dict(), "max_events": max_events}
     if attribute:
         out["LookupAttributes"] = [{"AttributeKey": attribute[0], "AttributeValue": attribute[1]}]
-    return out
+    return Call(None, out, lambda: lookup_events(window, aws=aws, attribute=attribute, max_events=max_events))

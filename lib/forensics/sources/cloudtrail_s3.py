@@ -24,6 +24,7 @@ import pandas as pd
 from ..window import IncidentWindow
 from . import _empty, _typed
 from . import s3_objects as so
+from .call import Call
 from .cloudtrail import RECORD_COLUMNS, record_row
 
 SOURCE = "cloudtrail"
@@ -83,8 +84,10 @@ def trail_events(cloudtrail: dict, window: IncidentWindow, aws: dict | None = No
     return df
 
 
-def call_description(cloudtrail: dict, window: IncidentWindow, delivery_delay=DEFAULT_DELIVERY_DELAY) -> dict:
-    """What the manifest records for :func:`trail_events` (JSON-serialisable)."""
+def trail_call(cloudtrail: dict, window: IncidentWindow, aws: dict | None = None, *,
+               delivery_delay=DEFAULT_DELIVERY_DELAY) -> Call:
+    """:func:`trail_events` as one :class:`~forensics.sources.call.Call`."""
     keep = ("bucket", "prefix", "accounts", "regions", "organization_id")
-    return {**{k: cloudtrail.get(k) for k in keep if cloudtrail.get(k)}, **window.as_dict(),
-            "delivery_delay": str(pd.Timedelta(delivery_delay))}
+    args = {"api": "s3:ListObjectsV2+GetObject", **{k: cloudtrail.get(k) for k in keep if cloudtrail.get(k)},
+            **window.as_dict(), "delivery_delay": str(pd.Timedelta(delivery_delay))}
+    return Call(None, args, lambda: trail_events(cloudtrail, window, aws=aws, delivery_delay=delivery_delay))

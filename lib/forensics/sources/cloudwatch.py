@@ -31,6 +31,7 @@ from .. import contracts
 from ..errors import SourceError
 from ..window import IncidentWindow, iso
 from . import TS_DTYPE, _aws_client, _aws_errors, _chunks, _empty, _typed, _utc
+from .call import Call
 
 SOURCE = "cloudwatch"
 API = "cloudwatch:GetMetricData"
@@ -153,13 +154,14 @@ def _aligned(window: IncidentWindow, period: int) -> tuple[pd.Timestamp, pd.Time
     return window.start.floor(freq), window.end.ceil(freq)
 
 
-def call_description(queries: Iterable[MetricQuery], window: IncidentWindow,
-                     period: int | None = None) -> dict:
-    """What the manifest records for this capture: the API and its arguments (JSON-serialisable)."""
+def metric_data_call(queries: Iterable[MetricQuery], window: IncidentWindow, period: int | None = None, *,
+                     aws: dict | None = None, api: str | None = None) -> Call:
+    """:func:`get_metric_data` as one :class:`~forensics.sources.call.Call`: the API, its arguments (aligned
+    range, the queries as sent), the period and the number of requests."""
     queries = list(queries)
     period = int(period or window.period())
     start, end = _aligned(window, period)
-    return {
+    args = {
         "api": API,
         "args": {
             "StartTime": iso(start),
@@ -170,6 +172,8 @@ def call_description(queries: Iterable[MetricQuery], window: IncidentWindow,
         "period": period,
         "calls": max(1, math.ceil(len(queries) / MAX_QUERIES_PER_CALL)) if queries else 0,
     }
+
+    return Call(api, args, lambda: get_metric_data(queries, window, period, aws=aws))
 
 
 def _percentile_hint(batch: list[MetricQuery]):
@@ -385,8 +389,9 @@ def _new_state(history_data) -> str | None:
     return str(value) if value else None
 
 
-def alarm_history_description(window: IncidentWindow, alarm_names: Iterable[str] | None = None) -> dict:
-    """What the manifest records for :func:`alarm_history` (JSON-serialisable)."""
+def alarm_history_call(window: IncidentWindow, alarm_names: Iterable[str] | None = None, *,
+                       aws: dict | None = None) -> Call:
+    """:func:`alarm_history` as one :class:`~forensics.sources.call.Call`."""
     from . import _as_list
 
     args: dict = {"HistoryItemType": "StateUpdate", "AlarmTypes": list(ALARM_TYPES),
@@ -394,7 +399,8 @@ def alarm_history_description(window: IncidentWindow, alarm_names: Iterable[str]
     names = _as_list(alarm_names, "alarm_names")
     if names:
         args["AlarmNames"] = names
-    return {"api": "cloudwatch:DescribeAlarmHistory", "args": args}
+    return Call(None, {"api": "cloudwatch:DescribeAlarmHistory", "args": args},
+                lambda: alarm_history(window, aws=aws, alarm_names=names or None))
 
 
 def alarm_history(window: IncidentWindow, *, aws: dict | None = None, client=None, config=None,

@@ -19,6 +19,7 @@ import pandas as pd
 from .. import contracts
 from ..window import IncidentWindow
 from . import _as_list, _aws_client, _aws_errors, _typed
+from .call import Call
 from .cloudwatch import MetricQuery
 
 SOURCE = "elasticache"
@@ -76,11 +77,14 @@ def replication_group(group: str, *, aws: dict | None = None, client=None, confi
     return _typed(pd.DataFrame(rows), NODE_COLUMNS)
 
 
-def call_description(group: str, nodes: Iterable[str], window: IncidentWindow) -> dict:
-    return {"api": "elasticache:DescribeEvents",
-            "calls": [{"SourceIdentifier": group, "SourceType": "replication-group"}]
-            + [{"SourceIdentifier": n, "SourceType": "cache-cluster"} for n in _as_list(list(nodes), "nodes")],
-            **window.as_dict()}
+def events_call(group: str, nodes: Iterable[str], window: IncidentWindow, *, aws: dict | None = None) -> Call:
+    """:func:`events` as one :class:`~forensics.sources.call.Call`: one DescribeEvents per group and node."""
+    nodes = _as_list(list(nodes), "nodes")
+    return Call(None, {"api": "elasticache:DescribeEvents",
+                       "calls": [{"SourceIdentifier": group, "SourceType": "replication-group"}]
+                       + [{"SourceIdentifier": n, "SourceType": "cache-cluster"} for n in nodes],
+                       **window.as_dict()},
+                lambda: events(group, nodes, window, aws=aws))
 
 
 def events(group: str, nodes: Iterable[str], window: IncidentWindow, *, aws: dict | None = None, client=None,

@@ -11,7 +11,10 @@ only the start of the window. Instead (the named queries of :mod:`forensics.quer
    When Logs Insights is unavailable (permission, throttling, timeout) the same slices are read with
    FilterLogEvents and the same cap; the frame's ``via`` column says which.
 3. :func:`signature_counts` - ``log_signature_counts``: exact per-minute counts of the sample's candidate
-   signatures (:func:`matchers`) over the whole window, in one query.
+   signatures (chosen by :mod:`forensics.sampling`) over the whole window, in one query.
+
+Each has a ``*_call`` that builds it as one :class:`~forensics.sources.call.Call` (what runs and what the
+manifest records, from the same arguments).
 """
 
 from __future__ import annotations
@@ -19,13 +22,13 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 
-import numpy as np
 import pandas as pd
 
 from .. import contracts, defaults, queries
 from ..errors import SourceError
 from ..window import IncidentWindow, iso
 from . import _as_list, _aws_client, _aws_errors, _empty, _typed, logs
+from .call import Call
 
 SOURCE = "logs"
 SAMPLE_COLUMNS = {**contracts.LOG_COLUMNS, "slice": "int64", "via": "str"}
@@ -61,18 +64,6 @@ def slice_plan(window: IncidentWindow, onset_guess=None, *, spread: int = defaul
         kept.append((s, near))
     return [{"slice": i, "start": iso(s), "end": iso(s + length), "near_onset": bool(near)}
             for i, (s, near) in enumerate(kept)]
-
-
-def onset_guess(per_minute: pd.DataFrame, window: IncidentWindow):
-    """Where errors first rose (from the per-minute counts), else the incident window's start."""
-    from ..analysis import onset
-
-    if per_minute is not None and len(per_minute):
-        total = per_minute.groupby(pd.to_datetime(per_minute["minute"], utc=True))["events"].sum().sort_index()
-        found = onset.first_onset(total) if len(total) >= 10 else None
-        if found is not None:
-            return pd.Timestamp(found)
-    return window.start
 
 
 # ---- Logs Insights, several queries at once ------------------------------------------------------------
@@ -157,14 +148,20 @@ def events_per_minute(log_groups, window: IncidentWindow, match: str, *, aws=Non
                     ["minute", "log_group"])
 
 
-def insights_args(name: str, log_groups, window: IncidentWindow, values: Mapping) -> dict:
+def _insights_args(name: str, log_groups, window: IncidentWindow, values: Mapping, front: Mapping | None = None) -> dict:
     """What the manifest records for a named Insights query: the file's text verbatim, the parameters, the
-    text as sent, the log groups and the range."""
+    text as sent, the log groups and the range (``front``: what the call adds, after the api)."""
     q = queries.load(name)
     start_s, end_s = logs._range_s(window)
-    return {**q.record(dict(values)), "rendered": q.insights(dict(values)),
+    return {"api": logs.INSIGHTS_API, **(front or {}), **q.record(dict(values)), "rendered": q.insights(dict(values)),
             "logGroupNames": _as_list(log_groups, "log_groups"), "startTime": start_s, "endTime": end_s,
             "window": window.as_dict()}
+
+
+def per_minute_call(log_groups, window: IncidentWindow, match: str, *, aws=None) -> Call:
+    """:func:`events_per_minute` as one :class:`~forensics.sources.call.Call`."""
+    return Call(None, _insights_args("log_events_per_minute", log_groups, window, {"match": match}),
+                lambda: events_per_minute(log_groups, window, match, aws=aws))
 
 
 # ---- 2. the bounded sample ------------------------------------------------------------------------------
@@ -207,72 +204,26 @@ def sample(log_groups, slices: list[dict], match: str, pattern: str | None, *, p
     return out
 
 
-# ---- 3. candidates, their fragments, their exact counts -------------------------------------------------
-def candidates(ranked_by_change: pd.DataFrame, by_count: pd.Series, *, n_count: int = defaults.LOG_TOP_BY_COUNT,
-               n_change: int = defaults.LOG_TOP_BY_CHANGE) -> list[str]:
-    """The signatures worth exact counts: the most changed in the sample, then the most frequent."""
-    out = list(dict.fromkeys([*ranked_by_change["signature"].head(n_change), *by_count.index[:n_count]]))
-    return [s for s in out if isinstance(s, str) and s]
+def sample_call(log_groups, window: IncidentWindow, slices: list[dict], match: str, pattern: str | None, *,
+                per_slice: int, sampling: Mapping, aws=None) -> Call:
+    """:func:`sample` as one :class:`~forensics.sources.call.Call`; ``sampling`` (the slices, the onset guess
+    they were placed around, the fallback) is recorded with it."""
+    return Call(None, _insights_args("log_sample_slice", log_groups, window, {"match": match, "per_slice": int(per_slice)},
+                                     {"sampling": dict(sampling)}),
+                lambda: sample(log_groups, slices, match, pattern, per_slice=int(per_slice), aws=aws))
 
 
-_MIN_FRAGMENT = 3
-_MAX_FRAGMENTS = 6
-
-
-def _contains_all(messages: pd.Series, fragments: list[str]) -> np.ndarray:
-    hit = np.ones(len(messages), dtype=bool)
-    for f in fragments:
-        hit &= messages.str.contains(f, regex=False).fillna(False).to_numpy(dtype=bool)
-    return hit
-
-
-def fragments(signature: str, own: pd.Series, others: pd.Series) -> tuple[list[str], float, float]:
-    """The literal fragments that select ``signature``'s events: the text between its wildcards (whole runs
-    when they match, else its words: the template's single spaces may stand for any whitespace), longest
-    first, adding fragments until no other sampled signature's event holds them all (at most six).
-    Returns (fragments, share of its own sampled events matched, share of the others matched)."""
-    from ..analysis.signatures import WILDCARD
-
-    def usable(parts):
-        return [p for p in dict.fromkeys(parts) if len(p) >= _MIN_FRAGMENT and "[REDACTED:" not in p]
-
-    raw = [p.strip() for p in signature.split(WILDCARD)]
-    runs = usable(raw)
-    words = usable(w for p in raw for w in p.split())
-    best = ([], 0.0, 1.0)
-    for pool in (runs, words):
-        pool = sorted(pool, key=len, reverse=True)
-        chosen: list[str] = []
-        for frag in pool:
-            chosen.append(frag)
-            if len(chosen) >= _MAX_FRAGMENTS or (len(others) and not _contains_all(others, chosen).any()):
-                break
-        if not chosen:
-            continue
-        cover = float(_contains_all(own, chosen).mean()) if len(own) else 0.0
-        leak = float(_contains_all(others, chosen).mean()) if len(others) else 0.0
-        if (cover, -leak) > (best[1], -best[2]):
-            best = (chosen, cover, leak)
-        if cover >= 0.99:
-            break
-    return best
-
-
-def matchers(sample: pd.DataFrame, signature: pd.Series, chosen: list[str]) -> dict:
-    """``{"signatures": {label: fragments}, "labels": {label: signature}, "coverage": {label: [own, others]}}``
-    for the chosen signatures that have usable fragments."""
-    messages = sample["message"].astype(str)
-    sig = signature.astype(str)
-    out: dict = {"signatures": {}, "labels": {}, "coverage": {}}
-    for i, s in enumerate(chosen):
-        frags, cover, leak = fragments(s, messages[sig == s], messages[sig != s])
-        if not frags:
-            continue
-        label = f"sig_{i}"
-        out["signatures"][label] = frags
-        out["labels"][label] = s
-        out["coverage"][label] = [round(cover, 4), round(leak, 4)]
-    return out
+# ---- 3. exact counts of the sample's candidate signatures ---------------------------------------------
+def signature_counts_call(log_groups, window: IncidentWindow, match: str, plan: Mapping, *, aws=None) -> Call:
+    """:func:`signature_counts` as one :class:`~forensics.sources.call.Call` (``plan``: ``signatures`` (label to
+    fragments), ``labels`` (label to signature), ``coverage`` (label to [own, others] in the sample))."""
+    if not plan.get("signatures"):
+        args = {"api": logs.INSIGHTS_API, "signatures": {}, "note": "no signature in the sample"}
+    else:
+        args = _insights_args("log_signature_counts", log_groups, window,
+                              {"match": match, "signatures": plan["signatures"]},
+                              {"labels": plan["labels"], "coverage_in_sample": plan["coverage"]})
+    return Call(None, args, lambda: signature_counts(log_groups, window, match, plan, aws=aws))
 
 
 def signature_counts(log_groups, window: IncidentWindow, match: str, plan: Mapping, *, aws=None, client=None,
@@ -309,6 +260,14 @@ def match_counts(log_groups, window: IncidentWindow, extract: str, *, aws=None, 
                                              "events": pd.to_numeric(df["events"]), "first_event": df["first_event"],
                                              "last_event": df["last_event"]}),
                     ["minute", "hit"])
+
+
+def counts_call(query: str, log_groups, window: IncidentWindow, extract: str, *, aws=None) -> Call:
+    """:func:`match_counts` (``log_match_counts``) or :func:`task_counts` (``log_task_counts``) as one
+    :class:`~forensics.sources.call.Call`."""
+    run = {"log_match_counts": match_counts, "log_task_counts": task_counts}[query]
+    return Call(None, _insights_args(query, log_groups, window, {"extract": extract}),
+                lambda: run(log_groups, window, extract, aws=aws))
 
 
 def task_counts(log_groups, window: IncidentWindow, extract: str, *, aws=None, client=None,

@@ -26,6 +26,7 @@ from .. import contracts, defaults
 from ..errors import SourceError
 from ..window import IncidentWindow, iso
 from . import _as_list, _aws_client, _aws_errors, _empty, _typed, _utc, _utc_ms
+from .call import Call
 
 SOURCE = "logs"
 API = "logs:FilterLogEvents"
@@ -59,15 +60,18 @@ def _range_ms(window: IncidentWindow) -> tuple[int, int]:
     return _ms(window.start), _ms(window.end) - 1
 
 
-def call_description(log_groups, window: IncidentWindow, pattern: str | None = None, *,
-                     max_events: int = defaults.LOG_MAX_EVENTS, client_regex: str | None = None) -> dict:
-    """What the manifest records for :func:`filter_log_events` (JSON-serialisable)."""
+def filter_call(log_groups, window: IncidentWindow, pattern: str | None = None, *, aws: dict | None = None,
+                max_events: int = defaults.LOG_MAX_EVENTS, client_regex: str | None = None,
+                api: str | None = None) -> Call:
+    """:func:`filter_log_events` as one :class:`~forensics.sources.call.Call` (run and recorded alike)."""
+    groups = _as_list(log_groups, "log_groups")
     start, end = _range_ms(window)
-    args = {"logGroupNames": _as_list(log_groups, "log_groups"), "startTime": start, "endTime": end,
-            "window": window.as_dict()}
+    args = {"logGroupNames": groups, "startTime": start, "endTime": end, "window": window.as_dict()}
     if pattern:
         args["filterPattern"] = pattern
-    return {"api": API, "args": args, "max_events": int(max_events), "client_regex": client_regex}
+    return Call(api, {"api": API, "args": args, "max_events": int(max_events), "client_regex": client_regex},
+                lambda: filter_log_events(groups, window, pattern, aws=aws, max_events=max_events,
+                                          client_regex=client_regex))
 
 
 def filter_log_events(log_groups: str | Iterable[str], window: IncidentWindow, pattern: str | None = None, *,
@@ -128,17 +132,6 @@ def filter_log_events(log_groups: str | Iterable[str], window: IncidentWindow, p
 
 
 # ---- Logs Insights ------------------------------------------------------------------------------
-def insights_call_description(log_groups, window: IncidentWindow, query: str, *,
-                              limit: int | None = None) -> dict:
-    """What the manifest records for :func:`insights_query`: the query text and its range."""
-    start_s, end_s = _range_s(window)
-    args = {"logGroupNames": _as_list(log_groups, "log_groups"), "startTime": start_s, "endTime": end_s,
-            "queryString": query, "window": window.as_dict()}
-    if limit:
-        args["limit"] = int(limit)
-    return {"api": INSIGHTS_API, "args": args}
-
-
 def _range_s(window: IncidentWindow) -> tuple[int, int]:
     """Insights takes inclusive epoch *seconds*: the window's last second is included."""
     start = math.floor(window.start.timestamp())

@@ -47,20 +47,11 @@ STATEMENTS_INFO_SQL = _query("pg_statements_info").text
 STATEMENTS_INFO_COLUMNS = _query("pg_statements_info").columns
 SETTINGS_SQL, SETTINGS_COLUMNS = _query("pg_settings").text, _query("pg_settings").columns
 
-#: function name -> SQL text, for the manifest.
-QUERIES = {"activity": ACTIVITY_SQL, "locks": LOCKS_SQL, "statements": STATEMENTS_SQL,
-           "statements_info": STATEMENTS_INFO_SQL, "settings": SETTINGS_SQL}
-
 INSUFFICIENT_PRIVILEGE = "<insufficient privilege>"
 _STATEMENTS_FIX = ("pg_stat_statements is not available in this database: it needs "
                    "shared_preload_libraries = 'pg_stat_statements' (on RDS: the DB parameter group, then a "
                    "reboot) and, in the database you connect to, CREATE EXTENSION pg_stat_statements")
 _GRANT_FIX = "grant the collector's role pg_read_all_stats: GRANT pg_read_all_stats TO {user}"
-
-
-def call_description(name: str) -> dict:
-    """What the manifest records for the snapshot ``name`` (a key of :data:`QUERIES`)."""
-    return {"source": SOURCE, "sql": QUERIES[name]}
 
 
 # ---- connecting ---------------------------------------------------------------------------------
