@@ -8,6 +8,12 @@ import pandas as pd
 import pytest
 
 from forensics.capture import CaptureStore, collect_sidecars
+from forensics.sources.call import Call
+
+
+def made(fetch, args=None, api=None):
+    """A capture's build: the one Call whose run is ``fetch`` and whose ``args`` are recorded."""
+    return lambda: Call(api, args or {}, fetch)
 
 
 def frame():
@@ -18,10 +24,11 @@ def frame():
 def test_capture_writes_parquet_and_sidecar_once(tmp_path):
     calls = []
     store = CaptureStore(tmp_path, notebook="a")
-    df, meta = store.get("logs", lambda: calls.append(1) or frame(), source="logs", call="FilterLogEvents",
-                         args={"group": "/ecs/x"})
+    df, meta = store.get("logs", made(lambda: calls.append(1) or frame(), {"group": "/ecs/x"}), source="logs",
+                         call="FilterLogEvents")
     assert meta.rows == 2 and meta.file == "data/logs.parquet" and meta.error is None
-    again, _ = CaptureStore(tmp_path, notebook="b").get("logs", lambda: calls.append(1) or frame(),
+    assert meta.args == {"group": "/ecs/x"} and meta.call == "FilterLogEvents"
+    again, _ = CaptureStore(tmp_path, notebook="b").get("logs", made(lambda: calls.append(1) or frame()),
                                                          source="logs", call="FilterLogEvents")
     assert calls == [1]
     assert again["timestamp"].dt.tz is not None
@@ -36,7 +43,7 @@ def test_failing_source_is_recorded_not_raised(tmp_path):
         raise ConnectionRefusedError("connection refused to 127.0.0.1:9")
 
     store = CaptureStore(tmp_path, notebook="a")
-    df, meta = store.get("alb_metrics", down, source="cloudwatch", call="GetMetricData",
+    df, meta = store.get("alb_metrics", made(down), source="cloudwatch", call="GetMetricData",
                          columns=["timestamp", "value"])
     assert list(df.columns) == ["timestamp", "value"] and df.empty
     assert meta.error == "ConnectionRefusedError: connection refused to 127.0.0.1:9"
@@ -48,8 +55,8 @@ def test_failing_source_is_recorded_not_raised(tmp_path):
 def test_replay_serves_frames_and_reproduces_failures(tmp_path):
     orig = tmp_path / "orig"
     store = CaptureStore(orig, notebook="a")
-    store.get("logs", frame, source="logs", call="FilterLogEvents")
-    store.get("pg_activity", lambda: 1 / 0, source="postgres", call="SELECT", columns=["pid"])
+    store.get("logs", made(frame), source="logs", call="FilterLogEvents")
+    store.get("pg_activity", made(lambda: 1 / 0), source="postgres", call="SELECT", columns=["pid"])
     (orig / "manifest.json").write_text(json.dumps({"captures": collect_sidecars(orig)}))
 
     replay = CaptureStore(tmp_path / "new", replay_from=orig, notebook="a")
@@ -68,7 +75,7 @@ def _slow_capture(record, out):
             f.write("pulled\n")
         return frame()
 
-    CaptureStore(record, notebook="p").get("shared", fetch, source="x", call="x")
+    CaptureStore(record, notebook="p").get("shared", made(fetch), source="x", call="x")
 
 
 def test_parallel_notebooks_pull_a_shared_capture_once(tmp_path):
@@ -83,7 +90,7 @@ def test_parallel_notebooks_pull_a_shared_capture_once(tmp_path):
 
 def test_bad_capture_name_is_refused(tmp_path):
     with pytest.raises(ValueError, match="capture name"):
-        CaptureStore(tmp_path).get("../etc/passwd", frame, source="x", call="x")
+        CaptureStore(tmp_path).get("../etc/passwd", made(frame), source="x", call="x")
 
 
 def test_a_large_frame_is_written_in_row_groups_and_read_back_equal(tmp_path):
@@ -121,7 +128,7 @@ def test_what_a_source_says_about_its_reading_is_recorded_and_shown(tmp_path):
     inc = IncidentSession(Incident("I-1", "t", "P3", IncidentWindow("2026-01-01T00:00Z", "2026-01-01T01:00Z"),
                                    {"name": "t", "aws": {"region": "eu-west-1"}}),
                           CaptureStore(tmp_path, notebook="nb"), "nb")
-    inc.capture("alb_endpoints", fetch, source="alb_access_logs", call="query:alb_endpoints")
+    inc.capture("alb_endpoints", made(fetch), source="alb_access_logs", call="query:alb_endpoints")
     row = inc.sources().set_index("capture").loc["alb_endpoints"]
     assert row["status"] == "partial" and row["engine"] == "duckdb" and row["bytes_read"] == 4096
     assert "1 object(s) unreadable (AWSLogs/1/x.log.gz: not gzip)" in row["error"] and "3 line(s)" in row["error"]
@@ -129,3 +136,18 @@ def test_what_a_source_says_about_its_reading_is_recorded_and_shown(tmp_path):
     assert sidecar["reading"] == {"engine": "duckdb", "bytes_scanned": 4096, "bad_lines": 3,
                                   "errors": [{"key": "AWSLogs/1/x.log.gz", "error": "not gzip"}]}
     assert inc.finding("endpoints", 1, needs=["alb_endpoints"]) == 1  # partial is not unknown
+
+
+def test_the_call_that_runs_is_the_one_recorded_and_a_call_that_cannot_be_built_is_the_error(tmp_path):
+    store = CaptureStore(tmp_path, notebook="a")
+    _, meta = store.get("trail", made(frame, {"api": "s3:ListObjectsV2+GetObject", "token": "password=hunter2"},
+                                      api="s3:ListObjectsV2+GetObject"), source="cloudtrail", call="declared")
+    assert meta.call == "s3:ListObjectsV2+GetObject", "the Call's api, not the declared one"
+    assert "hunter2" not in json.dumps(meta.args) and meta.args["api"] == "s3:ListObjectsV2+GetObject"
+
+    def build():
+        raise LookupError("the environment's queues section names no log_groups")
+
+    df, meta = store.get("workers", build, source="logs", call="FilterLogEvents", columns=["message"])
+    assert df.empty and list(df.columns) == ["message"]
+    assert meta.error == meta.args["unknown"] == "LookupError: the environment's queues section names no log_groups"
