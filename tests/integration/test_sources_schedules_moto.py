@@ -11,7 +11,8 @@ import pytest
 
 from forensics.errors import ReadOnlyViolation
 from forensics.sources import TS_DTYPE, _aws_client, cloudwatch, schedules
-from forensics.window import IncidentWindow
+from forensics.heartbeats import longest_overdue
+from forensics.window import IncidentWindow, heartbeat_span
 
 pytestmark = pytest.mark.sandbox
 
@@ -62,7 +63,7 @@ def test_heartbeat_lines_and_metrics(moto_server, aws_env):
     beats = schedules.heartbeats({"heartbeats": [
         {"name": "sweep", "log_group": group, "pattern": "_maybe_sweep completed", "period": "10m"},
         {"name": job, "metric": {"namespace": "T/Jobs", "name": "Done", "dimensions": {"Job": job}}, "period": "10m"}]})
-    window = schedules.lookback(beats, IncidentWindow(now - pd.Timedelta(minutes=20), now), "30min")
+    window = heartbeat_span(IncidentWindow(now - pd.Timedelta(minutes=20), now), "30min", longest_overdue(beats))
     lines = schedules.heartbeat_logs(beats, window, aws=aws_env)
     assert len(lines) == 3 and set(lines["job"]) == {"sweep"} and str(lines["timestamp"].dtype) == TS_DTYPE
     assert lines["timestamp"].tolist() == times

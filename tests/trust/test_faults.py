@@ -22,7 +22,7 @@ import pandas as pd
 import psycopg
 import pytest
 
-from forensics import registry, pull
+from forensics import captures, pull
 from forensics.capture import CaptureStore
 from forensics.params import REPO_ROOT, Incident
 from forensics.session import IncidentSession
@@ -83,8 +83,8 @@ def test_each_aws_source_survives_each_fault(fault, capture, servers, tmp_path):
     t0 = time.perf_counter()
     frame = fn(inc)
     elapsed = time.perf_counter() - t0
-    # a failed capture keeps every column the registry declares for it, the contract's first
-    assert frame.empty and list(frame.columns) == list(registry.get(capture).columns)
+    # a failed capture keeps every column the capture declares for it, the contract's first
+    assert frame.empty and list(frame.columns) == list(captures.get(capture).columns)
     assert list(frame.columns)[:len(columns)] == columns
     meta = inc.captures[capture]
     assert meta.error and pytest.approx(0) != len(meta.error)

@@ -9,7 +9,8 @@ import pytest
 from forensics import contracts
 from forensics.analysis import jobs
 from forensics.sources import schedules
-from forensics.window import IncidentWindow
+from forensics.heartbeats import longest_overdue
+from forensics.window import IncidentWindow, heartbeat_span
 
 T0 = pd.Timestamp("2026-11-23T10:00:00Z")
 BEATS = schedules.heartbeats({"heartbeats": [
@@ -169,8 +170,8 @@ def test_as_of_is_the_earlier_of_the_window_end_and_the_pull():
 
 def test_lookback_covers_two_overdue_spans_of_the_slowest_job():
     w = IncidentWindow("2026-11-23T10:00:00Z", "2026-11-23T11:00:00Z")
-    assert schedules.lookback(BEATS, w, "30min").start == w.start - pd.Timedelta(days=3)
-    assert schedules.lookback(BEATS[:1], w, "30min").start == w.start - pd.Timedelta(minutes=30)
+    assert heartbeat_span(w, "30min", longest_overdue(BEATS)).start == w.start - pd.Timedelta(days=3)
+    assert heartbeat_span(w, "30min", longest_overdue(BEATS[:1])).start == w.start - pd.Timedelta(minutes=30)
 
 
 def test_the_environment_refuses_a_bad_heartbeat_with_one_line(tmp_path):

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from forensics import queries
-from forensics.analysis import signatures
+from forensics.analysis import fragments, signatures
 from forensics.queries import QueryError
 from forensics.sandbox import insights
 from forensics.sandbox.scenarios import volume
@@ -55,13 +55,13 @@ def test_fragments_select_their_own_events_only():
     other = pd.Series(["2026-01-01 00:00:01,1 ERROR [db] connection refused by server",
                        "2026-01-01 00:00:01,1 ERROR [db] QueuePool limit of size 5 is fine"])
     sig = signatures.assign(pd.concat([own, other], ignore_index=True))
-    frags, cover, leak = log_volume.fragments(sig[0], own, other)
+    frags, cover, leak = fragments.fragments(sig[0], own, other)
     assert cover == 1.0 and leak == 0.0 and all("<*>" not in f and len(f) >= 3 for f in frags)
 
 
 def test_fragments_never_hold_a_redaction_marker():
     s = "<*> ERROR token=[REDACTED:secret-pair:0a1b2c3d] refused by upstream"
-    frags, _, _ = log_volume.fragments(s, pd.Series(["x ERROR token=[REDACTED:secret-pair:0a1b2c3d] refused by upstream"]),
+    frags, _, _ = fragments.fragments(s, pd.Series(["x ERROR token=[REDACTED:secret-pair:0a1b2c3d] refused by upstream"]),
                                        pd.Series([], dtype=str))
     assert frags and not any("REDACTED" in f for f in frags)
 
@@ -88,11 +88,11 @@ def test_pg_log_categories_are_one_parse_regex_whose_matches_classify_back():
     it captures from a line of each category is classified as that category again."""
     import re
 
-    from forensics import registry
+    from forensics.captures import log_volume as log_volume_captures
     from forensics.analysis import log_counts, pglog
     from forensics.sandbox.s3_evidence import rds_log_line
 
-    extract = registry._pglog_extract()
+    extract = log_volume_captures.pglog_extract()
     q = queries.load("log_match_counts")
     assert insights.parse(q.insights({"extract": extract}))  # the sandbox's engine reads the query as sent
     python = re.compile(re.sub(r"\(\?<(?=\w)", "(?P<", extract))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from forensics import queries, registry
+from forensics import captures, queries
 from forensics.queries import QueryError, _parse
 
 LIB = Path(queries.__file__).resolve().parents[1]
@@ -30,14 +30,14 @@ def test_every_query_file_loads():
 
 def test_no_query_file_is_unused():
     source = _lib_source()
-    used = {c.query for c in registry.CAPTURES.values() if c.query}
+    used = {c.query for c in captures.CAPTURES.values() if c.query}
     for name in queries.names():
         assert name in used or f'"{name}"' in source, f"queries/{name}.yaml is used by nothing"
 
 
 def test_every_query_name_used_has_a_file():
     names = set(re.findall(r"(?:\bqueries\.load|(?<![\w])_query)\(\s*\"([a-z0-9_]+)\"", _lib_source()))
-    names |= {c.query for c in registry.CAPTURES.values() if c.query}
+    names |= {c.query for c in captures.CAPTURES.values() if c.query}
     assert names
     missing = sorted(names - set(queries.names()))
     assert not missing, f"query names with no file: {missing}"
