@@ -183,7 +183,8 @@ def log_events(name: str, needs: Iterable[str], groups: Callable, pattern: str, 
 
 
 def events(name: str, api: str, needs: Iterable[str], call: Callable[..., Call],
-           columns: Mapping[str, str] | None = None, doc: str = "", **kw) -> Capture:
-    """Change events (``contracts.EVENT_COLUMNS`` first) from an AWS API; ``call(inc)`` builds the Call."""
+           columns: Mapping[str, str] | None = None, *, doc: str = "", **kw) -> Capture:
+    """Change events (``contracts.EVENT_COLUMNS`` first) from an AWS API; ``call(inc)`` builds the Call.
+    (A declaration still passing a ``pull`` and a ``describe`` fails here: build one Call instead.)"""
     return declare(Capture(name, kw.pop("source", "aws-events"), api, call, tuple(needs),
                            columns or contracts.EVENT_COLUMNS, kw.pop("volatility", LOGS), doc=doc, **kw))
