@@ -27,5 +27,6 @@ def test_notebook_is_committed_without_outputs_and_parameterised(path):
     assigned = {line.split("#")[0].strip() for line in "".join(tagged[0]["source"]).splitlines() if line.strip()}
     assert assigned == PARAMETERS
     meta = nb["metadata"]["forensics"]
-    assert meta["title"] and meta["serves"] and meta["sources"]
+    assert meta["title"] and meta["serves"]
+    assert "captures" not in meta and "sources" not in meta, "read from the cells (forensics.notebooks), not kept"
     assert f'notebook="{path.stem}"' in "".join("".join(c["source"]) for c in code)
