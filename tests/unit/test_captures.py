@@ -146,6 +146,9 @@ def test_declaring_a_name_twice_or_a_missing_query_fails():
     with pytest.raises(ValueError, match="no query named"):
         captures.postgres_query("pg_nope", "no_such_query")
     assert "pg_nope" not in captures.CAPTURES
+    with pytest.raises(TypeError, match="build one Call instead"):  # the registry's pull/describe pair
+        captures.declare(captures.Capture("old_style", "logs", "x", lambda inc: None, lambda inc: {}))
+    assert "old_style" not in captures.CAPTURES
 
 
 def test_a_capture_builds_one_call_whose_window_is_recorded():

@@ -61,6 +61,10 @@ CAPTURES: dict[str, Capture] = {}
 
 
 def declare(capture: Capture) -> Capture:
+    if not callable(capture.build) or not isinstance(capture.needs, (tuple, list)) or not all(
+            isinstance(s, str) for s in capture.needs):
+        raise TypeError(f"capture {capture.name!r}: expected build(inc) -> Call and needs as section names "
+                        "(a declaration passing a pull and a describe: build one Call instead, docs/captures.md)")
     if capture.name in CAPTURES:
         raise ValueError(f"capture {capture.name!r} is declared twice")
     unknown = [a for a in capture.after if a not in CAPTURES]
