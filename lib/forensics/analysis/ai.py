@@ -39,13 +39,6 @@ def spend_rate(calls: pd.DataFrame, freq: str = "15min") -> pd.Series:
     return out.sort_index()
 
 
-def spend_per_minute(calls: pd.DataFrame) -> pd.Series:
-    if calls is None or not len(calls):
-        return pd.Series(dtype="float64", name="usd")
-    s = pd.Series(calls["cost_usd"].to_numpy(dtype=float), index=_minute_index(calls))
-    return s.groupby(level=0).sum().sort_index().rename("usd")
-
-
 OK_STATUSES = ("ok", "success", "succeeded", "completed")
 
 
