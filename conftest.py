@@ -158,7 +158,9 @@ def catalogue_record(sandbox_params, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("evidence")
     proc = subprocess.run([sys.executable, "-m", "forensics.cli", "run", str(sandbox_params["incident"]),
-                           "--out", str(out), "--jobs", "2"], capture_output=True, text=True, timeout=900)
+                           "--out", str(out), "--jobs", "2"], capture_output=True, text=True)
+    # no timeout of its own: the runner bounds every cell (defaults.CELL_TIMEOUT_S), and a fixed bound on
+    # the whole run failed on a loaded machine (issue 23)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     path = Path(proc.stdout.strip().splitlines()[-1])
     assert path.is_dir() and path.parent.parent == out

@@ -43,7 +43,9 @@ assert "api_key = '" in API_KEY_LITERAL.line
 
 
 def forensics(*args, env=None, check=False):
-    proc = subprocess.run([*FORENSICS, *map(str, args)], capture_output=True, text=True, timeout=600,
+    # no timeout: `forensics run`/`replay` bound every cell themselves (defaults.CELL_TIMEOUT_S); a fixed
+    # bound on the whole command depends on how loaded the machine is (issue 23)
+    proc = subprocess.run([*FORENSICS, *map(str, args)], capture_output=True, text=True,
                           env={**os.environ, **(env or {})})
     if check and proc.returncode != 0:
         raise AssertionError(f"forensics {' '.join(map(str, args))} exited {proc.returncode}:\n{proc.stderr}")
@@ -171,7 +173,7 @@ def test_every_replay_serves_every_data_file_byte_for_byte(records):
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
     replays = [replay]
     for proc in procs:
-        stdout, stderr = proc.communicate(timeout=1200)
+        stdout, stderr = proc.communicate()  # the replay bounds every cell itself
         assert proc.returncode == 0, stderr
         replays.append(Path(stdout.strip().splitlines()[-1]))
     want = {c["file"] for c in manifest(replay)["captures"] if c.get("file")}
