@@ -52,7 +52,7 @@ def run_once(i: int, args, logs: Path) -> tuple[int, float, list]:
         t0 = time.monotonic()
         log = logs / f"run-{i}.log"
         with open(log, "w") as fh:
-            code = subprocess.run(["make", "test"], cwd=clone, stdout=fh, stderr=subprocess.STDOUT,
+            code = subprocess.run(["make", args.target], cwd=clone, stdout=fh, stderr=subprocess.STDOUT,
                                   stdin=subprocess.DEVNULL).returncode
         return code, time.monotonic() - t0, failures(log.read_text(errors="replace"))
     finally:
@@ -71,6 +71,7 @@ def main(argv=None) -> int:
     ap.add_argument("--runs", type=int, default=5, help="how many fresh-clone runs [5]")
     ap.add_argument("--load", action="store_true", help="a busy loop on every core beside each run")
     ap.add_argument("--load-seconds", type=float, default=3600, help="each busy loop stops by itself after this [3600]")
+    ap.add_argument("--target", default="test", help="the make target each run runs [test]")
     ap.add_argument("--logs", type=Path, default=None, help="where each run's log goes [a temporary folder]")
     args = ap.parse_args(argv)
     if args.runs < 1:
