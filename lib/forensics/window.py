@@ -58,10 +58,6 @@ class IncidentWindow:
         if self.end <= self.start:
             raise WindowError(f"window end {self.end.isoformat()} is not after start {self.start.isoformat()}")
 
-    @classmethod
-    def parse(cls, start, end) -> "IncidentWindow":
-        return cls(start, end)
-
     @property
     def duration(self) -> pd.Timedelta:
         return self.end - self.start
