@@ -265,7 +265,7 @@ def scrub_record_files(paths, scrubber: Scrubber | None = None, detected=(), ahe
     tables = [p for p, c in scrubbed.items() if isinstance(c, pa.Table)]
     for path in _holding_known(scrubber, tables, texts):
         scrubbed[path] = loaded[path] = _load(path)
-    frames = [p for p, c in scrubbed.items() if isinstance(c, pd.DataFrame)]
+    frames = [p for p, c in scrubbed.items() if isinstance(c, pd.DataFrame) and p.resolve() not in keep]
     masked = dict(zip(frames, scrubber.frames([scrubbed[p] for p in frames], detect=False)))
     for path, content in scrubbed.items():
         if isinstance(content, pa.Table) or path.resolve() in keep:
