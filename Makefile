@@ -5,11 +5,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: demo test bench lab postgres chromium wheel clean help
+.PHONY: demo test test-repeat bench lab postgres chromium wheel clean help
 
 help:
 	@echo "make demo   play the pool-exhaustion scenario on the embedded sandbox and write an evidence record"
 	@echo "make test   run the whole test suite (unit, sandbox integration, nbval, end to end)"
+	@echo "make test-repeat N=5 [LOAD=1]  make test N times, each in a fresh clone (LOAD=1: under CPU load)"
 	@echo "make bench  run the benchmarks (not part of make test)"
 	@echo "make lab    open JupyterLab on notebooks/ (run '.venv/bin/forensics sandbox up' first for the sandbox)"
 	@echo "make wheel  build dist/forensics-*.whl (notebooks and example parameters inside)"
@@ -52,6 +53,11 @@ demo: $(STAMP) postgres
 
 test: $(STAMP) postgres chromium
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests notebooks --ignore=tests/bench --nbval-lax --nbval-current-env
+
+# N fresh-clone runs of `make test`, each failure reported with its test id (issue 23).
+N ?= 5
+test-repeat:
+	$(PYTHON) scripts/test_repeat.py --runs $(N) $(if $(LOAD),--load)
 
 bench: $(STAMP) postgres
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/bench -s --override-ini testpaths=tests/bench

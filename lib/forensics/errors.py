@@ -49,3 +49,17 @@ class RecordError(ForensicsError):
 
 class SandboxError(ForensicsError):
     """The embedded sandbox cannot start (no PostgreSQL binaries, port in use...)."""
+
+
+class QueryError(ForensicsError, ValueError):
+    """A query file that is malformed, or a call that does not fit its parameters. One line, exit 2."""
+
+    exit_code = 2
+
+
+class ObjectError(ForensicsError):
+    """One S3 object could not be read (not gzip, not JSON, truncated...): recorded, the others go on."""
+
+
+class ShortLine(ForensicsError, ValueError):
+    """An access-log line with fewer fields than the format."""

@@ -55,11 +55,12 @@ def forget() -> None:
     _SCRUBBER.forget()
 
 
-def scrub_record_files(paths, detected=(), ahead=None) -> list:
+def scrub_record_files(paths, detected=(), ahead=None, keep=()) -> list:
     """Final pass over a record directory (or files): a secret found in any file is masked in all.
     ``detected``: files already scrubbed with these rules when written (masked, not detected again);
-    ``ahead``: a ``redaction.record.Ahead`` that read some of them while the notebooks ran."""
-    return _scrub_record_files(paths, _SCRUBBER, detected=detected, ahead=ahead)
+    ``ahead``: a ``redaction.record.Ahead`` that read some of them while the notebooks ran; ``keep``:
+    files read but never rewritten (a replay's copies of the original's captures)."""
+    return _scrub_record_files(paths, _SCRUBBER, detected=detected, ahead=ahead, keep=keep)
 
 
 def found(value: str) -> list[str]:

@@ -201,7 +201,10 @@ def _execute(incident: Incident, selected: list[str], out: Path, jobs: int | Non
         shutil.rmtree(record / d, ignore_errors=True)
     # A secret found in any file (any kernel) is masked in all of them. What was detected when written (a
     # fresh capture, a notebook and its HTML redacted in the worker) is only masked, not detected again.
-    redact.scrub_record_files(record, detected=_detected_files(record, runs, captures), ahead=ahead)
+    # A replay's captures are the original's bytes: read (their secrets masked elsewhere), never rewritten.
+    redact.scrub_record_files(record, detected=_detected_files(record, runs, captures), ahead=ahead,
+                              keep=[record / c["file"] for c in captures
+                                    if c.get("file") and c.get("replayed_from")])
     parts = evidence.ManifestParts(
         incident=incident, captured_at=captured_at, notebooks=[r.to_json() for r in runs], captures=captures,
         collector=evidence.collector(identity or None, db_user), started_at=iso_ms(started),

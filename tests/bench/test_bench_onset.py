@@ -40,7 +40,7 @@ NAB = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real" / 
 #: issue 9's goals on 13 held-out realAWSCloudwatch series (21 crops)
 GOAL_CROP_SHARE = 19 / 21
 GOAL_FALSE_ALARMS = 5.0
-#: regression floors on the report half, below what the present defaults measured there (see README)
+#: regression floors on the report half, below what the present defaults measured there (see docs/onsets.md)
 REPORT_CROP_FLOOR = 0.85
 REPORT_ONSET_FLOOR = 0.7
 REPORT_FALSE_ALARMS_CEILING = 5.0

@@ -90,3 +90,21 @@ def test_changed_at_onset_falls_back_to_the_sample_and_says_why():
     ranked, basis = log_change.changed_at_onset(counts, sample, sampling, onset, window)
     assert basis.startswith("bounded sample (2 events from 2 slices, read with FilterLogEvents)")
     assert "AccessDeniedException" in basis and set(ranked["signature"]) == {"a", "b"}
+
+
+def test_the_ranking_is_the_one_the_hand_written_beta_gave():
+    """scipy's binomial tail replaced a hand-written regularised incomplete beta: the order, the change of
+    every signature and its p-value are those the old code gave on these counts (pinned from it)."""
+    start = pd.Timestamp("2026-01-01T00:00Z")
+    rates = {"webhook check failed": (2400, 2400), "QueuePool limit reached": (0, 1200),
+             "read timeout": (6, 6), "cache miss storm": (50, 150), "old job": (30, 0),
+             "slow drift": (10, 12), "rare new": (0, 0.2), "tiny fell": (3, 1), "flat zero": (0.05, 0.05)}
+    ranked = log_change.from_minutes(_per_minute(start, 180, 120, rates), start + 120 * MIN, start,
+                                     start + 180 * MIN)
+    assert list(zip(ranked["signature"], ranked["change"])) == [
+        ("QueuePool limit reached", "new"), ("cache miss storm", "grew"), ("rare new", "new"),
+        ("webhook check failed", "steady"), ("slow drift", "steady"), ("read timeout", "steady"),
+        ("flat zero", "steady"), ("tiny fell", "fell"), ("old job", "gone")]
+    old = [0.0, 0.0, 1.8816764231589174e-06, 0.22172083893633276, 0.02063367576063583, 0.013111919938653068,
+           0.8959508205050043, 1.0, 1.0]
+    assert ranked["p_value"].tolist() == pytest.approx(old, rel=1e-9, abs=1e-14)

@@ -16,7 +16,6 @@ import pandas as pd
 from .. import contracts, defaults, heartbeats
 from ..window import heartbeat_span
 
-RUN_COLUMNS = ["job", "timestamp"]
 #: How late, in periods, a run may be before it counts as missing, unless a job declares its own.
 DEFAULT_TOLERANCE = defaults.JOB_TOLERANCE
 SILENT_COLUMNS = ["job", "last_seen", "expected_period_min", "overdue_since", "silent_for_min", "heartbeat"]

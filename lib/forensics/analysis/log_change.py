@@ -4,7 +4,7 @@ A signature that was already there at the same rate (a harmless webhook check fa
 day) is not the failure, however many events it has. Each signature's events before and after the onset are
 compared as two Poisson rates with the conditional (binomial) test: given ``n = before + after`` events and
 exposures ``t_b``, ``t_a``, under "same rate" ``after ~ Binomial(n, t_a / (t_b + t_a))``; the one-sided
-p-value is ``P(X >= after)`` (exact, through the regularized incomplete beta function). Signatures whose rate
+p-value is ``P(X >= after)`` (exact: ``scipy.stats.binom.sf``). Signatures whose rate
 rose significantly (``p < alpha``, 0.01 by convention, not tuned on any data) come first, ordered by their
 *excess* events after the onset (``after - rate_before * t_a``: how much of the incident they are); the rest
 follow by count after the onset.
@@ -15,11 +15,11 @@ bounded sample (slices of known exposure), the fallback when Insights is unavail
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 ALPHA = 0.01
 RANK_COLUMNS = ["signature", "change", "before", "after", "rate_before_per_min", "rate_after_per_min", "ratio",
@@ -27,56 +27,9 @@ RANK_COLUMNS = ["signature", "change", "before", "after", "rate_before_per_min",
 
 
 # ---- the test -------------------------------------------------------------------------------------------
-def _betacf(a: float, b: float, x: float) -> float:
-    """Continued fraction of the incomplete beta function (modified Lentz; Numerical Recipes 6.4)."""
-    tiny, eps = 1e-300, 1e-15
-    qab, qap, qam = a + b, a + 1.0, a - 1.0
-    c, d = 1.0, 1.0 - qab * x / qap
-    d = 1.0 / (d if abs(d) > tiny else tiny)
-    h = d
-    for m in range(1, 100_000):
-        m2 = 2 * m
-        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
-        d = 1.0 + aa * d
-        d = 1.0 / (d if abs(d) > tiny else tiny)
-        c = 1.0 + aa / c
-        c = c if abs(c) > tiny else tiny
-        h *= d * c
-        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
-        d = 1.0 + aa * d
-        d = 1.0 / (d if abs(d) > tiny else tiny)
-        c = 1.0 + aa / c
-        c = c if abs(c) > tiny else tiny
-        delta = d * c
-        h *= delta
-        if abs(delta - 1.0) < eps:
-            break
-    return h
-
-
-def betainc(a: float, b: float, x: float) -> float:
-    """The regularized incomplete beta function I_x(a, b), a, b > 0."""
-    if x <= 0.0:
-        return 0.0
-    if x >= 1.0:
-        return 1.0
-    log_front = (math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x))
-    if x < (a + 1.0) / (a + b + 2.0):
-        return math.exp(log_front) * _betacf(a, b, x) / a
-    return 1.0 - math.exp(log_front) * _betacf(b, a, 1.0 - x) / b
-
-
 def binom_sf(k: int, n: int, p: float) -> float:
-    """P(X >= k) for X ~ Binomial(n, p)."""
-    if k <= 0:
-        return 1.0
-    if k > n:
-        return 0.0
-    if p <= 0.0:
-        return 0.0
-    if p >= 1.0:
-        return 1.0
-    return min(1.0, max(0.0, betainc(float(k), float(n - k + 1), p)))
+    """P(X >= k) for X ~ Binomial(n, p) (scipy's survival function is P(X > k))."""
+    return float(stats.binom.sf(k - 1, n, p))
 
 
 def rate_increase_p(before: int, after: int, exposure_before: float, exposure_after: float) -> float:

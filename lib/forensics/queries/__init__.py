@@ -41,6 +41,8 @@ from typing import Any
 
 import yaml
 
+from ..errors import QueryError
+
 QUERY_DIR = Path(__file__).resolve().parent
 ENGINES = ("postgres", "insights", "duckdb", "athena")
 TYPES = ("identifier", "datetime", "str", "int", "float", "bool", "list", "regex", "matchers")
@@ -49,10 +51,6 @@ _VALUE_SLOT = re.compile(r"%\(([A-Za-z_][A-Za-z0-9_]*)\)s")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
 _SQL_STRING = re.compile(r"'(?:[^']|'')*'")
 _NO_DEFAULT = object()
-
-
-class QueryError(ValueError):
-    """A query file that is malformed, or a call that does not fit its parameters."""
 
 
 @dataclass(frozen=True)

@@ -165,10 +165,6 @@ class Scrubber:
             out.attrs = dict(df.attrs)
         return outs
 
-    def mask_frame(self, df: pd.DataFrame) -> pd.DataFrame:
-        """A copy of ``df`` with the known values masked in every text cell (no detection)."""
-        return self.frames([df], detect=False)[0]
-
     def _detect(self, value: str) -> str:
         """Detection only (no masking): ``value`` with detected secrets replaced, found ones registered."""
         found: list[tuple[str, str]] = []

@@ -215,15 +215,19 @@ def _marker_kinds(arrays) -> dict[str, str]:
     return kinds
 
 
-def scrub_record_files(paths, scrubber: Scrubber | None = None, detected=(), ahead: Ahead | None = None) -> list[Path]:
+def scrub_record_files(paths, scrubber: Scrubber | None = None, detected=(), ahead: Ahead | None = None,
+                       keep=()) -> list[Path]:
     """Scrub the text files (ipynb, html, md, json, txt, csv, log) and parquet text columns under
     ``paths`` (a record directory or a list of files) so that a secret found in any of them is masked
     in all of them. ``detected``: files whose content already went through detection with these rules
     (they are masked, not detected again; a parquet file among them is read as Arrow and decoded into
     pandas only when it holds a known value). ``ahead``: what an :class:`Ahead` already read of them.
-    Returns the files rewritten."""
+    ``keep``: files that are read (what they hold is detected and recovered, so it is masked in the
+    others) but never rewritten: a replay's captures, which must stay the very bytes of the original
+    record (already through the original's final pass). Returns the files rewritten."""
     scrubber = scrubber or Scrubber()
     detected = {Path(p).resolve() for p in detected}
+    keep = {Path(p).resolve() for p in keep}
     files = _files(paths)
     early = {p: e for p in files if p.resolve() in detected and ahead is not None and (e := ahead.entry(p))}
     rest = [p for p in files if p not in early]
@@ -261,10 +265,10 @@ def scrub_record_files(paths, scrubber: Scrubber | None = None, detected=(), ahe
     tables = [p for p, c in scrubbed.items() if isinstance(c, pa.Table)]
     for path in _holding_known(scrubber, tables, texts):
         scrubbed[path] = loaded[path] = _load(path)
-    frames = [p for p, c in scrubbed.items() if isinstance(c, pd.DataFrame)]
+    frames = [p for p, c in scrubbed.items() if isinstance(c, pd.DataFrame) and p.resolve() not in keep]
     masked = dict(zip(frames, scrubber.frames([scrubbed[p] for p in frames], detect=False)))
     for path, content in scrubbed.items():
-        if isinstance(content, pa.Table):
+        if isinstance(content, pa.Table) or path.resolve() in keep:
             continue
         if isinstance(content, pd.DataFrame):
             final = masked[path]

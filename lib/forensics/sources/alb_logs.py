@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 
 import pandas as pd
 
+from ..errors import ShortLine
 from ..window import IncidentWindow
 from . import _empty, _typed
 from . import s3_objects as so
@@ -67,10 +68,6 @@ COLUMNS = {
 _TOKEN = re.compile(r'"((?:[^"\\]|\\.)*)"|(\S+)')
 _TIMES = ("request_processing_time", "target_processing_time", "response_processing_time")
 _INTS = ("elb_status_code", "target_status_code", "received_bytes", "sent_bytes", "matched_rule_priority")
-
-
-class ShortLine(ValueError):
-    """An access-log line with fewer fields than the format."""
 
 
 def tokens(line: str) -> list[str | None]:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from ..errors import SourceError
+from ..errors import ObjectError, SourceError
 from ..window import IncidentWindow
 from . import _aws_errors
 
@@ -188,10 +188,6 @@ class _Counting(io.RawIOBase):
         buf[:n] = data
         self.count += n
         return n
-
-
-class ObjectError(Exception):
-    """One object could not be read (not gzip, not JSON, truncated...): recorded, the others go on."""
 
 
 def _open(s3, bucket: str, key: str, source: str):

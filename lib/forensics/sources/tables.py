@@ -27,8 +27,6 @@ def _query(name: str):
     return queries.load(name)
 
 
-AI_CALLS_COLUMNS = _query("ai_calls").columns
-BUDGET_COLUMNS = _query("ai_budgets").columns
 FAILED_COLUMNS = _query("failed_deliveries").columns
 
 
