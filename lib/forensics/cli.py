@@ -83,6 +83,10 @@ def list_cmd():
 
 _ONLY = click.option("--only", multiple=True, metavar="NOTEBOOK",
                      help="Only this notebook, instead of the incident's list (repeatable).")
+_SKIP_PREFLIGHT = click.option(
+    "--skip-preflight", is_flag=True,
+    help="Do not check the AWS identity, the window against the clock and that every resource named exists "
+         "(for the rare case a check cannot pass but the sources can still be read).")
 _JOBS = click.option("--jobs", type=click.IntRange(min=1), default=None,
                      help="Notebooks run at once [default: the number of cores].")
 
@@ -93,31 +97,40 @@ _JOBS = click.option("--jobs", type=click.IntRange(min=1), default=None,
               help="Folder under which <date>_<incident>/<captured-at>/ is written.")
 @_JOBS
 @_ONLY
-def run(incident_file, out, jobs, only):
+@_SKIP_PREFLIGHT
+def run(incident_file, out, jobs, only, skip_preflight):
     """Run the notebooks over an incident's window and write an evidence record.
 
-    INCIDENT_FILE is an incident YAML (params/incidents/*.yaml) naming its environment."""
+    INCIDENT_FILE is an incident YAML (params/incidents/*.yaml) naming its environment. Before anything is
+    written, preflight checks the AWS identity, the window and every resource the environment names
+    (a failure: one line, exit 2, nothing written)."""
     from . import runner
 
     _finish(lambda: runner.run(incident_file, out=out, jobs=jobs, only=list(only) or None, echo=_echo,
-                               progress=_progress()))
+                               progress=_progress(), skip_preflight=skip_preflight))
 
 
-@cli.command(epilog=_exits(0, 2))
+@cli.command(epilog=_exits(0, (2, "bad input, or preflight failed (one line on stderr, nothing written)")))
 @click.argument("incident_file", type=click.Path(dir_okay=False))
 @_ONLY
-def validate(incident_file, only):
-    """Check an incident file as `run` would (its environment, window, notebooks), writing nothing.
+@_SKIP_PREFLIGHT
+def validate(incident_file, only, skip_preflight):
+    """Check an incident file as `run` would, writing nothing: its environment, window and notebooks, then
+    preflight (the AWS identity and Region, the window against the clock, that every resource named exists
+    and is readable, the PostgreSQL connection).
 
-    Prints one line: what would run, or the first problem found."""
-    from . import runner
+    Prints what would run and the preflight's result, or the first problem found (one line, exit 2)."""
+    from . import preflight, runner
 
     try:
         incident, selected = runner.validate(incident_file, only=list(only) or None)
+        report = None if skip_preflight else preflight.run(incident, selected)
     except ForensicsError as exc:
         _fail(exc)
     click.echo(f"valid: {incident.incident} [{incident.severity}] {incident.window}, environment "
                f"{incident.environment.get('name')}, {len(selected)} notebook(s): {', '.join(selected)}")
+    if report is not None:
+        click.echo(report.line())
 
 
 @cli.command(epilog=_exits(0, (1, "a notebook failed"), 2))

@@ -86,8 +86,11 @@ def validate(incident_path: str | os.PathLike, only: list[str] | None = None) ->
 
 def run(incident_path: str | os.PathLike, out: str | os.PathLike = "evidence", jobs: int | None = None,
         only: list[str] | None = None, echo: Callable[[str], None] = print,
-        progress: Progress | None = None) -> RunResult:
+        progress: Progress | None = None, skip_preflight: bool = False) -> RunResult:
     incident, selected = validate(incident_path, only)
+    if not skip_preflight:  # identity, window, every resource named: one line, exit 2, nothing written
+        from .preflight import run as preflight
+        echo(preflight(incident, selected).line())
     return _execute(incident, selected, Path(out), jobs, echo, catalogue(), progress=progress)
 
 

@@ -70,6 +70,7 @@ class IncidentSession:
         self.findings: dict[str, Any] = {}
         self.unknown: list[str] = []
         self._db = _Connection()
+        self._reading = threading.local()  # the captures each capture being fetched reads (per thread)
         self._closer = weakref.finalize(self, _Connection.close, self._db)
 
     # -- lifetime ---------------------------------------------------------------------------------
@@ -152,17 +153,36 @@ class IncidentSession:
             raise TypeError(f"capture {name!r} takes no parameter {unknown[0]!r} "
                             f"(it takes: {', '.join(cap.params) or 'none'})")
         missing = cap.missing_sections(self.env)
+        stack = getattr(self._reading, "stack", None)
+        if stack:
+            stack[-1].add(name)
 
         def fetch():
             if missing:
                 raise LookupError(f"the environment has no {missing[0]} section")
-            return cap.pull(self, **params)
+            return self._derived(cap, params)
 
         def args():
             return {"needs": f"section {missing[0]}"} if missing else cap.describe(self, **params)
 
         return self.capture(name, fetch, source=cap.source, call=cap.api, args=args,
                             columns=list(cap.columns or ()), volatile=cap.volatile, query=cap.query)
+
+    def _derived(self, cap, params: dict) -> pd.DataFrame:
+        """Pull ``cap``; if a capture it read failed, it fails too: a frame derived from nothing is unknown,
+        not empty (an access-log listing that failed is not "no endpoint failing"). A capture that handles
+        an input's failure itself names it in ``tolerates`` (a sample that only takes the rate as a hint)."""
+        stack = self._reading.__dict__.setdefault("stack", [])
+        stack.append(set())
+        try:
+            frame = cap.pull(self, **params)
+        finally:
+            read = stack.pop()
+        tolerated = set(getattr(cap, "tolerates", ()) or ())
+        failed = [n for n in sorted(read - tolerated) if n in self.captures and self.captures[n].error]
+        if failed:
+            raise LookupError(f"its input {failed[0]} failed: {self.captures[failed[0]].error}")
+        return frame
 
     def capture(self, name: str, fetch: Callable[[], pd.DataFrame], *, source: str, call: str,
                 args: dict | Callable[[], dict] | None = None, columns: list[str] | None = None,
