@@ -48,8 +48,9 @@ def _fail(exc: ForensicsError):
 
 
 def _finish(execute):
-    """Run, print the summary on stderr and the record's path on stdout; exit 1 if a notebook failed."""
-    from . import runner
+    """Run, print the summary on stderr and the record's path on stdout; exit 1 if a notebook failed or has
+    no evidence, or a configured source did not answer (forensics.coverage)."""
+    from . import coverage, runner
 
     try:
         result = execute()
@@ -57,7 +58,7 @@ def _finish(execute):
         _fail(exc)
     runner.print_summary(result, _echo)
     click.echo(str(result.record))
-    sys.exit(0 if result.ok else 1)
+    sys.exit(coverage.exit_code(result))
 
 
 @click.group(context_settings=CONTEXT, epilog=_exits(0, 1, 2, 3))
@@ -91,7 +92,10 @@ _JOBS = click.option("--jobs", type=click.IntRange(min=1), default=None,
                      help="Notebooks run at once [default: the number of cores].")
 
 
-@cli.command(epilog=_exits(0, (1, "a notebook failed (the record is still written and sealed)"), 2))
+@cli.command(epilog=_exits((0, "every notebook ran and every configured source answered"),
+                          (1, "a notebook failed or has no evidence, or a configured source did not answer (the "
+                              "record is still written and sealed; the summary names them)"),
+                          (2, "bad input, or preflight failed (one line on stderr, nothing written)")))
 @click.argument("incident_file", type=click.Path(dir_okay=False))
 @click.option("--out", default="evidence", show_default=True, type=click.Path(file_okay=False),
               help="Folder under which <date>_<incident>/<captured-at>/ is written.")
@@ -133,7 +137,7 @@ def validate(incident_file, only, skip_preflight):
         click.echo(report.line())
 
 
-@cli.command(epilog=_exits(0, (1, "a notebook failed"), 2))
+@cli.command(epilog=_exits(0, (1, "a notebook failed or has no evidence, or a source failed in the record"), 2))
 @click.argument("record", type=click.Path(file_okay=False))
 @click.option("--out", default=None, type=click.Path(file_okay=False),
               help="Where the new record goes [default: beside the replayed one].")
@@ -258,7 +262,7 @@ def demo(scenario, out, jobs):
     except ForensicsError as exc:
         _fail(exc)
     click.echo(str(result.record))
-    sys.exit(0 if result.ok else 1)
+    sys.exit(__import__("forensics.coverage", fromlist=["exit_code"]).exit_code(result))
 
 
 def main():

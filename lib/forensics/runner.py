@@ -189,6 +189,8 @@ def _execute(incident: Incident, selected: list[str], out: Path, jobs: int | Non
 
     # 3. Findings, manifest, seal.
     findings = _collect_findings(record, runs)
+    from .coverage import apply as coverage  # a notebook that ran but saw nothing is "no evidence"
+    coverage(record, runs, findings, cat, incident.environment)
     findings["diagnosis"] = diagnosis.for_record(findings, incident.environment)  # hypotheses ranked against the runbooks
     (record / contracts.FINDINGS_FILE).write_text(json.dumps(findings, indent=2, sort_keys=False) + "\n")
     captures = collect_sidecars(record)
@@ -387,6 +389,8 @@ def _db_user(record: Path, captures: list[dict]) -> str | None:
 
 
 def print_summary(result: RunResult, echo: Callable[[str], None] = print) -> None:
+    from . import coverage
+
     echo("")
     echo(f"evidence record: {result.record}")
     top = next((h for h in result.findings.get("diagnosis", {}).get("hypotheses", []) if h["role"] == "primary"), None)
@@ -402,5 +406,14 @@ def print_summary(result: RunResult, echo: Callable[[str], None] = print) -> Non
             echo(f"    {k}: {text if len(text) < 140 else text[:137] + '...'}")
         if f.get("unknown"):
             echo(f"    unknown (source failed): {', '.join(f['unknown'])}")
-    if result.failed:
-        echo(f"FAILED notebooks: {', '.join(result.failed)} (their partial output is in the record)")
+    failed = [n.name for n in result.notebooks if n.status not in (coverage.OK, coverage.NO_EVIDENCE, SKIPPED)]
+    empty = [n.name for n in result.notebooks if n.status == coverage.NO_EVIDENCE]
+    if failed:
+        echo(f"FAILED notebooks: {', '.join(failed)} (their partial output is in the record)")
+    if empty:
+        echo(f"NO EVIDENCE: {', '.join(empty)} (every source failed, or one held no data where data must exist)")
+    sources = coverage.run_failed_sources(result)
+    if sources:
+        echo(f"sources that did not answer ({len(sources)}):")
+        for name, error in sources.items():
+            echo(f"    {name}: {error if len(error) < 160 else error[:157] + '...'}")
