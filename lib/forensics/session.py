@@ -243,12 +243,21 @@ class IncidentSession:
         os.replace(tmp, d / f"{self.notebook}.json")
 
     def figure(self, fig, name: str):
-        """Save a chart into the record (figures/<notebook>--<name>.png) and return it for display."""
+        """Save a chart into the record (figures/<notebook>--<name>.png) and show it.
+
+        In a kernel the figure is displayed here and None returned: a figure saved is a figure shown, also
+        when it is not the cell's last expression (a loop, a second chart in the cell), and shown once.
+        Outside a kernel the figure is returned."""
         if self.record_dir is not None:
             d = self.record_dir / FIGURES_DIR
             d.mkdir(parents=True, exist_ok=True)
             fig.savefig(d / f"{self.notebook}--{name}.png", dpi=110, bbox_inches="tight",
                         metadata={"Software": None})
+        if _in_kernel():
+            from IPython.display import display
+
+            display(fig)
+            return None
         return fig
 
     def banner(self) -> str:
@@ -260,6 +269,15 @@ class IncidentSession:
 
     def __repr__(self) -> str:
         return self.banner()
+
+
+def _in_kernel() -> bool:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None
 
 
 def open_incident(incident_file: str | os.PathLike | None = None, *, record_dir=None, replay_from=None,
