@@ -43,8 +43,11 @@ def test_every_saved_figure_is_shown_in_its_notebook(record, saved):
             path = record / "html" / view
             assert path.exists(), view
             shown = _shown(path.read_text(encoding="utf-8"))
-            if sorted(shown) != sorted(sizes):
-                missing[view] = (len(sizes), len(shown))
+            # the same figure rendered twice (saved, displayed) may differ by a pixel or two of bbox rounding
+            same = len(shown) == len(sizes) and all(
+                abs(a[0] - b[0]) <= 3 and abs(a[1] - b[1]) <= 3 for a, b in zip(sorted(shown), sorted(sizes)))
+            if not same:
+                missing[view] = (sorted(sizes), sorted(shown))
     assert not missing, f"(saved, shown) per view: {missing}"
 
 
@@ -52,10 +55,17 @@ def test_no_html_has_a_warning_box_or_a_local_path(record):
     problems = []
     for path in sorted((record / "html").glob("*.html")):
         text = IMG.sub("", path.read_text(encoding="utf-8"))
-        if 'application/vnd.jupyter.stderr' in text:
+        if 'data-mime-type="application/vnd.jupyter.stderr"' in text:
             problems.append(f"{path.name}: stderr output")
         for rx, what in ((WARNING, "warning"), (LOCAL_PATH, "local path")):
             m = rx.search(text)
             if m:
                 problems.append(f"{path.name}: {what}: ...{text[max(0, m.start() - 80):m.end() + 40]}...")
     assert not problems, "\n".join(problems)
+
+
+def test_identifiers_show_as_integers(record):
+    """A queryid is pasted into pg_stat_statements: 8.579878e+18 cannot be."""
+    sci = re.compile(r"\b\d\.\d+e\+1[5-9]\b")
+    shown = {p.name: sci.search(p.read_text(encoding="utf-8")) for p in (record / "html").glob("*.html")}
+    assert not {k: m.group(0) for k, m in shown.items() if m}
