@@ -8,8 +8,8 @@ Per capture (from its :class:`~forensics.capture.CaptureMeta`: ``rows``, ``error
 - ``partial``  it answered but said part could not be read (objects, lines, a fallback taken);
 - ``answered`` otherwise (zero rows included, where zero is a possible answer: no error logged).
 
-Per notebook: a notebook that ran (``ok``) is ``no evidence`` when every one of its captures failed, or
-when one that must hold data holds none. Its ``failed_sources`` lists both, with why. Findings derived from
+Per notebook: a notebook that ran (``ok``) is ``no evidence`` when its captures failed and none of the
+others returned a row, or when one that must hold data holds none. Its ``failed_sources`` lists both, with why. Findings derived from
 a failed capture are already null and listed under ``unknown`` (``IncidentSession.finding(needs=...)``).
 
 Per run (:func:`exit_code`): 0 when every notebook ran with evidence and every configured source answered;
@@ -75,7 +75,10 @@ def notebook(captures: Iterable[Mapping], env: Mapping) -> tuple[str, dict[str, 
     """(``ok`` or ``no evidence``, {capture: why}) for a notebook that ran, from its captures' metadata."""
     covs = [of_capture(m) for m in captures if configured(m["name"], env)]
     why = {c.capture: c.why for c in covs if c.state in (FAILED, NO_DATA)}
-    if covs and (all(c.state == FAILED for c in covs) or any(c.state == NO_DATA for c in covs)):
+    # "all failed": nothing returned a row and something failed (a capture with nothing configured to ask
+    # for, e.g. replica events without a replica, answers empty without a call: it is no evidence either)
+    nothing = not any(c.rows for c in covs if c.state != FAILED)
+    if covs and ((nothing and any(c.state == FAILED for c in covs)) or any(c.state == NO_DATA for c in covs)):
         return NO_EVIDENCE, why
     return OK, why
 

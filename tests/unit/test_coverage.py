@@ -31,6 +31,14 @@ def test_a_notebook_whose_sources_all_failed_has_no_evidence():
     assert status == coverage.NO_EVIDENCE and set(why) == {"app_error_logs", "alb_metrics"}
 
 
+def test_failures_beside_empty_answers_are_no_evidence_but_one_row_is_evidence():
+    caps = [meta("app_error_logs", 0, "Timeout"), meta("rds_replica_events", 0)]  # no replica: empty, no call
+    env = {**ENV, "rds": {"instance": "db"}}
+    assert coverage.notebook(caps, env)[0] == coverage.NO_EVIDENCE
+    assert coverage.notebook([*caps, meta("rds_events", 3)], env)[0] == coverage.OK
+    assert coverage.notebook([meta("app_error_logs", 0), meta("rds_events", 0)], env) == (coverage.OK, {})
+
+
 def test_a_configured_load_balancer_with_no_requests_is_no_evidence():
     status, why = coverage.notebook([meta("alb_metrics", 0), meta("app_error_logs", 30)], ENV)
     assert status == coverage.NO_EVIDENCE and list(why) == ["alb_metrics"]
