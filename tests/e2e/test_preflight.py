@@ -94,3 +94,22 @@ def test_an_unreachable_endpoint_is_one_line(tmp_path, log_group):
     write(tmp_path, f"http://127.0.0.1:{port}")
     one_line_exit_2(forensics("run", "i.yaml", "--out", "evidence", cwd=tmp_path), "AWS identity")
     assert not (tmp_path / "evidence").exists()
+
+
+def test_past_a_skipped_preflight_coverage_says_no_evidence_and_exits_1(tmp_path, moto_server, log_group):
+    """The wrong Region with --skip-preflight: the record is written, but the notebook whose sources all failed
+    is "no evidence", the summary names the sources that did not answer, and the exit code is 1."""
+    import json
+    from pathlib import Path
+
+    write(tmp_path, moto_server.endpoint_url, region="us-west-2")
+    proc = forensics("run", "i.yaml", "--out", "evidence", "--skip-preflight", "--jobs", "1", cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "NO EVIDENCE: api-errors" in proc.stderr and "sources that did not answer" in proc.stderr
+    assert "app_error_per_minute:" in proc.stderr
+    record = tmp_path / Path(proc.stdout.strip().splitlines()[-1])
+    findings = json.loads((record / "findings.json").read_text())
+    assert findings["api-errors"]["status"] == "no evidence"
+    assert "app_error_per_minute" in findings["api-errors"]["failed_sources"]
+    manifest = json.loads((record / "manifest.json").read_text())
+    assert {n["name"]: n["status"] for n in manifest["notebooks"]} == {"api-errors": "no evidence"}
