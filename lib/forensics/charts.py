@@ -245,9 +245,28 @@ def timeseries(
     ax.set_ylabel(ylabel, fontsize=LABEL_SIZE)
     _style_time_axis(ax)
     if drawn > 1 or onset is not None:
-        # Below the axes: inside, it would hide the data or the change labels at the top.
-        ax.legend(fontsize=NOTE_SIZE, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=5, frameon=False)
+        _legend_below(ax)
     return fig
+
+
+#: characters of a legend label (the full text belongs in the table beside the chart)
+LEGEND_WIDTH = 48
+#: characters a legend row holds across the figure's width at NOTE_SIZE
+LEGEND_ROW_CHARS = 120
+
+
+def _legend_below(ax: Axes) -> None:
+    """The legend below the axes (inside, it would hide the data or the change labels at the top), its
+    labels shortened and as many columns as fit the figure's width: a legend wider than the figure makes
+    constrained layout squash the plot (or give up, with a warning in the notebook)."""
+    handles, labels = ax.get_legend_handles_labels()
+    if not handles:
+        return
+    labels = [_short(label, LEGEND_WIDTH) for label in labels]
+    widest = max(len(label) for label in labels) + 6  # the handle and the gap
+    ncol = max(1, min(5, len(labels), LEGEND_ROW_CHARS // widest))
+    ax.legend(handles, labels, fontsize=NOTE_SIZE, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=ncol,
+              frameon=False)
 
 
 def bar(

@@ -48,8 +48,9 @@ def _fail(exc: ForensicsError):
 
 
 def _finish(execute):
-    """Run, print the summary on stderr and the record's path on stdout; exit 1 if a notebook failed."""
-    from . import runner
+    """Run, print the summary on stderr and the record's path on stdout; exit 1 if a notebook failed or has
+    no evidence, or a configured source did not answer (forensics.coverage)."""
+    from . import coverage, runner
 
     try:
         result = execute()
@@ -57,7 +58,7 @@ def _finish(execute):
         _fail(exc)
     runner.print_summary(result, _echo)
     click.echo(str(result.record))
-    sys.exit(0 if result.ok else 1)
+    sys.exit(coverage.exit_code(result))
 
 
 @click.group(context_settings=CONTEXT, epilog=_exits(0, 1, 2, 3))
@@ -83,44 +84,60 @@ def list_cmd():
 
 _ONLY = click.option("--only", multiple=True, metavar="NOTEBOOK",
                      help="Only this notebook, instead of the incident's list (repeatable).")
+_SKIP_PREFLIGHT = click.option(
+    "--skip-preflight", is_flag=True,
+    help="Do not check the AWS identity, the window against the clock and that every resource named exists "
+         "(for the rare case a check cannot pass but the sources can still be read).")
 _JOBS = click.option("--jobs", type=click.IntRange(min=1), default=None,
                      help="Notebooks run at once [default: the number of cores].")
 
 
-@cli.command(epilog=_exits(0, (1, "a notebook failed (the record is still written and sealed)"), 2))
+@cli.command(epilog=_exits((0, "every notebook ran and every configured source answered"),
+                          (1, "a notebook failed or has no evidence, or a configured source did not answer (the "
+                              "record is still written and sealed; the summary names them)"),
+                          (2, "bad input, or preflight failed (one line on stderr, nothing written)")))
 @click.argument("incident_file", type=click.Path(dir_okay=False))
 @click.option("--out", default="evidence", show_default=True, type=click.Path(file_okay=False),
               help="Folder under which <date>_<incident>/<captured-at>/ is written.")
 @_JOBS
 @_ONLY
-def run(incident_file, out, jobs, only):
+@_SKIP_PREFLIGHT
+def run(incident_file, out, jobs, only, skip_preflight):
     """Run the notebooks over an incident's window and write an evidence record.
 
-    INCIDENT_FILE is an incident YAML (params/incidents/*.yaml) naming its environment."""
+    INCIDENT_FILE is an incident YAML (params/incidents/*.yaml) naming its environment. Before anything is
+    written, preflight checks the AWS identity, the window and every resource the environment names
+    (a failure: one line, exit 2, nothing written)."""
     from . import runner
 
     _finish(lambda: runner.run(incident_file, out=out, jobs=jobs, only=list(only) or None, echo=_echo,
-                               progress=_progress()))
+                               progress=_progress(), skip_preflight=skip_preflight))
 
 
-@cli.command(epilog=_exits(0, 2))
+@cli.command(epilog=_exits(0, (2, "bad input, or preflight failed (one line on stderr, nothing written)")))
 @click.argument("incident_file", type=click.Path(dir_okay=False))
 @_ONLY
-def validate(incident_file, only):
-    """Check an incident file as `run` would (its environment, window, notebooks), writing nothing.
+@_SKIP_PREFLIGHT
+def validate(incident_file, only, skip_preflight):
+    """Check an incident file as `run` would, writing nothing: its environment, window and notebooks, then
+    preflight (the AWS identity and Region, the window against the clock, that every resource named exists
+    and is readable, the PostgreSQL connection).
 
-    Prints one line: what would run, or the first problem found."""
-    from . import runner
+    Prints what would run and the preflight's result, or the first problem found (one line, exit 2)."""
+    from . import preflight, runner
 
     try:
         incident, selected = runner.validate(incident_file, only=list(only) or None)
+        report = None if skip_preflight else preflight.run(incident, selected)
     except ForensicsError as exc:
         _fail(exc)
     click.echo(f"valid: {incident.incident} [{incident.severity}] {incident.window}, environment "
                f"{incident.environment.get('name')}, {len(selected)} notebook(s): {', '.join(selected)}")
+    if report is not None:
+        click.echo(report.line())
 
 
-@cli.command(epilog=_exits(0, (1, "a notebook failed"), 2))
+@cli.command(epilog=_exits(0, (1, "a notebook failed or has no evidence, or a source failed in the record"), 2))
 @click.argument("record", type=click.Path(file_okay=False))
 @click.option("--out", default=None, type=click.Path(file_okay=False),
               help="Where the new record goes [default: beside the replayed one].")
@@ -245,7 +262,7 @@ def demo(scenario, out, jobs):
     except ForensicsError as exc:
         _fail(exc)
     click.echo(str(result.record))
-    sys.exit(0 if result.ok else 1)
+    sys.exit(__import__("forensics.coverage", fromlist=["exit_code"]).exit_code(result))
 
 
 def main():

@@ -87,8 +87,11 @@ def validate(incident_path: str | os.PathLike, only: list[str] | None = None) ->
 
 def run(incident_path: str | os.PathLike, out: str | os.PathLike = "evidence", jobs: int | None = None,
         only: list[str] | None = None, echo: Callable[[str], None] = print,
-        progress: Progress | None = None) -> RunResult:
+        progress: Progress | None = None, skip_preflight: bool = False) -> RunResult:
     incident, selected = validate(incident_path, only)
+    if not skip_preflight:  # identity, window, every resource named: one line, exit 2, nothing written
+        from .preflight import run as preflight
+        echo(preflight(incident, selected).line())
     return _execute(incident, selected, Path(out), jobs, echo, catalogue(), progress=progress)
 
 
@@ -187,6 +190,8 @@ def _execute(incident: Incident, selected: list[str], out: Path, jobs: int | Non
 
     # 3. Findings, manifest, seal.
     findings = _collect_findings(record, runs)
+    from .coverage import apply as coverage  # a notebook that ran but saw nothing is "no evidence"
+    coverage(record, runs, findings, cat, incident.environment)
     findings["diagnosis"] = diagnosis.for_record(findings, incident.environment)  # hypotheses ranked against the runbooks
     (record / contracts.FINDINGS_FILE).write_text(json.dumps(findings, indent=2, sort_keys=False) + "\n")
     captures = collect_sidecars(record)
@@ -378,6 +383,8 @@ def _db_user(record: Path, captures: list[dict]) -> str | None:
 
 
 def print_summary(result: RunResult, echo: Callable[[str], None] = print) -> None:
+    from . import coverage
+
     echo("")
     echo(f"evidence record: {result.record}")
     top = next((h for h in result.findings.get("diagnosis", {}).get("hypotheses", []) if h["role"] == "primary"), None)
@@ -393,5 +400,14 @@ def print_summary(result: RunResult, echo: Callable[[str], None] = print) -> Non
             echo(f"    {k}: {text if len(text) < 140 else text[:137] + '...'}")
         if f.get("unknown"):
             echo(f"    unknown (source failed): {', '.join(f['unknown'])}")
-    if result.failed:
-        echo(f"FAILED notebooks: {', '.join(result.failed)} (their partial output is in the record)")
+    failed = [n.name for n in result.notebooks if n.status not in (coverage.OK, coverage.NO_EVIDENCE, SKIPPED)]
+    empty = [n.name for n in result.notebooks if n.status == coverage.NO_EVIDENCE]
+    if failed:
+        echo(f"FAILED notebooks: {', '.join(failed)} (their partial output is in the record)")
+    if empty:
+        echo(f"NO EVIDENCE: {', '.join(empty)} (every source failed, or one held no data where data must exist)")
+    sources = coverage.run_failed_sources(result)
+    if sources:
+        echo(f"sources that did not answer ({len(sources)}):")
+        for name, error in sources.items():
+            echo(f"    {name}: {error if len(error) < 160 else error[:157] + '...'}")

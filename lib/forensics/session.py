@@ -74,6 +74,7 @@ class IncidentSession:
         self.unknown: list[str] = []
         self._db = _Connection()
         self._closer = weakref.finalize(self, _Connection.close, self._db)
+        self._reading = threading.local()  # the captures each capture being fetched reads (per thread)
 
     # -- lifetime ---------------------------------------------------------------------------------
     def close(self) -> None:
@@ -166,8 +167,44 @@ class IncidentSession:
         from . import captures
 
         cap = captures.get(name)
-        return self.capture(name, captures.call_for(cap, self, params), source=cap.source, call=cap.api,
-                            columns=list(cap.columns or ()), volatile=cap.volatile, query=cap.query)
+        stack = getattr(self._reading, "stack", None)
+        if stack:
+            stack[-1].add(name)
+        return self.capture(name, self._derived(cap, captures.call_for(cap, self, params)), source=cap.source,
+                            call=cap.api, columns=list(cap.columns or ()), volatile=cap.volatile, query=cap.query)
+
+    def _derived(self, cap, build: Callable[[], Call]) -> Callable[[], Call]:
+        """``build`` with its inputs watched: if a capture it read (building or running its call) failed, it
+        fails too: a frame derived from nothing is unknown, not empty (an access-log listing that failed is
+        not "no endpoint failing"). A capture that handles an input's failure itself names it in
+        ``tolerates`` (a sample that only takes the rate as a hint)."""
+        reads: set[str] = set()
+
+        def watched(fn):
+            stack = self._reading.__dict__.setdefault("stack", [])
+            stack.append(reads)
+            try:
+                return fn()
+            finally:
+                stack.pop()
+
+        def check() -> None:
+            failed = [n for n in sorted(reads - set(cap.tolerates)) if n in self.captures and self.captures[n].error]
+            if failed:
+                raise LookupError(f"its input {failed[0]} failed: {self.captures[failed[0]].error}")
+
+        def built() -> Call:
+            made = watched(build)
+            check()
+
+            def run():
+                frame = watched(made.run)
+                check()
+                return frame
+
+            return Call(made.api, made.args, run)
+
+        return built
 
     def capture(self, name: str, build: Callable[[], Call], *, source: str, call: str,
                 columns: list[str] | None = None, volatile: bool = False, query: str | None = None) -> pd.DataFrame:
@@ -237,12 +274,21 @@ class IncidentSession:
         os.replace(tmp, d / f"{self.notebook}.json")
 
     def figure(self, fig, name: str):
-        """Save a chart into the record (figures/<notebook>--<name>.png) and return it for display."""
+        """Save a chart into the record (figures/<notebook>--<name>.png) and show it.
+
+        In a kernel the figure is displayed here and None returned: a figure saved is a figure shown, also
+        when it is not the cell's last expression (a loop, a second chart in the cell), and shown once.
+        Outside a kernel the figure is returned."""
         if self.record_dir is not None:
             d = self.record_dir / FIGURES_DIR
             d.mkdir(parents=True, exist_ok=True)
             fig.savefig(d / f"{self.notebook}--{name}.png", dpi=110, bbox_inches="tight",
                         metadata={"Software": None})
+        if _in_kernel():
+            from IPython.display import display
+
+            display(fig)
+            return None
         return fig
 
     def banner(self) -> str:
@@ -254,6 +300,15 @@ class IncidentSession:
 
     def __repr__(self) -> str:
         return self.banner()
+
+
+def _in_kernel() -> bool:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None
 
 
 def open_incident(incident_file: str | os.PathLike | None = None, *, record_dir=None, replay_from=None,

@@ -38,7 +38,7 @@ def test_run_prints_each_notebooks_cells_and_its_end(tmp_path):
         "incident": "INC-P", "title": "progress", "severity": "P3", "environment": str(tmp_path / "env.yaml"),
         "window": {"start": "2026-11-20T10:00:00Z", "end": "2026-11-20T11:00:00Z"}}))
     proc = subprocess.run(
-        [sys.executable, "-m", "forensics.cli", "run", "inc.yaml", "--out", "ev", "--jobs", "2"],
+        [sys.executable, "-m", "forensics.cli", "run", "inc.yaml", "--out", "ev", "--jobs", "2", "--skip-preflight"],
         capture_output=True, text=True, timeout=300, cwd=tmp_path,
         env={**os.environ, "FORENSICS_NOTEBOOK_DIR": str(nbdir), "FORENSICS_PROGRESS_INTERVAL_S": "0"})
     assert proc.returncode == 1, proc.stderr  # beta fails

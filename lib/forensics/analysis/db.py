@@ -113,7 +113,10 @@ def slow_statements(statements: pd.DataFrame, activity: pd.DataFrame | None = No
             if not any(_same_statement(r["query"], x["query"]) for x in rows):
                 rows.append({"query": r["query"], "source": f"running now ({r['query_age_s']:.1f} s, pid {r['pid']})",
                              "calls": None, "mean_exec_time": None, "total_exec_time": None, "queryid": None})
-    return pd.DataFrame(rows, columns=cols)
+    out = pd.DataFrame(rows, columns=cols)
+    # an identifier, not a quantity: exact Int64 (a None among ints would make it float: 8.579878e+18)
+    out["queryid"] = pd.array([r["queryid"] for r in rows], dtype="Int64")
+    return out
 
 
 def _same_statement(literal_query: str, normalised: str) -> bool:

@@ -129,13 +129,17 @@ def from_sample(sample: pd.DataFrame, signature: pd.Series, slices: Iterable[Map
     return rank(counts, tb, ta, alpha)
 
 
-def per_minute_wide(per_minute: pd.DataFrame, signatures: list[str], width: int = 60) -> pd.DataFrame:
-    """Per-minute counts of ``signatures`` as columns (for a chart), labels shortened to ``width``."""
+def per_minute_wide(per_minute: pd.DataFrame, signatures: list[str], width: int = 60, window=None) -> pd.DataFrame:
+    """Per-minute counts of ``signatures`` as columns (for a chart), labels shortened to ``width``; every
+    minute of ``window`` present, zero where no event came (``log_counts.fill_minutes``)."""
+    from .log_counts import fill_minutes
+
     if per_minute.empty or not signatures:
         return pd.DataFrame()
     df = per_minute[per_minute["signature"].isin(signatures)].copy()
     df["minute"] = pd.to_datetime(df["minute"], utc=True)
-    wide = df.pivot_table(index="minute", columns="signature", values="events", aggfunc="sum").fillna(0)
+    wide = fill_minutes(df.pivot_table(index="minute", columns="signature", values="events", aggfunc="sum").fillna(0),
+                        window)
     wide = wide[[s for s in signatures if s in wide.columns]]
     wide.columns = [s if len(s) <= width else s[: width - 1] + "…" for s in wide.columns]
     return wide

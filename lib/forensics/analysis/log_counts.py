@@ -11,6 +11,9 @@ where the logs are, over the whole window), every first/last time is an event's 
   of ``forensics/data/pglog_patterns.yaml`` each matched text falls in (the ``pglog.counts`` shape).
 - :func:`within` - the rows of an incident window (to the minute: a row is a minute of counts).
 - :func:`changed` - hits or categories ranked by what changed at the onset (:mod:`.log_change`).
+- :func:`fill_minutes` / :func:`rate_per_minute` - per-minute series over every minute of a window: Logs Insights
+  returns no row for a minute without events, and a chart joining across the gap draws a sparse stream
+  (13 events in 70 minutes) as a flat line at 1 a minute. A missing minute is a zero, so it is one.
 - :func:`task_failures` - the worker's failures in the shape of :func:`forensics.analysis.queues.task_failures`.
 """
 
@@ -102,8 +105,28 @@ def category_counts(kinds: pd.DataFrame, categories: Iterable[str] | None = None
             for _, r in table.iterrows()}
 
 
-def per_minute(kinds: pd.DataFrame, by: str = "hit") -> pd.DataFrame:
-    """Events per minute, one column per ``by`` value (``hit`` or ``category``), for a chart."""
+def fill_minutes(wide: pd.DataFrame | pd.Series, window=None, freq: str = "1min"):
+    """``wide`` (indexed by minute, UTC) with every minute of ``window`` present, the absent ones zero.
+    Without a window, the gaps between its first and last minute are filled. An empty frame stays empty
+    (no column to fill: the chart says "no data", not a line at zero for a series never named)."""
+    if wide is None or not len(wide.index) or (isinstance(wide, pd.DataFrame) and not len(wide.columns)):
+        return wide
+    index = pd.DatetimeIndex(_ts(wide.index))
+    wide = wide.copy()
+    wide.index = index
+    wide = wide.groupby(level=0).sum()
+    if window is not None:
+        lo, hi = pd.Timestamp(window.start).floor(freq), pd.Timestamp(window.end)
+    else:
+        lo, hi = index.min(), index.max() + pd.Timedelta(freq)
+    full = pd.date_range(lo, hi, freq=freq, inclusive="left")
+    full = full.union(index[(index >= lo) & (index < hi)])
+    return wide.reindex(full, fill_value=0).rename_axis(wide.index.name)
+
+
+def per_minute(kinds: pd.DataFrame, by: str = "hit", window=None) -> pd.DataFrame:
+    """Events per minute, one column per ``by`` value (``hit`` or ``category``), for a chart: every minute
+    of ``window`` (the window counted, e.g. ``inc.context_window``) present, those without events zero."""
     if kinds is None or not len(kinds):
         return pd.DataFrame()
     df = categorized(kinds) if by == "category" and "category" not in kinds else kinds
@@ -111,7 +134,17 @@ def per_minute(kinds: pd.DataFrame, by: str = "hit") -> pd.DataFrame:
         df = df[df["category"] != "other"]
     wide = df.assign(minute=_ts(df["minute"])).pivot_table(index="minute", columns=by, values="events",
                                                             aggfunc="sum")
-    return wide.fillna(0.0)
+    return fill_minutes(wide.fillna(0.0), window)
+
+
+def rate_per_minute(rate: pd.DataFrame, window=None, by: str = "log_group") -> pd.DataFrame:
+    """A ``*_per_minute`` capture (``minute, log_group, events``) as one column per ``by``, every minute of
+    ``window`` present (zero where Logs Insights returned no row)."""
+    if rate is None or not len(rate):
+        return pd.DataFrame()
+    wide = rate.assign(minute=_ts(rate["minute"])).pivot_table(index="minute", columns=by, values="events",
+                                                                aggfunc="sum")
+    return fill_minutes(wide.fillna(0.0), window)
 
 
 def changed(kinds: pd.DataFrame, onset, window, by: str = "hit") -> pd.DataFrame:

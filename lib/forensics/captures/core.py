@@ -40,6 +40,8 @@ class Capture:
     params: Mapping[str, Any] = field(default_factory=dict)
     after: tuple[str, ...] = ()
     doc: str = ""
+    #: inputs (of ``after``) whose failure the capture handles itself; any other input failing fails it
+    tolerates: tuple[str, ...] = ()
 
     @property
     def volatile(self) -> bool:

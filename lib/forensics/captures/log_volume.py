@@ -67,6 +67,7 @@ def log_volume(base: str, needs: Iterable[str], groups: Callable, regex: str, pa
         declare(Capture(sample_name, "logs", "query:log_sample_slice", sample_call, needs,
                         lv.SAMPLE_COLUMNS, LOGS, query="log_sample_slice",
                         params={"per_slice": defaults.LOG_SAMPLE_PER_SLICE}, after=(rate_name,),
+                        tolerates=(rate_name,),
                         doc=f"{what}: a bounded sample spread over the window, denser around the onset "
                             "(Logs Insights per slice; FilterLogEvents when Insights is unavailable).")),
         declare(Capture(counts_name, "logs", "query:log_signature_counts", counts_call, needs,
