@@ -548,7 +548,7 @@ def _endpoints(inc):
     athena = inc.env.get("athena")
     if athena:
         params["table"] = athena.get("alb_table") or "alb_logs"
-        return query_engines.run_athena("alb_endpoints", athena, inc.aws, params)
+        return query_engines.run_athena("alb_endpoints", athena, inc.aws, params, env=inc.env)
     return query_engines.run_duckdb("alb_endpoints", {"alb_logs": inc.pull("alb_access_logs")}, params)
 
 
@@ -573,7 +573,7 @@ def _data_access(inc):
     athena = inc.env.get("athena")
     if athena:
         params["table"] = athena.get("cloudtrail_table") or "cloudtrail_logs"
-        return query_engines.run_athena("cloudtrail_data_access", athena, inc.aws, params)
+        return query_engines.run_athena("cloudtrail_data_access", athena, inc.aws, params, env=inc.env)
     return query_engines.run_duckdb("cloudtrail_data_access", {"cloudtrail_logs": inc.pull("cloudtrail_events")},
                                     params)
 
