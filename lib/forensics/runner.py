@@ -88,6 +88,9 @@ def run(incident_path: str | os.PathLike, out: str | os.PathLike = "evidence", j
         only: list[str] | None = None, echo: Callable[[str], None] = print,
         progress: Progress | None = None) -> RunResult:
     incident, selected = validate(incident_path, only)
+    from .sources import postgres
+
+    postgres.preflight(incident.environment)  # a role that could write: exit 2 before anything is written
     return _execute(incident, selected, Path(out), jobs, echo, catalogue(), progress=progress)
 
 

@@ -38,7 +38,7 @@ PG_FUNCTIONS = re.compile(
     r"|pg_switch_wal|pg_create_\w+|pg_drop_\w+|pg_replication_\w+|pg_logical_\w+|pg_promote|pg_log_\w+"
     r"|query_to_xml\w*|query_to_xmlschema|cursor_to_xml\w*|table_to_xml\w*|schema_to_xml\w*"
     r"|database_to_xml\w*|pg_import_system_collations|pg_backup_\w+|pg_start_backup|pg_stop_backup"
-    r"|pg_wal_replay_\w+|pg_sleep\w*|txid_current|pg_current_xact_id|pg_snapshot\w*|pg_export_snapshot)$")
+    r"|pg_wal_replay_\w+|txid_current|pg_current_xact_id|pg_snapshot\w*|pg_export_snapshot)$")
 
 _TOKEN = re.compile(r"""
     (?P<ws>\s+)
