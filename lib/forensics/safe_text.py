@@ -16,7 +16,8 @@ control sequence in what the responders open.
   backtick longer than the longest run in the value (CommonMark 6.1).
 - :func:`markdown_html` renders a Markdown document to HTML with raw HTML *escaped* (never passed
   through) and only ``http(s)``, ``mailto``, in-page and relative links kept: anything else
-  (``javascript:``, ``data:``, ``vbscript:``, ``file:``) becomes ``#unsafe-link``. nbconvert renders a
+  (``javascript:``, ``data:``, ``vbscript:``, ``file:``) becomes ``#unsafe-link``; an image is shown as
+  its alt text, never fetched. nbconvert renders a
   notebook's Markdown *outputs* with raw HTML live (only ``<script>`` is stripped later), so a notebook
   shows Markdown built from evidence through :func:`markdown` (an HTML output made here), never
   through ``IPython.display.Markdown``.
@@ -95,6 +96,9 @@ def markdown_html(document: str) -> str:
 
         def safe_url(self, url: str) -> str:
             return html.escape(safe_url(url), quote=True)
+
+        def image(self, text: str, url: str, title=None) -> str:  # never fetched: its alt text only
+            return html.escape(f"[image: {text}]", quote=False)
 
     md = mistune.create_markdown(renderer=_Renderer(escape=True), plugins=["table", "strikethrough"])
     return md(visible(document))
