@@ -390,3 +390,22 @@ def test_object_keys_in_error_entries_are_kept(key):
 def test_secrets_under_key_are_still_redacted_by_content(value, kind):
     out = redact.text(json.dumps({"key": value}))
     assert f"[REDACTED:{kind}:" in out
+
+
+# ---- 8. figures: evidence labels are text, never mathtext -----------------------------------------------
+@pytest.mark.parametrize("label", ["$\\frac{$", "cost $5 and $6", "$$", "\x1b]0;owned\x07 deploy", "a\\$b$"])
+def test_hostile_labels_never_break_a_figure(label):
+    import io
+
+    from forensics import charts
+
+    idx = pd.date_range("2026-11-23T09:30:00Z", periods=30, freq="1min")
+    events = pd.DataFrame({"timestamp": [idx[10]], "source": ["cloudtrail"], "resource": [label],
+                           "kind": ["deployment"], "message": [label]})
+    for fig in (charts.timeseries(pd.Series(range(30), index=idx, name="x"), events=events, title="t"),
+                charts.bar(pd.Series([3, 2], index=[label, f"{label} 2"]), title="b")):
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png")  # mathtext would raise here
+        assert buf.getvalue()[:4] == b"\x89PNG"
+        texts = [t.get_text() for ax in fig.axes for t in ax.texts + ax.get_yticklabels()]
+        assert not any("\x1b" in t for t in texts)
