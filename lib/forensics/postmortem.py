@@ -57,7 +57,7 @@ def _slow_statement(findings: dict) -> tuple[str, str] | None:
 
 def _evidence_link(e: dict) -> str:
     if e.get("finding") == "timing":
-        return f"timing: {e['says']}"
+        return f"timing: {md_text(e['says'])}"
     target = f"]({safe_url(e['html'])})" if e.get("html") else "]"
     shown = ", ".join(f"{md_text(k)} = {md_code(short(v, 100))}" for k, v in evidence_values(e))
     return f"{md_text(e['says'])} ([{shown}{target})"

@@ -285,6 +285,8 @@ def test_undecodable_or_huge_files_are_one_line_exit_2(tmp_path, raw, match):
     path.write_bytes(raw)
     with pytest.raises(ParamsError, match=match):
         load_incident(path)
+    if not raw.startswith(b"incident: INC-\xff"):
+        return  # the CLI once (a subprocess is slow): the same ParamsError, printed by the same path
     proc = subprocess.run([sys.executable, "-m", "forensics.cli", "validate", str(path)], capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
