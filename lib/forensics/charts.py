@@ -146,8 +146,13 @@ def _events_as_markers(events) -> list[tuple[pd.Timestamp, str, bool]]:
 
 
 def _short(text: str, width: int = 28) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= width else text[: width - 1] + "…"
+    """A label from evidence, as text: control characters shown escaped, ``$`` never starting mathtext
+    (an attacker's ``$\\frac{$`` would otherwise fail the figure at draw time)."""
+    from .safe_text import visible
+
+    text = " ".join(visible(text).split())
+    text = text if len(text) <= width else text[: width - 1] + "…"
+    return text.replace("$", r"\$")
 
 
 def timeseries(

@@ -32,7 +32,13 @@ def _exits(*codes: int | tuple[int, str]) -> str:
 
 
 def _echo(msg: str) -> None:
-    click.echo(msg, err=True)
+    click.echo(_visible(msg), err=True)  # evidence text never drives the terminal (forensics.safe_text)
+
+
+def _visible(msg) -> str:
+    from .safe_text import terminal
+
+    return terminal(msg)
 
 
 def _progress():
@@ -43,7 +49,7 @@ def _progress():
 
 
 def _fail(exc: ForensicsError):
-    click.echo(f"error: {exc}", err=True)
+    click.echo(_visible(f"error: {exc}"), err=True)
     sys.exit(exc.exit_code)
 
 
@@ -131,10 +137,10 @@ def validate(incident_file, only, skip_preflight):
         report = None if skip_preflight else preflight.run(incident, selected)
     except ForensicsError as exc:
         _fail(exc)
-    click.echo(f"valid: {incident.incident} [{incident.severity}] {incident.window}, environment "
-               f"{incident.environment.get('name')}, {len(selected)} notebook(s): {', '.join(selected)}")
+    click.echo(_visible(f"valid: {incident.incident} [{incident.severity}] {incident.window}, environment "
+               f"{incident.environment.get('name')}, {len(selected)} notebook(s): {', '.join(selected)}"))
     if report is not None:
-        click.echo(report.line())
+        click.echo(_visible(report.line()))
 
 
 @cli.command(epilog=_exits(0, (1, "a notebook failed or has no evidence, or a source failed in the record"), 2))
@@ -201,7 +207,7 @@ def sandbox_up(scenario, empty):
     try:
         state = daemon.up(_sandbox_dir(), PARAMS_DIR, scenario=None if empty else (scenario or "all"))
     except ForensicsError as exc:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(_visible(f"error: {exc}"), err=True)
         sys.exit(3)
     info = daemon.summary(state)
     click.echo(f"sandbox up (pid {info['pid']}, scenario {info['scenario'] or 'none: empty'})")

@@ -63,10 +63,10 @@ def of_capture(meta: Mapping, expects_data: bool | None = None) -> Coverage:
 
 def configured(name: str, env: Mapping) -> bool:
     """Whether the environment configures the capture's sources (else its failure is "not configured")."""
-    from . import registry
+    from . import captures
 
     try:
-        return not registry.get(name).missing_sections(env)
+        return not captures.get(name).missing_sections(env)
     except KeyError:
         return True
 

@@ -32,8 +32,37 @@ _INCIDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _ENV_VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
+#: A parameter file is a few kilobytes; anything this large is not one (and is not read whole).
+MAX_PARAMS_BYTES = 1024 * 1024
+
+
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that leaves timestamps as strings (they are parsed, with a timezone, by window.py)."""
+    """SafeLoader that leaves timestamps as strings (they are parsed, with a timezone, by window.py),
+    refuses aliases (``*name``: a few hundred bytes of them expand to gigabytes, the "billion laughs",
+    and every later walk of the parameters would go through each copy) and duplicate keys (``window:``
+    twice: YAML keeps the last one silently, so the file would not mean what one reads)."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(None, None, f"an alias (*{event.anchor}) is not allowed in a "
+                                              "parameter file: write the value out", event.start_mark)
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.setdefault(key, key_node)
+                except TypeError:
+                    continue  # an unhashable key: construct_mapping says so below
+                if first is not key_node:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key!r} (first on line {first.start_mark.line + 1})",
+                        key_node.start_mark)
+        return super().construct_mapping(node, deep)
 
 
 _Loader.yaml_implicit_resolvers = {
@@ -67,6 +96,8 @@ _ENV_SCHEMA: dict[str, Any] = {
         "dsn_env": (False, (str, type(None)), "name of the environment variable holding a libpq DSN"),
         "dsn": (False, (str, type(None)), "a libpq DSN without password (the sandbox); PG*/PGSERVICE also work"),
         "statement_timeout_ms": (False, int, f"statement_timeout of the read-only session, ms (default {defaults.PG_STATEMENT_TIMEOUT_MS})"),
+        "allow_privileged_role": (False, bool, "connect with a role that can write (superuser, table owner, "
+                                               "write grants): refused unless true"),
     },
     "logs": {"app": (True, list, "application log group names")},
     "elasticache": {
@@ -210,12 +241,24 @@ class Incident:
 
 
 def _load_yaml(path: Path) -> Any:
+    """One YAML document, bounded: at most :data:`MAX_PARAMS_BYTES`, UTF-8, no alias, no duplicate key.
+    Every problem is one line (:class:`ParamsError`)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_PARAMS_BYTES + 1)
     except FileNotFoundError:
         raise ParamsError(path, "no such file") from None
+    except IsADirectoryError:
+        raise ParamsError(path, "is a directory, not a parameter file") from None
     except OSError as exc:
         raise ParamsError(path, f"cannot read: {exc.strerror}") from None
+    if len(raw) > MAX_PARAMS_BYTES:
+        raise ParamsError(path, f"larger than {MAX_PARAMS_BYTES // 1024} KiB: not a parameter file")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ParamsError(path, f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}): "
+                                "save it as UTF-8") from None
     try:
         return yaml.load(text, Loader=_Loader)  # noqa: S506 - SafeLoader subclass
     except yaml.YAMLError as exc:
@@ -295,6 +338,13 @@ def load_environment(ref: str | os.PathLike, base: Path | None = None) -> dict:
     _check_backups_and_certificates(path, data)
     if (data.get("cloudtrail") or {}).get("bucket"):
         _check_bucket_section(path, data["cloudtrail"], "cloudtrail")
+    if data.get("athena"):  # Athena writes its results: never into the evidence it reads
+        from .sources import readonly_sql
+
+        try:
+            readonly_sql.check_output_location(data["athena"].get("output_location"), data)
+        except readonly_sql.NotReadOnly as exc:
+            raise ParamsError(path, str(exc)) from None
     for section, key in _TABLE_FIELDS:
         value = (data.get(section) or {}).get(key)
         if value is not None and not _TABLE_NAME.match(value):
@@ -420,5 +470,12 @@ def load_resolved(path: str | os.PathLike) -> Incident:
     )
 
 
+class _Dumper(yaml.SafeDumper):
+    """Never writes an alias (a value used twice is written twice): :class:`_Loader` refuses them."""
+
+    def ignore_aliases(self, data):
+        return True
+
+
 def dump(data: dict) -> str:
-    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, allow_unicode=True)
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True)

@@ -4,7 +4,13 @@ diagnosis (one paragraph per hypothesis that holds, its evidence linked into the
 where the data cannot speak.
 
 Written by the runner after every notebook has ended, so it sees all of their findings; the overview
-notebook shows the same draft interactively.
+notebook shows the same draft interactively (through :func:`forensics.safe_text.markdown`).
+
+Every value that comes from the evidence or a parameter file (timeline messages, resources, query text,
+evidence values, the incident's title, error messages) goes in through :func:`safe_text.md_text` (prose:
+no tag, link or emphasis can start inside it) or :func:`safe_text.md_code` (a code span whose fence is
+longer than any backtick run inside it); the whole draft then has its control characters shown as
+escapes (:func:`safe_text.visible`).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import pandas as pd
 
 from .diagnosis import diagnose, evidence_values, short
 from .params import Incident
+from .safe_text import md_code, md_text, safe_url, visible
 
 BLANK = "_(to be completed by the incident team)_"
 
@@ -50,10 +57,10 @@ def _slow_statement(findings: dict) -> tuple[str, str] | None:
 
 def _evidence_link(e: dict) -> str:
     if e.get("finding") == "timing":
-        return f"timing: {e['says']}"
-    target = f"]({e['html']})" if e.get("html") else "]"
-    shown = ", ".join(f"{k} = `{short(v, 100)}`" for k, v in evidence_values(e))
-    return f"{e['says']} ([{shown}{target})"
+        return f"timing: {md_text(e['says'])}"
+    target = f"]({safe_url(e['html'])})" if e.get("html") else "]"
+    shown = ", ".join(f"{md_text(k)} = {md_code(short(v, 100))}" for k, v in evidence_values(e))
+    return f"{md_text(e['says'])} ([{shown}{target})"
 
 
 def _hypothesis_paragraph(h: dict) -> list[str]:
@@ -61,14 +68,20 @@ def _hypothesis_paragraph(h: dict) -> list[str]:
     role = {"primary": "primary", "alternative": "alternative explanation, less supported",
             "concurrent": "concurrent, independent of the primary"}.get(h["role"], h["role"])
     src = h["source"]
-    text = (f"**{h['symptom'][0].upper() + h['symptom'][1:]}: {' → '.join(h['chain']) or h['id']}** ({role}). "
-            f"{h['cause']} Evidence: " + "; ".join(_evidence_link(e) for e in h["evidence_for"]) + ".")
+    symptom = md_text(h['symptom'][0].upper() + h['symptom'][1:])
+    text = (f"**{symptom}: {_chain(h)}** ({md_text(role)}). "
+            f"{md_text(h['cause'])} Evidence: " + "; ".join(_evidence_link(e) for e in h["evidence_for"]) + ".")
     if h["evidence_against"]:
         text += " Against: " + "; ".join(_evidence_link(e) for e in h["evidence_against"]) + "."
     if h["unknown"]:
-        text += " Unknown (finding missing): " + "; ".join(e["says"] for e in h["unknown"]) + "."
-    text += (f" Next step (runbook `{src['runbook']}`, section \"{src['section']}\"): {h['next_step']}")
+        text += " Unknown (finding missing): " + "; ".join(md_text(e["says"]) for e in h["unknown"]) + "."
+    text += (f" Next step (runbook {md_code(src['runbook'])}, section \"{md_text(src['section'])}\"): "
+             f"{md_text(h['next_step'])}")
     return [text, ""]
+
+
+def _chain(h: dict) -> str:
+    return md_text(" → ".join(h["chain"]) or h["id"])
 
 
 def _root_cause(diag: dict, findings: dict) -> list[str]:
@@ -77,7 +90,7 @@ def _root_cause(diag: dict, findings: dict) -> list[str]:
     notebooks rank it); never a guess beyond the runbook entries."""
     holding = [h for h in diag.get("hypotheses", []) if h["holds"]]
     if diag.get("error"):
-        lines = [f"The diagnosis could not run: {diag['error']}", ""]
+        lines = [f"The diagnosis could not run: {md_text(diag['error'])}", ""]
     elif not holding:
         lines = ["No runbook entry is supported by the evidence in this record.", ""]
     else:
@@ -87,11 +100,11 @@ def _root_cause(diag: dict, findings: dict) -> list[str]:
         ruled_out = [h for h in diag["hypotheses"] if not h["holds"] and h["verdict"].startswith("refuted")]
         if ruled_out:
             lines.append("Ruled out by the evidence:")
-            lines += [f"- {' → '.join(h['chain']) or h['id']}: {h['verdict']}" for h in ruled_out]
+            lines += [f"- {_chain(h)}: {md_text(h['verdict'])}" for h in ruled_out]
             lines.append("")
     slow = _slow_statement(findings)
     if slow:
-        lines += [f"**Slow statement**: `{slow[0][:200]}` ({slow[1]}).", ""]
+        lines += [f"**Slow statement**: {md_code(slow[0][:200])} ({md_text(slow[1])}).", ""]
     return lines
 
 
@@ -99,13 +112,13 @@ def _what_happened(diag: dict) -> str:
     primary = next((h for h in diag.get("hypotheses", []) if h["role"] == "primary"), None)
     if primary is None:
         return ""
-    out = f"The evidence supports {' → '.join(primary['chain'])}: {primary['cause']}"
+    out = f"The evidence supports {md_text(' → '.join(primary['chain']))}: {md_text(primary['cause'])}"
     if primary.get("timing") and primary["timing"].get("holds"):
-        out += f" In order: {primary['timing']['says']} UTC."
+        out += f" In order: {md_text(primary['timing']['says'])} UTC."
     concurrent = [h for h in diag["hypotheses"] if h["role"] == "concurrent"]
     if concurrent:
         out += (" Independent of it, in the same window: "
-                + "; ".join(f"{h['symptom']} ({' → '.join(h['chain'])})" for h in concurrent) + ".")
+                + "; ".join(f"{md_text(h['symptom'])} ({md_text(' → '.join(h['chain']))})" for h in concurrent) + ".")
     return out
 
 
@@ -120,19 +133,19 @@ def render(incident: Incident, findings: dict, notebooks: Iterable[dict], data_f
     impact = ov.get("impact") or api.get("impact") or {}
     failed = ov.get("failed_requests", impact.get("failed_requests"))
     lines = [
-        f"# Incident Postmortem: {incident.title}",
+        f"# Incident Postmortem: {md_text(incident.title)}",
         "",
         "> Draft generated from the evidence record"
-        + (f" `{record_name}`" if record_name else "") + ". Every figure below comes from a notebook of the "
+        + (f" {md_code(record_name)}" if record_name else "") + ". Every figure below comes from a notebook of the "
         "record and links to it; sections marked as blanks need the incident team.",
         "",
-        f"**Incident**: {incident.incident}  ",
+        f"**Incident**: {md_text(incident.incident)}  ",
         f"**Date**: {incident.window.start:%Y-%m-%d}  ",
-        f"**Severity**: {incident.severity}  ",
+        f"**Severity**: {md_text(incident.severity)}  ",
         "**Duration**: " + (f"{duration:g} minutes" + (" (still ongoing at the end of the window)"
                                                           if ov.get("ongoing") else "")
                              if duration is not None else BLANK) + "  ",
-        f"**Affected**: {incident.environment.get('name', BLANK)}  ",
+        f"**Affected**: {md_text(incident.environment['name']) if incident.environment.get('name') else BLANK}  ",
         f"**Window examined**: {incident.window}",
         "",
         "## What Happened",
@@ -147,8 +160,8 @@ def render(incident: Incident, findings: dict, notebooks: Iterable[dict], data_f
                       ", and had not recovered by the end of the window."))
         change = api.get("suspected_change")
         if change:
-            summary += (f" It began {_minutes_between(change.get('time'), onset)} after a {change.get('kind')} "
-                        f"of `{change.get('resource')}`.")
+            summary += (f" It began {_minutes_between(change.get('time'), onset)} after a {md_text(change.get('kind'))} "
+                        f"of {md_code(change.get('resource'))}.")
         lines += [summary, ""]
     else:
         lines += [BLANK + " (no onset was detected in the ALB series)", ""]
@@ -163,7 +176,8 @@ def render(incident: Incident, findings: dict, notebooks: Iterable[dict], data_f
             # an alarm's message ("Alarm updated from OK to ALARM") does not name it: its resource does
             if kind.startswith("alarm") and ev.get("resource"):
                 kind = f"{kind} {ev['resource']}"
-            lines.append(f"- {_hhmm(ev.get('time'))} - {ev.get('source')}: {kind}: {str(ev.get('message'))[:160]}")
+            lines.append(f"- {_hhmm(ev.get('time'))} - {md_text(ev.get('source'))}: {md_text(kind)}: "
+                         f"{md_text(str(ev.get('message'))[:160])}")
     else:
         lines.append(f"- {BLANK}")
     lines += ["- --:-- - Incident detected " + BLANK, "- --:-- - Mitigation deployed " + BLANK,
@@ -185,17 +199,17 @@ def render(incident: Incident, findings: dict, notebooks: Iterable[dict], data_f
     for nb in notebooks:
         status = nb.get("status")
         link = f"[{nb['name']}](html/{nb['name']}.html)"
-        lines.append(f"- {link} ({status}) · executed notebook [notebooks/{nb['name']}.ipynb]"
-                     f"(notebooks/{nb['name']}.ipynb)" + (f" · error: {nb.get('error')}" if nb.get("error") else ""))
+        lines.append(f"- {link} ({md_text(status)}) · executed notebook [notebooks/{nb['name']}.ipynb]"
+                     f"(notebooks/{nb['name']}.ipynb)" + (f" · error: {md_text(nb.get('error'))}" if nb.get("error") else ""))
     files = sorted(data_files)
     if files:
         lines += ["", "Data pulled: " + ", ".join(f"[{f.split('/')[-1]}]({f})" for f in files)]
     unknown = {n: f.get("unknown") for n, f in findings.items() if f.get("unknown")}
     if unknown:
         lines += ["", "Unknown because a source failed: "
-                  + "; ".join(f"{n}: {', '.join(keys)}" for n, keys in unknown.items())]
+                  + "; ".join(f"{n}: {md_text(', '.join(map(str, keys)))}" for n, keys in unknown.items())]
     lines += ["", "Verify this record with `forensics verify <record>`; the manifest lists every file's SHA-256.", ""]
-    return "\n".join(lines)
+    return visible("\n".join(lines))
 
 
 def _minutes_between(earlier: str | None, later: str | None) -> str:
@@ -213,5 +227,5 @@ def _affected(findings: dict) -> str | None:
     integ = findings.get("data-integrity", {})
     if integ.get("first_broken_event"):
         tenant = integ["first_broken_event"].get("tenant") if isinstance(integ["first_broken_event"], dict) else None
-        parts.append(f"tenant {tenant} audit chain broken" if tenant else "an audit chain is broken")
+        parts.append(f"tenant {md_text(tenant)} audit chain broken" if tenant else "an audit chain is broken")
     return "; ".join(parts) or None

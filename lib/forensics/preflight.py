@@ -79,14 +79,14 @@ def sections_read(selected: Iterable[str] | None, cat: dict | None = None) -> se
     ``selected`` is None."""
     if selected is None:
         return set()  # means all
-    from . import registry
+    from . import captures
     from .notebooks import catalogue
 
     cat = cat or catalogue()
     out = set()
     for name in selected:
         for cap in cat[name].captures:
-            out |= {n.split(".")[0] for n in registry.get(cap).needs}
+            out |= {n.split(".")[0] for n in captures.get(cap).needs}
     return out
 
 

@@ -6,6 +6,13 @@ imports mermaid from a CDN and a MathJax configuration; the notebooks need neith
 ``<script>`` is dropped (evidence pages have no active content), and the CSS comments that cite
 web pages go too.
 
+Much of what a page shows was written by an attacker (:mod:`forensics.safe_text`). Every page also gets,
+in :func:`offline`: a Content-Security-Policy (:data:`CSP`: no script, no request but the record's own
+images, inline styles only) as its first ``<head>`` element, so markup that slipped through any escaping
+still cannot run or call out; ``javascript:``/``vbscript:``/``data:`` (but images) URLs in ``href``/``src``
+neutralised; and every control character shown as an escape (``\x1b``), so no terminal sequence is
+carried by a page someone may ``cat`` or copy.
+
 - ``html/<name>.html``         the executed notebook, code and outputs
 - ``html/<name>.report.html``  the same without code cells (nbconvert ``exclude_input``), to attach to a
                                postmortem
@@ -22,6 +29,7 @@ import re
 from pathlib import Path
 
 from . import contracts, redact
+from .safe_text import visible
 from .diagnosis import evidence_values, short
 from .evidence import sha256_file
 
@@ -29,6 +37,12 @@ _SCRIPT = re.compile(r"<script\b[^>]*>.*?</script\s*>", re.I | re.S)
 _STYLE = re.compile(r"(<style\b[^>]*>)(.*?)(</style\s*>)", re.I | re.S)
 _CSS_COMMENT = re.compile(r"/\*.*?\*/", re.S)
 _EXTERNAL_LINK = re.compile(r"<link\b[^>]*\shref=[\"']?(?:https?:)?//[^>]*>", re.I)
+_HEAD = re.compile(r"<head\b[^>]*>", re.I)
+_UNSAFE_URL = re.compile(r"""(\s(?:href|src|action|formaction|xlink:href|srcset)\s*=\s*["']?)\s*"""
+                         r"(?:javascript|vbscript|data(?!:image/(?:png|jpeg|gif|webp)[;,]))\s*:", re.I)
+#: Every page of a record: nothing runs, nothing is fetched but the record's own images, inline styles.
+CSP = "default-src 'none'; img-src data: 'self'; style-src 'unsafe-inline'"
+CSP_META = f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 INDEX = "index.html"
 #: Headline findings shown per notebook on the index (the rest are in findings.json and the notebook).
@@ -37,10 +51,16 @@ _SKIP = ("status", "unknown", "failed_sources", "error")
 
 
 def offline(html: str) -> str:
-    """The page with no script and no reference to anything outside it."""
+    """The page with no script and no reference to anything outside it, its CSP first in ``<head>``,
+    unsafe URLs neutralised and control characters visible."""
     html = _SCRIPT.sub("", html)
     html = _EXTERNAL_LINK.sub("", html)
-    return _STYLE.sub(lambda m: m.group(1) + _CSS_COMMENT.sub("", m.group(2)) + m.group(3), html)
+    html = _UNSAFE_URL.sub(r"\1#unsafe-link:", html)
+    html = _STYLE.sub(lambda m: m.group(1) + _CSS_COMMENT.sub("", m.group(2)) + m.group(3), html)
+    if CSP_META not in html:
+        head = _HEAD.search(html)
+        html = html[:head.end()] + CSP_META + html[head.end():] if head else CSP_META + html
+    return visible(html)
 
 
 def render_notebook(nb_path: Path, html_dir: Path, name: str) -> str:

@@ -89,6 +89,10 @@ def run(incident_path: str | os.PathLike, out: str | os.PathLike = "evidence", j
         only: list[str] | None = None, echo: Callable[[str], None] = print,
         progress: Progress | None = None, skip_preflight: bool = False) -> RunResult:
     incident, selected = validate(incident_path, only)
+    from .sources import postgres
+
+    postgres.preflight(incident.environment)  # a role that could write: exit 2 before anything is written
+
     if not skip_preflight:  # identity, window, every resource named: one line, exit 2, nothing written
         from .preflight import run as preflight
         echo(preflight(incident, selected).line())

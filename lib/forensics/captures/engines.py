@@ -24,7 +24,7 @@ def engine_call(name: str, source: str, query: str, needs: Iterable[str], *, tab
         if athena:
             run_params = {**params, "table": athena.get(table[0]) or table[1]}
             return Call(None, q.record(run_params, "athena"),
-                        lambda: query_engines.run_athena(query, athena, inc.aws, run_params))
+                        lambda: query_engines.run_athena(query, athena, inc.aws, run_params, env=inc.env))
         return Call(None, q.record(params, "duckdb"),
                     lambda: query_engines.run_duckdb(query, {duck_table: inc.pull(capture_read)}, params))
 

@@ -189,6 +189,8 @@ def field_secret(key: str, raw: str, op: str, key_quoted: bool, after: str, colo
         return None if (not quoted and value.isalpha() and value.islower()) else value
     if any(c.isspace() for c in value):
         return None  # a weak name ("signature", "key") before a sentence: words, not a token
+    if shape.is_object_key(value):
+        return None  # {"key": "AWSLogs/.../x_20261123T0905Z_aB3x.json.gz"}: names an object; judged by content
     return value if shape.secret_shaped(value, 8, 3.0) else None
 
 

@@ -52,6 +52,16 @@ _SEQ = "abcdefghijklmnopqrstuvwxyz0123456789"
 _TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?$")
 
 
+#: An object key or file path: two or more ``/``-separated segments, the last with a file extension
+#: (``AWSLogs/1234/CloudTrail/eu-west-1/2026/11/23/1234_CloudTrail_..._aB3x.json.gz``). Random parts in
+#: its file name do not make it a secret: it names the object (an unreadable file must stay findable).
+_OBJECT_KEY = re.compile(r"^(?:s3://)?[^\s/]+(?:/[^\s/]+){2,}\.[A-Za-z][A-Za-z0-9]{0,5}(?:\.[A-Za-z0-9]{1,4})?$")
+
+
+def is_object_key(value: str) -> bool:
+    return bool(_OBJECT_KEY.match(value.strip()))
+
+
 def entropy(value: str) -> float:
     """Shannon entropy in bits per character."""
     if not value:

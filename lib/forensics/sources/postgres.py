@@ -5,9 +5,20 @@
 ``lock_timeout``, ``idle_in_transaction_session_timeout`` and ``TimeZone=UTC``; ``application_name``
 is ``forensics`` (so our own sessions are recognisable in pg_stat_activity); autocommit, so no
 snapshot holds a transaction open. If a pooler drops startup options, the same settings are applied
-with ``SET`` and checked. This guards against mistakes, not against a determined caller (``SET
-transaction_read_only = off`` undoes it): the real boundary is the role's grants — give the
-collector a role with ``pg_read_all_stats`` (and nothing that writes).
+with ``SET`` and checked.
+
+Read-only by role, not only by session. At connect, a role that could write is refused
+(:class:`PrivilegedRole`, one line, exit 2) unless the environment says ``postgres.allow_privileged_role:
+true``: a superuser, a role owning (or a member of a role owning) a table, view or sequence of the
+database, one holding INSERT/UPDATE/DELETE/TRUNCATE on any table, or one that can CREATE in ``public``.
+The role to create is in docs/security-model.md (``pg_monitor``/``pg_read_all_stats``, CONNECT, no
+ownership).
+
+Nobody gets the raw connection: :func:`connect` returns a :class:`ReadOnlySession`, whose only way in is
+one query at a time, checked (:func:`forensics.sources.readonly_sql.check_postgres`: one SELECT/WITH/SHOW
+statement, no ``set_config``, advisory lock, large object, ``pg_notify``...), run only while ``SHOW
+transaction_read_only`` says ``on``, inside ``BEGIN READ ONLY`` and always rolled back, so whatever a
+statement changes in the session (``set_config(..., false)``) or queues (``NOTIFY``) is undone.
 
 Where the connection comes from (the environment's ``postgres`` section): ``dsn_env`` names an
 environment variable holding a libpq DSN; else ``dsn``; else libpq's own defaults (``PG*``
@@ -26,8 +37,8 @@ import os
 import pandas as pd
 
 from .. import contracts, defaults, redact
-from ..errors import SourceError
-from . import _one_line, _typed, _utc
+from ..errors import ForensicsError, ReadOnlyViolation, SourceError
+from . import _one_line, _typed, _utc, readonly_sql
 
 SOURCE = "postgres"
 APPLICATION_NAME = contracts.APPLICATION_NAME
@@ -101,14 +112,92 @@ def _target(conninfo: str) -> str:
     return f"{where}/{db}" + (f" as {user}" if user else "")
 
 
+class PrivilegedRole(ForensicsError):
+    """The collector's role could write to the database: refused before any capture (exit 2)."""
+
+    exit_code = 2
+
+
+#: What the connected role could change: superuser, ownership, write grants, CREATE in public.
+ROLE_SQL = """
+SELECT current_user::text AS role,
+       r.rolsuper AS superuser,
+       (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
+           AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%'
+           AND pg_has_role(current_user, c.relowner, 'USAGE')) AS owned,
+       (SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
+           AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%'
+           AND pg_has_role(current_user, c.relowner, 'USAGE') ORDER BY 1 LIMIT 1) AS owned_example,
+       (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.relkind IN ('r', 'p', 'v', 'f')
+           AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%'
+           AND (has_table_privilege(c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE')
+                OR has_any_column_privilege(c.oid, 'INSERT, UPDATE'))) AS writable,
+       (SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.relkind IN ('r', 'p', 'v', 'f')
+           AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%'
+           AND (has_table_privilege(c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE')
+                OR has_any_column_privilege(c.oid, 'INSERT, UPDATE')) ORDER BY 1 LIMIT 1) AS writable_example,
+       EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'public'
+                 AND has_schema_privilege(oid, 'CREATE')) AS create_in_public
+  FROM pg_roles r WHERE r.rolname = current_user
+"""
+
+
+def role_problems(conn) -> tuple[str, list[str]]:
+    """The connected role and what it could change (empty: a read-only role)."""
+    row = conn.execute(ROLE_SQL).fetchone()
+    role, superuser, owned, owned_ex, writable, writable_ex, create_public = row
+    problems = []
+    if superuser:
+        problems.append("it is a superuser")
+    if owned:
+        problems.append(f"it owns {owned} table(s), view(s) or sequence(s) (e.g. {owned_ex})")
+    if writable:
+        problems.append(f"it holds INSERT/UPDATE/DELETE/TRUNCATE on {writable} table(s) (e.g. {writable_ex})")
+    if create_public:
+        problems.append("it can CREATE in schema public")
+    return role, problems
+
+
+def check_role(conn, target: str = "") -> None:
+    """Refuse a role that could write (:class:`PrivilegedRole`, one line)."""
+    import psycopg
+
+    try:
+        role, problems = role_problems(conn)
+    except psycopg.Error as exc:
+        raise SourceError(SOURCE, f"cannot check the role's privileges: {_scrub(_one_line(exc))}") from exc
+    if problems:
+        raise PrivilegedRole(
+            f"postgres: refusing to collect as role {role}{' on ' + target if target else ''}: "
+            + "; ".join(problems) + ". Use a read-only role (pg_monitor, CONNECT, no ownership: "
+            "docs/security-model.md), or set postgres.allow_privileged_role: true in the environment")
+
+
+def preflight(environment: dict) -> None:
+    """Before a run writes anything: a privileged role is refused now (exit 2), not as one failed
+    capture per notebook. An unreachable database is left to the captures to report."""
+    pg = environment.get("postgres")
+    if not pg or pg.get("allow_privileged_role"):
+        return
+    try:
+        connect(pg).close()
+    except SourceError:
+        pass
+
+
 def connect(pg: dict | None = None, *, statement_timeout_ms: int | None = None,
             lock_timeout_ms: int = defaults.PG_LOCK_TIMEOUT_MS,
             idle_tx_timeout_ms: int = defaults.PG_IDLE_IN_TRANSACTION_TIMEOUT_MS,
-            connect_timeout: float = defaults.PG_CONNECT_TIMEOUT_S):
-    """A read-only, autocommit psycopg connection for the environment's ``postgres`` section.
+            connect_timeout: float = defaults.PG_CONNECT_TIMEOUT_S) -> ReadOnlySession:
+    """A read-only session (:class:`ReadOnlySession`) for the environment's ``postgres`` section.
 
     ``statement_timeout_ms`` defaults to ``pg['statement_timeout_ms']``, else 15 s. Failure to
     connect (unreachable, refused, authentication) is a SourceError naming the target, never a password.
+    A role that could write is :class:`PrivilegedRole` unless ``pg['allow_privileged_role']``.
     """
     import psycopg
     from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -134,10 +223,103 @@ def connect(pg: dict | None = None, *, statement_timeout_ms: int | None = None,
         raise SourceError(SOURCE, f"cannot connect to {target}: {_scrub(_one_line(exc))}") from exc
     try:
         _ensure_settings(conn, settings)
+        if not pg.get("allow_privileged_role"):
+            check_role(conn, target)
     except BaseException:
         conn.close()
         raise
-    return conn
+    return ReadOnlySession(conn, target)
+
+
+class ReadOnlySession:
+    """The collector's PostgreSQL session: queries in, rows out, nothing else.
+
+    Each :meth:`query` is checked (:func:`readonly_sql.check_postgres`), then run only if the session is
+    still read-only (``SHOW transaction_read_only``), inside ``BEGIN READ ONLY`` ... ``ROLLBACK``. The
+    psycopg connection stays private: a notebook cannot ``SET`` its way out of read-only mode.
+    """
+
+    def __init__(self, conn, target: str = ""):
+        self._conn = conn
+        self.target = target
+
+    # -- lifetime --------------------------------------------------------------------------------
+    @property
+    def closed(self) -> bool:
+        return self._conn.closed
+
+    @property
+    def autocommit(self) -> bool:
+        return self._conn.autocommit
+
+    @property
+    def info(self):
+        """libpq's connection information (backend pid, server version): read-only."""
+        return self._conn.info
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> ReadOnlySession:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<ReadOnlySession {self.target or 'postgres'}{' closed' if self.closed else ''}>"
+
+    # -- reading ---------------------------------------------------------------------------------
+    def check_read_only(self) -> None:
+        """The session's transactions are still read-only, else it is closed and never used again."""
+        state = self._conn.execute("SHOW transaction_read_only").fetchone()[0]
+        if state != "on":
+            self._conn.close()
+            raise ReadOnlyViolation(f"postgres: the session is no longer read-only (transaction_read_only = "
+                                    f"{state}); closed, not used")
+
+    def query(self, sql, params=None) -> tuple[list[str], list[tuple]]:
+        """Column names and rows of one read. A refused statement is :class:`ReadOnlyViolation`;
+        a failing one the psycopg error."""
+        text = sql if isinstance(sql, str) else sql.as_string(self._conn)
+        try:
+            readonly_sql.check_postgres(text)
+        except readonly_sql.NotReadOnly as exc:
+            raise ReadOnlyViolation(f"postgres: refused before it was sent: {exc}") from None
+        self.check_read_only()
+        with self._conn.cursor() as cur:
+            cur.execute("BEGIN READ ONLY")
+            try:
+                cur.execute(sql, params)
+                names = [d.name for d in cur.description] if cur.description else []
+                rows = cur.fetchall() if cur.description else []
+            finally:
+                if not self._conn.closed and not self._conn.broken:
+                    self._conn.execute("ROLLBACK")  # whatever the statement set or queued is undone
+        return names, rows
+
+    def execute(self, sql, params=None) -> _Result:
+        """:meth:`query` with a cursor-like result (``fetchone``, ``fetchall``, ``description``)."""
+        return _Result(*self.query(sql, params))
+
+
+class _Result:
+    def __init__(self, names: list[str], rows: list[tuple]):
+        self.names, self._rows, self._pos = names, rows, 0
+
+    @property
+    def description(self):
+        return [(n,) for n in self.names] if self.names else None
+
+    def fetchone(self):
+        if self._pos >= len(self._rows):
+            return None
+        self._pos += 1
+        return self._rows[self._pos - 1]
+
+    def fetchall(self) -> list[tuple]:
+        rest, self._pos = self._rows[self._pos:], len(self._rows)
+        return rest
 
 
 def _ensure_settings(conn, settings: dict[str, str]) -> None:
@@ -185,11 +367,9 @@ def run(conn, query: str, params=None, *, schema: dict | None = None, what: str 
     """
     import psycopg
 
+    session = conn if isinstance(conn, ReadOnlySession) else ReadOnlySession(conn)
     try:
-        with conn.cursor() as cur:
-            cur.execute(query, params)
-            names = [d.name for d in cur.description] if cur.description else []
-            rows = cur.fetchall() if cur.description else []
+        names, rows = session.query(query, params)
     except psycopg.Error as exc:
         text = hint(exc) if callable(hint) else hint
         raise SourceError(SOURCE, _pg_message(exc, what, text)) from exc

@@ -9,7 +9,10 @@ from outside reaches the SQL unchecked.
 - :func:`run_duckdb` runs a query over frames already read from S3 (the sources stream each object
   through boto3; DuckDB's httpfs is never pointed at an endpoint) and records ``attrs["engine"] =
   "duckdb"`` and ``attrs["bytes_scanned"]`` = the compressed bytes the sources downloaded.
-- :func:`run_athena` runs it with StartQueryExecution / GetQueryExecution / GetQueryResults (paginated)
+- :func:`run_athena` refuses, before any call, a statement that is not one ``SELECT``/``WITH``
+  (:func:`forensics.sources.readonly_sql.check_athena`) and an output location inside an evidence bucket
+  of the environment (:func:`~forensics.sources.readonly_sql.check_output_location`); then runs it with
+  StartQueryExecution / GetQueryExecution / GetQueryResults (paginated)
   in the environment's ``athena: {workgroup, database, output_location}`` and records ``engine =
   "athena"``, ``bytes_scanned`` = Athena's ``DataScannedInBytes`` and the execution id.
 """
@@ -24,6 +27,7 @@ import pandas as pd
 
 from ..errors import SourceError
 from . import _aws_errors
+from . import readonly_sql
 from . import s3_objects as so
 
 ENGINES = ("duckdb", "athena")
@@ -144,12 +148,14 @@ def _athena_frame(column_info: list[dict], rows: list[list]) -> pd.DataFrame:
 
 
 def run_athena(name: str, athena: dict, aws: dict | None = None, params: dict | None = None, *,
-               poll_s: float = 1.0, timeout_s: float = 600.0, client=None) -> pd.DataFrame:
+               poll_s: float = 1.0, timeout_s: float = 600.0, client=None, env: dict | None = None) -> pd.DataFrame:
     """Run the named query in Athena (``athena: {workgroup, database, output_location}``; each optional
-    but a database, and an output location unless the workgroup enforces one) and return its rows."""
+    but a database, and an output location unless the workgroup enforces one) and return its rows.
+    ``env`` (the environment) names the evidence buckets the output location must stay out of."""
     athena = athena or {}
     query = load_query(name, "athena")
     sql = render(query, params)
+    check_athena_call(sql, athena, env)
     ath = so.read_client("athena", aws, client)
     start: dict = {"QueryString": sql}
     if athena.get("workgroup"):
@@ -201,11 +207,23 @@ def run_athena(name: str, athena: dict, aws: dict | None = None, params: dict | 
     return out
 
 
+def check_athena_call(sql: str, athena: dict, env: dict | None) -> None:
+    """The read-only checks of an Athena call, before any: one SELECT/WITH statement, results outside
+    the evidence buckets. A :class:`~forensics.errors.ReadOnlyViolation` otherwise."""
+    from ..errors import ReadOnlyViolation
+
+    try:
+        readonly_sql.check_athena(sql)
+        readonly_sql.check_output_location((athena or {}).get("output_location"), env or {})
+    except readonly_sql.NotReadOnly as exc:
+        raise ReadOnlyViolation(f"athena: refused before any call: {exc}") from None
+
+
 def run(name: str, *, tables: dict[str, pd.DataFrame] | None = None, athena: dict | None = None,
-        aws: dict | None = None, params: dict | None = None, client=None) -> pd.DataFrame:
+        aws: dict | None = None, params: dict | None = None, client=None, env: dict | None = None) -> pd.DataFrame:
     """Athena when the environment has an ``athena`` section, else DuckDB over ``tables``."""
     if athena:
-        return run_athena(name, athena, aws, params, client=client)
+        return run_athena(name, athena, aws, params, client=client, env=env)
     if tables is None:
         raise ValueError(f"query {name}: no athena section and no tables to run DuckDB over")
     return run_duckdb(name, tables, params)

@@ -11,8 +11,14 @@ are read one at a time through ``GetObject``, gunzipped as a stream (:func:`read
 :func:`read_json`); nothing lists or reads a whole bucket.
 
 Failures of the bucket (missing, access denied) raise :class:`~forensics.errors.SourceError`; failures
-of one object (not gzip, not JSON, truncated, denied) are recorded in :class:`Reading` and the other
-objects are still read: the caller reports ``reading.errors`` next to its frame (``attrs``).
+of one object (not gzip, not JSON, truncated, denied, expanding beyond :data:`MAX_OBJECT_BYTES`) are
+recorded in :class:`Reading`, named by their key, and the other objects are still read: the caller
+reports ``reading.errors`` next to its frame (``attrs``).
+
+Bounds: ``max_bytes`` counts the *compressed* bytes a reading downloads; :data:`MAX_OBJECT_BYTES` the
+*decompressed* bytes of one object, checked as the stream is inflated, so a small gzip that expands to
+gigabytes (a decompression bomb in a bucket an attacker can write to) is stopped at the cap with at most
+one chunk beyond it in memory.
 """
 
 from __future__ import annotations
@@ -38,6 +44,10 @@ _ACCOUNT = re.compile(r"^\d{12}$")
 _ORG = re.compile(r"^o-[a-z0-9]{10,32}$")
 #: default ceiling of compressed bytes one reading downloads
 DEFAULT_MAX_BYTES = 2 * 1024 ** 3
+#: ceiling of decompressed bytes of one object (CloudTrail writes a file every ~5 minutes per account and
+#: Region, ALB every 5 minutes per node: tens of MiB at the most)
+MAX_OBJECT_BYTES = 128 * 1024 ** 2
+_CHUNK = 1 << 20
 
 
 def read_client(service: str, aws: dict | None = None, client=None):
@@ -190,19 +200,46 @@ class _Counting(io.RawIOBase):
         return n
 
 
+def _too_large(cap: int) -> ObjectError:
+    return ObjectError(f"expands beyond {cap / 1024 ** 2:.0f} MiB decompressed; not read (a decompression "
+                       "bomb, or a file that is not a delivery file)")
+
+
+class _Capped(io.RawIOBase):
+    """The decompressed stream, raising :class:`ObjectError` past ``cap`` bytes."""
+
+    def __init__(self, gz, cap: int):
+        self._gz, self._cap, self.count = gz, cap, 0
+
+    def readable(self):
+        return True
+
+    def readinto(self, buf):
+        data = self._gz.read(min(len(buf), _CHUNK))
+        n = len(data)
+        self.count += n
+        if self.count > self._cap:
+            raise _too_large(self._cap)
+        buf[:n] = data
+        return n
+
+
 def _open(s3, bucket: str, key: str, source: str):
     with _aws_errors(source, f"s3:GetObject s3://{bucket}/{key}", _bucket_hint(bucket)):
         return s3.get_object(Bucket=bucket, Key=key)["Body"]
 
 
-def read_lines(s3, bucket: str, key: str, reading: Reading, source: str = "s3") -> Iterator[str]:
+def read_lines(s3, bucket: str, key: str, reading: Reading, source: str = "s3", *,
+               max_object_bytes: int = MAX_OBJECT_BYTES) -> Iterator[str]:
     """The text lines of one gzip object, decompressed as they stream in. Raises :class:`ObjectError`
-    when the object is not gzip or is cut short (lines already yielded stay yielded)."""
+    when the object is not gzip, is cut short or expands beyond ``max_object_bytes`` (lines already
+    yielded stay yielded)."""
     body = _open(s3, bucket, key, source)
     raw = _Counting(body)
     try:
         with gzip.GzipFile(fileobj=io.BufferedReader(raw, 1 << 16), mode="rb") as gz:
-            for line in io.TextIOWrapper(gz, encoding="utf-8", errors="replace", newline=None):
+            capped = io.BufferedReader(_Capped(gz, max_object_bytes), 1 << 16)
+            for line in io.TextIOWrapper(capped, encoding="utf-8", errors="replace", newline=None):
                 yield line.rstrip("\n")
     except gzip.BadGzipFile as exc:
         raise ObjectError(f"not gzip ({exc})") from exc
@@ -213,13 +250,26 @@ def read_lines(s3, bucket: str, key: str, reading: Reading, source: str = "s3") 
         body.close()
 
 
-def read_json(s3, bucket: str, key: str, reading: Reading, source: str = "s3"):
-    """One gzip JSON document (a CloudTrail delivery file), decompressed as it streams in."""
+def read_json(s3, bucket: str, key: str, reading: Reading, source: str = "s3", *,
+              max_object_bytes: int = MAX_OBJECT_BYTES):
+    """One gzip JSON document (a CloudTrail delivery file), decompressed as it streams in, at most
+    ``max_object_bytes`` of it (else :class:`ObjectError`)."""
     body = _open(s3, bucket, key, source)
     raw = _Counting(body)
     try:
         with gzip.GzipFile(fileobj=io.BufferedReader(raw, 1 << 16), mode="rb") as gz:
-            return json.load(io.TextIOWrapper(gz, encoding="utf-8"))
+            chunks, total = [], 0
+            while True:
+                chunk = gz.read(_CHUNK)
+                if not chunk:
+                    break
+                total += len(chunk)
+                if total > max_object_bytes:
+                    raise _too_large(max_object_bytes)
+                chunks.append(chunk)
+            data = b"".join(chunks)
+            del chunks
+            return json.loads(data.decode("utf-8"))
     except gzip.BadGzipFile as exc:
         raise ObjectError(f"not gzip ({exc})") from exc
     except (EOFError, zlib.error) as exc:
