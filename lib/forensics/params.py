@@ -339,7 +339,7 @@ def load_environment(ref: str | os.PathLike, base: Path | None = None) -> dict:
     if (data.get("cloudtrail") or {}).get("bucket"):
         _check_bucket_section(path, data["cloudtrail"], "cloudtrail")
     if data.get("athena"):  # Athena writes its results: never into the evidence it reads
-        from .sources import readonly_sql
+        from . import readonly_sql
 
         try:
             readonly_sql.check_output_location(data["athena"].get("output_location"), data)

@@ -20,7 +20,8 @@ from forensics import _aws
 from forensics.capture import CaptureStore
 from forensics.errors import ParamsError, ReadOnlyViolation, SourceError
 from forensics.params import Incident, load_environment
-from forensics.sources import postgres, query_engines, readonly_sql
+from forensics import readonly_sql
+from forensics.sources import postgres, query_engines
 from forensics.session import IncidentSession
 from forensics.window import IncidentWindow
 

@@ -15,7 +15,7 @@ The role to create is in docs/security-model.md (``pg_monitor``/``pg_read_all_st
 ownership).
 
 Nobody gets the raw connection: :func:`connect` returns a :class:`ReadOnlySession`, whose only way in is
-one query at a time, checked (:func:`forensics.sources.readonly_sql.check_postgres`: one SELECT/WITH/SHOW
+one query at a time, checked (:func:`forensics.readonly_sql.check_postgres`: one SELECT/WITH/SHOW
 statement, no ``set_config``, advisory lock, large object, ``pg_notify``...), run only while ``SHOW
 transaction_read_only`` says ``on``, inside ``BEGIN READ ONLY`` and always rolled back, so whatever a
 statement changes in the session (``set_config(..., false)``) or queues (``NOTIFY``) is undone.
@@ -38,7 +38,8 @@ import pandas as pd
 
 from .. import contracts, defaults, redact
 from ..errors import ForensicsError, ReadOnlyViolation, SourceError
-from . import _one_line, _typed, _utc, readonly_sql
+from .. import readonly_sql
+from . import _one_line, _typed, _utc
 
 SOURCE = "postgres"
 APPLICATION_NAME = contracts.APPLICATION_NAME

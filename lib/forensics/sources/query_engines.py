@@ -10,8 +10,8 @@ from outside reaches the SQL unchecked.
   through boto3; DuckDB's httpfs is never pointed at an endpoint) and records ``attrs["engine"] =
   "duckdb"`` and ``attrs["bytes_scanned"]`` = the compressed bytes the sources downloaded.
 - :func:`run_athena` refuses, before any call, a statement that is not one ``SELECT``/``WITH``
-  (:func:`forensics.sources.readonly_sql.check_athena`) and an output location inside an evidence bucket
-  of the environment (:func:`~forensics.sources.readonly_sql.check_output_location`); then runs it with
+  (:func:`forensics.readonly_sql.check_athena`) and an output location inside an evidence bucket
+  of the environment (:func:`~forensics.readonly_sql.check_output_location`); then runs it with
   StartQueryExecution / GetQueryExecution / GetQueryResults (paginated)
   in the environment's ``athena: {workgroup, database, output_location}`` and records ``engine =
   "athena"``, ``bytes_scanned`` = Athena's ``DataScannedInBytes`` and the execution id.
@@ -27,7 +27,7 @@ import pandas as pd
 
 from ..errors import SourceError
 from . import _aws_errors
-from . import readonly_sql
+from .. import readonly_sql
 from . import s3_objects as so
 
 ENGINES = ("duckdb", "athena")
