@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import re
 
+from .errors import ForensicsError
+
 #: words that never appear in a read (outside literals and quoted identifiers)
 #: (not words that are also functions or common column names: ``replace()``, ``start``, ``fetch first``)
 WRITE_WORDS = frozenset(
@@ -55,7 +57,7 @@ _TOKEN = re.compile(r"""
 """, re.X | re.S)
 
 
-class NotReadOnly(ValueError):
+class NotReadOnly(ForensicsError, ValueError):
     """The statement is not one read: never sent."""
 
 
