@@ -27,7 +27,7 @@ os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
 
 @pytest.fixture(scope="session")
 def pg_cluster():
-    from forensics.sandbox.pg_cluster import PostgresCluster
+    from forensics_sandbox.pg_cluster import PostgresCluster
 
     # Its own folder under /tmp: as root the cluster runs as `postgres`, who cannot enter pytest's
     # root-only temporary folders.
@@ -39,7 +39,7 @@ def pg_cluster():
 
 @pytest.fixture(scope="session")
 def moto_server():
-    from forensics.sandbox.moto_server import MotoServer
+    from forensics_sandbox.moto_server import MotoServer
 
     server = MotoServer(region="eu-west-1").start()
     yield server
@@ -76,7 +76,7 @@ def _sandbox():
     (nbval's cells are not fixture-aware items, so they reach it through a hook)."""
     global _SANDBOX
     if _SANDBOX is None:
-        from forensics.sandbox.sandbox import Sandbox
+        from forensics_sandbox.sandbox import Sandbox
 
         _SANDBOX = Sandbox(Path(tempfile.mkdtemp(prefix="forensics-test-sandbox-")), scenario="all").start()
     return _SANDBOX

@@ -15,9 +15,9 @@ import pytest
 
 from forensics.errors import SandboxError
 from forensics.params import load_incident
-from forensics.sandbox import moto_ext as ext
-from forensics.sandbox import daemon
-from forensics.sandbox.sandbox import Sandbox
+from forensics_sandbox import moto_ext as ext
+from forensics_sandbox import daemon
+from forensics_sandbox.sandbox import Sandbox
 
 pytestmark = pytest.mark.sandbox
 
@@ -230,7 +230,7 @@ def test_account_is_isolated(sb, truth):
     account) does not see it, and an isolated server sees only its own account."""
     from moto.backends import get_backend
 
-    from forensics.sandbox.moto_server import ACCOUNT_ID, MotoServer
+    from forensics_sandbox.moto_server import ACCOUNT_ID, MotoServer
 
     assert sb.account_id != ACCOUNT_ID and f":{sb.account_id}:" in truth["new_task_definition_arn"]
     assert "/ecs/scr-api-production" in sb.backend("logs").groups

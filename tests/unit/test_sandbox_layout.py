@@ -1,5 +1,5 @@
-"""The sandbox's layout: scenarios share only what ``scenarios/common.py`` offers, and the moto extensions
-page every served API through one helper."""
+"""The sandbox's layout: scenarios share only what ``scenarios/common.py`` (and ``played.py``) offer, and
+the moto extensions page every served API through one helper."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-import forensics.sandbox.scenarios as scenarios_pkg
-from forensics.sandbox.moto_ext.paging import paginate
+import forensics_sandbox.scenarios as scenarios_pkg
+from forensics_sandbox.moto_ext.paging import paginate
 
 SCENARIOS_DIR = Path(scenarios_pkg.__file__).parent
 PACKAGE = scenarios_pkg.__name__
-SHARED = {"__init__", "common"}  # what scenarios may import from: the registry and the shared module
+SHARED = {"__init__", "common", "played"}  # what scenarios may import from: the registry, the shared module, Played
 SCENARIO_MODULES = sorted(p.stem for p in SCENARIOS_DIR.glob("*.py") if p.stem not in SHARED)
 
 

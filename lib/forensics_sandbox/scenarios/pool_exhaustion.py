@@ -30,7 +30,7 @@ import pandas as pd
 
 from .. import moto_ext as ext
 from ..workload import Workload, create_schema, reset_statements
-from . import Played, register
+from .played import Played, register
 from .common import (ACCESS_LOG_BUCKET, bucket_for, ACCESS_LOG_PREFIX, API_LOG_GROUP, API_SERVICE, API_STREAM_PREFIX,
                      ECS_CLUSTER, LB_DIMENSION, LB_ID, LB_NAME, MIN, PG_LOG_GROUP, RDS_INSTANCE, app_log_line,
                      epoch_ms, hex_id, incident_fields, put_logs, put_metrics, timeline, uuid4)

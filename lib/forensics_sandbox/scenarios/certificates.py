@@ -26,7 +26,7 @@ import pandas as pd
 
 from .. import moto_ext as ext
 from ..moto_server import CREDENTIALS
-from . import Played, register
+from .played import Played, register
 from .common import MIN, incident_fields, iso, put_metrics, timeline
 
 SEED = 20261203

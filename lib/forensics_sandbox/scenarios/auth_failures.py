@@ -23,7 +23,7 @@ import random
 import pandas as pd
 
 from ..s3_evidence import alb_line, put_alb_logs, rds_log_line
-from . import Played, register
+from .played import Played, register
 from .common import (ACCESS_LOG_BUCKET, bucket_for, ACCESS_LOG_PREFIX, API_LOG_GROUP, LB_DIMENSION, PG_LOG_GROUP, RDS_INSTANCE,
                      epoch_ms, incident_fields, log_time, put_logs, timeline)
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import psycopg
 
-from ..errors import SandboxError
+from forensics.errors import SandboxError
 
 log = logging.getLogger(__name__)
 

@@ -23,9 +23,9 @@ import time
 
 import psycopg
 
-from ...errors import SandboxError
+from forensics.errors import SandboxError
 from ..workload import Workload
-from . import Played, register
+from .played import Played, register
 from .common import incident_fields, timeline
 
 log = logging.getLogger(__name__)

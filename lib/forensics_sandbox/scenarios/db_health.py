@@ -20,7 +20,7 @@ import pandas as pd
 import psycopg
 
 from .. import moto_ext as ext
-from . import Played, register
+from .played import Played, register
 from .common import MIGRATIONS_APP, MIN, RDS_INSTANCE, incident_fields, put_metrics, timeline
 
 SEED = 20261127

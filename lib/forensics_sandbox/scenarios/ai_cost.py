@@ -19,7 +19,7 @@ import random
 import pandas as pd
 import psycopg
 
-from . import Played, register
+from .played import Played, register
 from .common import API_LOG_GROUP, API_STREAM_PREFIX, MIGRATIONS_APP, MIN, app_log_line, epoch_ms, hex_id, \
     incident_fields, put_logs, timeline
 

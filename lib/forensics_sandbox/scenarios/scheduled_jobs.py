@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from . import Played, register
+from .played import Played, register
 from .common import API_LOG_GROUP, epoch_ms, incident_fields, log_time, put_logs, put_metrics, timeline
 
 SEED = 20261201

@@ -24,7 +24,7 @@ import string
 import numpy as np
 import pandas as pd
 
-from . import Played, register
+from .played import Played, register
 from .common import ensure_log_group, epoch_ms, iso, log_time, put_metrics
 
 SEED = 20260608

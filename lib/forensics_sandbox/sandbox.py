@@ -27,8 +27,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .. import params as params_mod
-from ..window import to_utc
+from forensics import params as params_mod
+from forensics.window import to_utc
 from . import moto_ext as ext
 from . import scenarios as scenario_registry
 
@@ -246,7 +246,7 @@ def _play_empty(sb: Sandbox):
     import psycopg
 
     from .audit_server import TABLE_SQL, AuditServer
-    from .scenarios import Played
+    from .scenarios.played import Played
     from .scenarios.data_integrity import TOKEN_ENV
 
     os.environ[TOKEN_ENV] = os.environ.get(TOKEN_ENV) or secrets.token_hex(24)

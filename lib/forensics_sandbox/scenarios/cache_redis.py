@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .. import moto_ext as ext
-from . import Played, register
+from .played import Played, register
 from .common import API_LOG_GROUP, API_STREAM_PREFIX, MIN, app_log_line, epoch_ms, hex_id, incident_fields, \
     put_logs, put_metrics, timeline
 

@@ -1,6 +1,6 @@
 """Sandbox scenarios: name -> play function.
 
-A play function takes the started :class:`~forensics.sandbox.sandbox.Sandbox` (its moto server via
+A play function takes the started :class:`~forensics_sandbox.sandbox.Sandbox` (its moto server via
 ``sb.client(service)`` / ``sb.backend(service)``, its PostgreSQL cluster ``sb.cluster``, its clock
 ``sb.now``) and returns a :class:`Played`: what it planted (``truth``), the incident it stands for,
 the names of the AWS resources (the environment file's sections) and the live workloads the sandbox
@@ -10,44 +10,18 @@ stops on ``stop()``. A new scenario is one module here, registered with ``@regis
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any
 
-from ...errors import SandboxError
+from forensics.errors import SandboxError
 
-if TYPE_CHECKING:  # pragma: no cover
-    from ..sandbox import Sandbox
+from .played import SCENARIOS, Played, PlayFunction, register
 
+__all__ = ["SCENARIOS", "Played", "PlayFunction", "register", "resolve", "focus", "combine", "names", "get"]
 
-@dataclass
-class Played:
-    """What a scenario planted and what the sandbox hands out for it."""
-
-    truth: dict[str, Any]
-    #: incident fields: incident, title, severity, window {start, end} (ISO-8601 ending in Z)
-    incident: dict[str, Any]
-    #: environment sections other than name/aws/postgres: alb, ecs, rds, logs
-    resources: dict[str, Any]
-    #: objects with ``stop()``, stopped (in reverse order) by ``Sandbox.stop()``
-    workloads: list[Any] = field(default_factory=list)
-
-
-PlayFunction = Callable[["Sandbox"], Played]
-SCENARIOS: dict[str, PlayFunction] = {}
 #: modules that register scenarios when imported
 _MODULES = ("pool_exhaustion", "cache_redis", "queue_backlog", "ai_cost", "data_integrity", "security",
             "ecs_deploy", "slow_queries", "db_health", "scheduled_jobs", "auth_failures", "backups", "certificates", "volume")
 _loaded = False
-
-
-def register(name: str) -> Callable[[PlayFunction], PlayFunction]:
-    def deco(fn: PlayFunction) -> PlayFunction:
-        if name in SCENARIOS and SCENARIOS[name] is not fn:
-            raise ValueError(f"scenario {name!r} is registered twice")
-        SCENARIOS[name] = fn
-        return fn
-
-    return deco
 
 
 def _load() -> None:

@@ -24,7 +24,7 @@ import datetime as dt
 import pandas as pd
 
 from .. import moto_ext as ext
-from . import Played, register
+from .played import Played, register
 from .common import MIN, RDS_INSTANCE, bucket_for, epoch_ms, incident_fields, iso, put_logs, timeline
 
 INSTANCE = RDS_INSTANCE

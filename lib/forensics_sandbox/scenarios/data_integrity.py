@@ -9,7 +9,7 @@ broken at exactly that event. The service keeps writing after it (chaining onto 
 only that one link is broken. Customers of ``globex`` then report a user with admin rights nobody granted.
 
 The application's endpoints (``audit-replay``, ``verify-chain``) are served by a real HTTP server on
-127.0.0.1 (:mod:`forensics.sandbox.audit_server`) requiring a bearer token. The token is random per
+127.0.0.1 (:mod:`forensics_sandbox.audit_server`) requiring a bearer token. The token is random per
 sandbox unless ``$FORENSICS_SANDBOX_AUDIT_TOKEN`` is set; the scenario puts it in that variable of its
 own process (so `forensics run` started from it can authenticate) and the environment names only the
 variable (``audit.token_env``).
@@ -29,7 +29,7 @@ import pandas as pd
 import psycopg
 
 from ..audit_server import TABLE_SQL, AuditServer, append
-from . import Played, register
+from .played import Played, register
 from .common import incident_fields, timeline, uuid4
 
 SEED = 7_2026

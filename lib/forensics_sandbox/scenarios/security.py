@@ -25,7 +25,7 @@ from pathlib import Path
 import pandas as pd
 
 from .. import moto_ext as ext
-from . import Played, register
+from .played import Played, register
 from .common import bucket_for, incident_fields, iso, timeline, uuid4
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "cloudtrail" / "invictus-ir-aws-dataset-subset.json.gz"

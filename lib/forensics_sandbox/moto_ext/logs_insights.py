@@ -1,5 +1,5 @@
 """Logs Insights for the sandbox's in-process moto server: ``StartQuery`` / ``GetQueryResults`` /
-``StopQuery`` answered by :mod:`forensics.sandbox.insights` over the events moto's logs backend holds.
+``StopQuery`` answered by :mod:`forensics_sandbox.insights` over the events moto's logs backend holds.
 
 moto 5.2's own Insights honours ``fields``/``sort``/``limit`` and silently drops ``filter``, ``stats``
 and ``parse`` (and has no ``StopQuery``). :func:`install` (idempotent, process-wide) replaces those

@@ -15,7 +15,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from ..errors import SandboxError
+from forensics.errors import SandboxError
 
 INSTALL_HINT = ("install them with: sudo apt-get install postgresql postgresql-contrib "
                 "(or set FORENSICS_PG_BIN to the folder holding initdb and pg_ctl)")

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import psycopg
 
-from . import Played, register
+from .played import Played, register
 from .common import MIGRATIONS_APP, MIN, WORKER_LOG_GROUP, epoch_ms, incident_fields, log_time, put_logs, \
     put_metrics, timeline
 

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .. import moto_ext as ext
-from . import Played, register
+from .played import Played, register
 from .common import ECS_CLUSTER, WORKER_SERVICE, hex_id, incident_fields, put_metrics, timeline, uuid4
 
 SEED = 20261126

@@ -1,6 +1,6 @@
 """``sandbox up`` / ``down`` / ``status``: a sandbox in a detached background process.
 
-    up(state_dir, params_dir)   starts ``python -m forensics.sandbox.daemon serve ...``, waits until it
+    up(state_dir, params_dir)   starts ``python -m forensics_sandbox.daemon serve ...``, waits until it
                                 has written ``state_dir/state.json`` and returns that state
     status(state_dir)           the state, with ``running`` true or false
     summary(state)              the public view of a state (``forensics sandbox status --json``)
@@ -30,9 +30,9 @@ import threading
 import time
 from pathlib import Path
 
-from ..errors import SandboxError
+from forensics.errors import SandboxError
 
-log = logging.getLogger("forensics.sandbox.daemon")
+log = logging.getLogger("forensics_sandbox.daemon")
 
 STATE = "state.json"
 PIDFILE = "daemon.pid"
@@ -75,7 +75,7 @@ def _is_daemon(pid: int) -> bool:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return _alive(pid)  # no /proc: trust the pid
-    return b"forensics.sandbox.daemon" in cmdline and b"serve" in cmdline
+    return b"forensics_sandbox.daemon" in cmdline and b"serve" in cmdline
 
 
 def _lock_held(state_dir: Path) -> bool:
@@ -171,7 +171,7 @@ def up(state_dir: Path, params_dir: Path, scenario: str | None = "pool-exhaustio
     logfile = open(state_dir / LOGFILE, "ab")
     try:
         child = subprocess.Popen(
-            [sys.executable, "-m", "forensics.sandbox.daemon", "serve", "--state-dir", str(state_dir),
+            [sys.executable, "-m", "forensics_sandbox.daemon", "serve", "--state-dir", str(state_dir),
              "--params-dir", str(params_dir), *(["--scenario", scenario] if scenario else ["--empty"])],
             stdin=subprocess.DEVNULL, stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True,
             close_fds=True,
@@ -327,7 +327,7 @@ def serve(state_dir: Path, params_dir: Path, scenario: str | None = "pool-exhaus
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m forensics.sandbox.daemon")
+    parser = argparse.ArgumentParser(prog="python -m forensics_sandbox.daemon")
     sub = parser.add_subparsers(dest="command", required=True)
     for name in ("serve", "up", "down", "status"):
         p = sub.add_parser(name)

@@ -6,13 +6,13 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-from . import runner
+from forensics import runner
+
+from .sandbox import Sandbox
 
 
 def run(scenario: str = "all", out: str | Path = "evidence", jobs: int | None = None,
         echo: Callable[[str], None] = print, progress=None) -> runner.RunResult:
-    from .sandbox.sandbox import Sandbox
-
     with tempfile.TemporaryDirectory(prefix="forensics-demo-") as tmp:
         tmp = Path(tmp)
         echo(f"sandbox  starting (scenario {scenario}): moto server + PostgreSQL on 127.0.0.1")
