@@ -492,7 +492,7 @@ def _audit_events(inc):
     if a.get("export_file"):
         return _audit().read_export(a["export_file"], inc.window, a["tenants"])
     return _audit().audit_replay(a["base_url"], a["tenants"], inc.window, token_env=a["token_env"],
-                                 timeout=_audit_timeout(inc))
+                                 timeout=_audit_timeout(inc), token_file=a.get("token_file"))
 
 
 def _audit_events_args(inc):
@@ -507,7 +507,7 @@ def _audit_verify(inc):
     if a.get("export_file"):
         raise LookupError("audit.export_file is set: the application's verify-chain is not asked")
     return _audit().verify_chain_endpoint(a["base_url"], a["tenants"], token_env=a["token_env"],
-                                          timeout=_audit_timeout(inc))
+                                          timeout=_audit_timeout(inc), token_file=a.get("token_file"))
 
 
 events("audit_events", "GET /api/v1/tenants/{tenant}/audit-replay", ["audit"], _audit_events, _audit_events_args,

@@ -10,20 +10,30 @@ The child logs to ``state_dir/sandbox.log`` (its stdout and stderr), holds an ex
 ``state_dir/daemon.lock`` for its whole life (so a second one refuses to start, and a crashed one
 leaves no stale lock), writes its pid to ``state_dir/daemon.pid`` at once and ``state.json`` when the
 scenario is in place, and writes the parameter files to ``params_dir/environments/sandbox.yaml`` and
-``params_dir/incidents/sandbox.yaml`` (not for the empty sandbox, ``scenario=None``, which has no incident). On SIGTERM or SIGINT it stops the sandbox and removes its
-state files (the parameter files stay, naming endpoints that are then closed).
+``params_dir/incidents/sandbox.yaml`` (not for the empty sandbox, ``scenario=None``, which has no incident).
+On SIGTERM or SIGINT it stops the sandbox and removes its state files (the parameter files stay, naming
+endpoints that are then closed).
+
+Two files outlive a run and make an environment written for the sandbox keep working after a restart:
+``state_dir/ports.json`` (the AWS, PostgreSQL and audit ports: ``--port-base N`` sets them to N, N+1,
+N+2; otherwise free ports are picked once, then kept) and, while it runs, ``state_dir/audit.token``
+(mode 0600: the audit server's bearer token, readable by the user who started the sandbox; the
+environment names the file as ``audit.token_file``).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import fcntl
 import json
 import logging
 import os
+import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -38,6 +48,10 @@ STATE = "state.json"
 PIDFILE = "daemon.pid"
 LOCKFILE = "daemon.lock"
 LOGFILE = "sandbox.log"
+PORTS = "ports.json"
+TOKEN_FILE = "audit.token"
+#: the services of ``ports.json``, in the order ``--port-base N`` numbers them (N, N+1, N+2)
+PORT_NAMES = ("aws", "postgres", "audit")
 
 
 def env_path(params_dir: Path) -> Path:
@@ -141,8 +155,8 @@ def status(state_dir: Path) -> dict:
 
 #: what ``forensics sandbox status --json`` prints, in this order (null when unknown or not running)
 SUMMARY_KEYS = ("running", "starting", "stale", "pid", "scenario", "aws_endpoint_url", "region", "account_id",
-                "postgres_dsn", "postgres_admin_dsn", "audit_base_url", "audit_token_env", "env_path",
-                "incident_path", "window", "started_at", "log", "state_dir")
+                "postgres_dsn", "postgres_admin_dsn", "audit_base_url", "audit_token_env", "audit_token_file",
+                "ports", "env_path", "incident_path", "window", "started_at", "log", "state_dir")
 
 
 def summary(state: dict) -> dict:
@@ -151,9 +165,72 @@ def summary(state: dict) -> dict:
     return {k: state.get(k, state.get(aliases.get(k, k))) for k in SUMMARY_KEYS}
 
 
-def up(state_dir: Path, params_dir: Path, scenario: str | None = "pool-exhaustion", timeout: float = 120) -> dict:
+# ---- ports kept in the state folder ----------------------------------------------------------------------
+def kept_ports(state_dir: Path) -> dict[str, int] | None:
+    """The ports of ``state_dir/ports.json`` (None when there are none yet)."""
+    data = _read_json(Path(state_dir) / PORTS)
+    if not isinstance(data, dict) or not all(isinstance(data.get(k), int) for k in PORT_NAMES):
+        return None
+    return {k: data[k] for k in PORT_NAMES}
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError as exc:
+            if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+                return False
+            raise
+    return True
+
+
+def _free_ports(n: int) -> list[int]:
+    socks = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def choose_ports(state_dir: Path, port_base: int | None = None) -> dict[str, int]:
+    """``--port-base N``: N, N+1, N+2; else the kept ones; else free ones. Checked free, then kept in
+    ``state_dir/ports.json`` (so the next ``up`` uses them too). SandboxError naming a port in use."""
+    state_dir = Path(state_dir)
+    if port_base is not None:
+        ports, why = {k: port_base + i for i, k in enumerate(PORT_NAMES)}, f"--port-base {port_base}"
+    else:
+        ports, why = kept_ports(state_dir), f"kept in {state_dir / PORTS}"
+        if ports is None:
+            ports, why = dict(zip(PORT_NAMES, _free_ports(len(PORT_NAMES)))), "free"
+    busy = [f"{k} {p}" for k, p in ports.items() if not _port_free(p)]
+    if busy:
+        raise SandboxError(f"port(s) {', '.join(busy)} ({why}) in use on 127.0.0.1: stop what holds them, or "
+                           "choose others with `forensics sandbox up --port-base N` (N, N+1, N+2)")
+    _write_json(state_dir / PORTS, ports)
+    return ports
+
+
+def _write_token(state_dir: Path, token: str) -> Path:
+    """The audit token in ``state_dir/audit.token``, mode 0600 from its creation (never readable by others)."""
+    path = Path(state_dir) / TOKEN_FILE
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(token + "\n")
+    os.chmod(path, 0o600)
+    return path
+
+
+def up(state_dir: Path, params_dir: Path, scenario: str | None = "pool-exhaustion", timeout: float = 120,
+       port_base: int | None = None) -> dict:
     """Start a sandbox in a detached process; return its state once it is ready. ``scenario`` is a
-    name, several joined by commas, ``all``, or None for the empty sandbox."""
+    name, several joined by commas, ``all``, or None for the empty sandbox. Ports: see :func:`choose_ports`."""
     from .scenarios import resolve
 
     if scenario is not None:
@@ -168,6 +245,7 @@ def up(state_dir: Path, params_dir: Path, scenario: str | None = "pool-exhaustio
     if current["stale"] and current.get("pg_workdir"):
         _stop_cluster(current)  # a killed daemon's cluster
     _cleanup(state_dir)
+    choose_ports(state_dir, port_base)
     logfile = open(state_dir / LOGFILE, "ab")
     try:
         child = subprocess.Popen(
@@ -250,7 +328,8 @@ def _stop_cluster(state: dict) -> None:
 
 
 def _cleanup(state_dir: Path) -> None:
-    for name in (STATE, PIDFILE):
+    """What a stopped sandbox leaves: nothing but its log and its kept ports."""
+    for name in (STATE, PIDFILE, TOKEN_FILE):
         with contextlib.suppress(FileNotFoundError):
             (state_dir / name).unlink()
 
@@ -286,7 +365,14 @@ def serve(state_dir: Path, params_dir: Path, scenario: str | None = "pool-exhaus
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
 
-    sb = Sandbox(state_dir / "work", scenario=scenario)
+    from .scenarios.data_integrity import TOKEN_ENV
+
+    # the audit server's token: the caller's $FORENSICS_SANDBOX_AUDIT_TOKEN, else a random one; this process
+    # hands it to the servers through that variable, its user reads it from the 0600 file
+    os.environ[TOKEN_ENV] = os.environ.get(TOKEN_ENV) or secrets.token_hex(24)
+    token_file = _write_token(state_dir, os.environ[TOKEN_ENV])
+    ports = kept_ports(state_dir)
+    sb = Sandbox(state_dir / "work", scenario=scenario, ports=ports, audit_token_file=token_file)
     started = time.monotonic()
     log.info("starting sandbox (scenario %s, pid %s)", scenario or "none: empty", os.getpid())
     try:
@@ -302,6 +388,7 @@ def serve(state_dir: Path, params_dir: Path, scenario: str | None = "pool-exhaus
             "pid": os.getpid(), "scenario": scenario, "endpoint_url": sb.endpoint_url,
             "dsn": cluster.dsn("forensics"), "postgres_admin_dsn": cluster.dsn("postgres"),
             "audit_base_url": audit.get("base_url"), "audit_token_env": audit.get("token_env"),
+            "audit_token_file": str(token_file) if audit.get("base_url") else None, "ports": ports,
             "env_path": env_file and str(env_file), "incident_path": incident_file and str(incident_file),
             "started_at": pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%dT%H:%M:%SZ"),
             "region": sb.region, "account_id": sb.account_id,
@@ -337,6 +424,8 @@ def main(argv: list[str] | None = None) -> int:
             which = p.add_mutually_exclusive_group()
             which.add_argument("--scenario", default="pool-exhaustion")
             which.add_argument("--empty", action="store_true", help="no scenario: the servers only")
+        if name == "up":
+            p.add_argument("--port-base", type=int, default=None, help="ports N, N+1, N+2 (kept)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
@@ -345,8 +434,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "serve":
             return serve(args.state_dir, args.params_dir, None if args.empty else args.scenario)
         if args.command == "up":
-            print(json.dumps(up(args.state_dir, args.params_dir, None if args.empty else args.scenario),
-                             indent=2, default=str))
+            print(json.dumps(up(args.state_dir, args.params_dir, None if args.empty else args.scenario,
+                                port_base=args.port_base), indent=2, default=str))
         elif args.command == "down":
             print("stopped" if down(args.state_dir) else "no sandbox was running")
         else:

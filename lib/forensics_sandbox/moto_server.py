@@ -17,9 +17,9 @@ CREDENTIALS = {"aws_access_key_id": "forensics-sandbox", "aws_secret_access_key"
 
 
 class MotoServer:
-    def __init__(self, region: str = "eu-west-1"):
+    def __init__(self, region: str = "eu-west-1", port: int = 0):
         self.region = region
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         self.endpoint_url: str | None = None
 
     def start(self) -> "MotoServer":

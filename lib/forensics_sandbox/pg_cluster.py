@@ -48,14 +48,14 @@ def free_port() -> int:
 
 
 class PostgresCluster:
-    """initdb + pg_ctl start on 127.0.0.1:<free port>; ``stop()`` removes everything.
+    """initdb + pg_ctl start on 127.0.0.1:<port> (``port``, else a free one); ``stop()`` removes everything.
 
     Roles: ``postgres`` (superuser, trust auth on loopback only), ``forensics`` (LOGIN,
     pg_read_all_stats + pg_read_all_data: what the forensic reader gets in production too).
     """
 
     def __init__(self, workdir: str | os.PathLike | None = None, max_connections: int = 40,
-                 dbname: str = "app"):
+                 dbname: str = "app", port: int | None = None):
         self.bin = find_pg_bin()
         self._own_workdir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="forensics-pg-"))
@@ -64,6 +64,7 @@ class PostgresCluster:
         self.max_connections = max_connections
         self.dbname = dbname
         self.port: int | None = None
+        self._wanted_port = port  # None: a free one at start
         self._user = "postgres" if os.geteuid() == 0 else None
 
     # -- process control --------------------------------------------------------------------------
@@ -90,7 +91,7 @@ class PostgresCluster:
             os.chmod(self.workdir, 0o755)
         self._run("initdb", "--no-sync", "-A", "trust", "-U", "postgres", "-E", "UTF8", "--locale=C",
                   "-D", str(self.datadir))
-        self.port = free_port()
+        self.port = self._wanted_port or free_port()
         conf = {
             "listen_addresses": "'127.0.0.1'",
             "port": str(self.port),

@@ -45,8 +45,13 @@ def _next_account_id() -> str:
 
 class Sandbox:
     def __init__(self, workdir: str | os.PathLike, scenario: str | None = "pool-exhaustion",
-                 now: pd.Timestamp | None = None, region: str = "eu-west-1", max_connections: int = 40):
+                 now: pd.Timestamp | None = None, region: str = "eu-west-1", max_connections: int = 40,
+                 ports: dict[str, int] | None = None, audit_token_file: str | os.PathLike | None = None):
         self.workdir = Path(workdir)
+        #: fixed ports ``{"aws": n, "postgres": n, "audit": n}`` (the background sandbox's); absent: free ones
+        self.ports = dict(ports or {})
+        #: the file holding the audit server's token, named in the environment (``audit.token_file``)
+        self.audit_token_file = str(Path(audit_token_file).absolute()) if audit_token_file else None
         self.scenario = scenario
         self.now = to_utc(now, "sandbox now") if now is not None else pd.Timestamp.now(tz="UTC")
         self.region = region
@@ -73,7 +78,8 @@ class Sandbox:
                                        for name in scenario_registry.resolve(self.scenario)]
         self._stopped = False
         self.workdir.mkdir(parents=True, exist_ok=True)
-        cluster = PostgresCluster(_cluster_dir(self.workdir / "pg"), max_connections=self.max_connections)
+        cluster = PostgresCluster(_cluster_dir(self.workdir / "pg"), max_connections=self.max_connections,
+                                  port=self.ports.get("postgres"))
         self._cluster_future = Future()
 
         def start_cluster():
@@ -88,7 +94,7 @@ class Sandbox:
         threading.Thread(target=start_cluster, name="sandbox-pg-start", daemon=True).start()
         try:
             ext.install()
-            self.moto = MotoServer(self.region).start()
+            self.moto = MotoServer(self.region, port=self.ports.get("aws", 0)).start()
             ext.isolate_account(self.moto, self.account_id)
             if self.empty:
                 self._played = _play_empty(self)
@@ -151,6 +157,11 @@ class Sandbox:
         self.stop()
 
     @property
+    def audit_port(self) -> int:
+        """The port the audit server listens on (0: a free one)."""
+        return self.ports.get("audit", 0)
+
+    @property
     def running(self) -> bool:
         return self._played is not None
 
@@ -188,12 +199,15 @@ class Sandbox:
     @property
     def environment(self) -> dict:
         p = self.played
-        return {
+        env = {
             "name": "sandbox",
             "aws": {"region": self.region, "profile": None, "endpoint_url": self.moto.endpoint_url},
             **{k: v for k, v in p.resources.items() if k not in ("name", "aws", "postgres")},
             "postgres": {"dsn": self.cluster.dsn("forensics"), "dsn_env": None},
         }
+        if self.audit_token_file and "audit" in env:
+            env["audit"] = {**env["audit"], "token_file": self.audit_token_file}
+        return env
 
     @property
     def incident(self) -> dict:
@@ -253,7 +267,7 @@ def _play_empty(sb: Sandbox):
     dsn = sb.cluster.dsn("app", application_name="scr-api-audit")
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(TABLE_SQL)
-    server = AuditServer(dsn, os.environ[TOKEN_ENV]).start()
+    server = AuditServer(dsn, os.environ[TOKEN_ENV], port=sb.audit_port).start()
     resources = {"audit": {"base_url": server.base_url, "token_env": TOKEN_ENV, "tenants": []}}
     return Played(truth={}, incident={}, resources=resources, workloads=[server])
 

@@ -11,8 +11,9 @@ only that one link is broken. Customers of ``globex`` then report a user with ad
 The application's endpoints (``audit-replay``, ``verify-chain``) are served by a real HTTP server on
 127.0.0.1 (:mod:`forensics_sandbox.audit_server`) requiring a bearer token. The token is random per
 sandbox unless ``$FORENSICS_SANDBOX_AUDIT_TOKEN`` is set; the scenario puts it in that variable of its
-own process (so `forensics run` started from it can authenticate) and the environment names only the
-variable (``audit.token_env``).
+own process (so `forensics run` started from it can authenticate) and the environment names the
+variable (``audit.token_env``); the background sandbox (``forensics sandbox up``) also writes it to a file
+readable only by its user (``<state folder>/audit.token``, the environment's ``audit.token_file``).
 
 Clock: :func:`common.timeline` (events from T0-60 min to the end; the tampering at T0+35 min).
 """
@@ -95,12 +96,13 @@ def play(sb) -> Played:
     p = plan(sb.now)
     t = p["timeline"]
     token = os.environ.get(TOKEN_ENV) or secrets.token_hex(24)
-    os.environ[TOKEN_ENV] = token  # `forensics run` children inherit it; it is never written anywhere
+    os.environ[TOKEN_ENV] = token  # `forensics run` children inherit it (the background sandbox also puts it
+    # in a 0600 file of its state folder, named by the environment's audit.token_file)
     dsn = sb.cluster.dsn("app", application_name="scr-api-audit")
     with psycopg.connect(dsn, autocommit=False) as conn:
         load(conn, p["events"], p["tampered"]["event_id"])
         conn.commit()
-    server = AuditServer(dsn, token).start()
+    server = AuditServer(dsn, token, port=sb.audit_port).start()
     tampered = p["tampered"]
     truth = {
         "tenants": list(TENANTS), "tampered_tenant": TAMPERED_TENANT, "tampered_event_id": tampered["event_id"],
