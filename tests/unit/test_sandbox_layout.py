@@ -15,6 +15,8 @@ SCENARIOS_DIR = Path(scenarios_pkg.__file__).parent
 PACKAGE = scenarios_pkg.__name__
 SHARED = {"__init__", "common", "played"}  # what scenarios may import from: the registry, the shared module, Played
 SCENARIO_MODULES = sorted(p.stem for p in SCENARIOS_DIR.glob("*.py") if p.stem not in SHARED)
+#: scenarios too large for one module are a package of their own (pool_exhaustion/)
+SCENARIO_PACKAGES = sorted(p.parent.name for p in SCENARIOS_DIR.glob("*/__init__.py"))
 
 
 def _imports(module: str, folder: Path = SCENARIOS_DIR) -> list[tuple[str, str, int]]:
@@ -49,7 +51,22 @@ def _imports(module: str, folder: Path = SCENARIOS_DIR) -> list[tuple[str, str, 
 
 
 def test_the_scenarios_are_found():
-    assert {"pool_exhaustion", "cache_redis", "security"} <= set(SCENARIO_MODULES)
+    assert {"cache_redis", "security"} <= set(SCENARIO_MODULES) and "pool_exhaustion" in SCENARIO_PACKAGES
+
+
+@pytest.mark.parametrize("package", SCENARIO_PACKAGES)
+def test_a_scenario_package_takes_from_itself_common_and_played_only(package):
+    """Inside a scenario package: ``from .x`` (its own modules), ``from ..common``/``..played``, and the
+    sandbox's own modules (``from ...workload``); never another scenario."""
+    folder = SCENARIOS_DIR / package
+    bad = []
+    for path in sorted(folder.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level == 2 and node.module not in SHARED - {"__init__"}:
+                bad.append(f"{package}/{path.name}:{node.lineno} takes from ..{node.module}")
+            if isinstance(node, ast.ImportFrom) and node.level == 1 and not (folder / f"{node.module}.py").exists():
+                bad.append(f"{package}/{path.name}:{node.lineno} takes from .{node.module}")
+    assert not bad, bad
 
 
 @pytest.mark.parametrize("module", SCENARIO_MODULES)
