@@ -25,6 +25,18 @@ os.environ["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
 os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
 
 
+def pytest_report_header(config):
+    """The CLI reaches the sandbox through the ``forensics.plugins`` entry point of the installed metadata: an
+    install older than that entry point (pyproject.toml changed, `make` not run since) has no sandbox
+    commands. Say so at the top rather than in every failing CLI test."""
+    from importlib.metadata import entry_points
+
+    if not entry_points(group="forensics.plugins", name="sandbox"):
+        return ("WARNING: no forensics.plugins entry point installed: `forensics sandbox|demo` will say "
+                "'not installed'; reinstall the package (make, or .venv/bin/pip install -e .)")
+    return None
+
+
 @pytest.fixture(scope="session")
 def pg_cluster():
     from forensics_sandbox.pg_cluster import PostgresCluster

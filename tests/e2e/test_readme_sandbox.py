@@ -20,7 +20,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.sandbox, pytest.mark.e2e]
 STATUS_KEYS = {"running", "scenario", "aws_endpoint_url", "region", "postgres_dsn", "postgres_admin_dsn",
-               "audit_base_url", "audit_token_env", "env_path", "incident_path", "window", "pid", "log"}
+               "audit_base_url", "audit_token_env", "audit_token_file", "ports", "env_path", "incident_path",
+               "window", "pid", "log"}
 
 
 def readme_blocks(heading: str) -> list[list[str]]:
