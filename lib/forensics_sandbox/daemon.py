@@ -227,7 +227,7 @@ def _write_token(state_dir: Path, token: str) -> Path:
     return path
 
 
-def up(state_dir: Path, params_dir: Path, scenario: str | None = "pool-exhaustion", timeout: float = 120,
+def up(state_dir: Path, params_dir: Path, scenario: str | None = "pool-exhaustion", timeout: float = 300,
        port_base: int | None = None) -> dict:
     """Start a sandbox in a detached process; return its state once it is ready. ``scenario`` is a
     name, several joined by commas, ``all``, or None for the empty sandbox. Ports: see :func:`choose_ports`."""
