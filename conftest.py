@@ -25,9 +25,21 @@ os.environ["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
 os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
 
 
+def pytest_report_header(config):
+    """The CLI reaches the sandbox through the ``forensics.plugins`` entry point of the installed metadata: an
+    install older than that entry point (pyproject.toml changed, `make` not run since) has no sandbox
+    commands. Say so at the top rather than in every failing CLI test."""
+    from importlib.metadata import entry_points
+
+    if not entry_points(group="forensics.plugins", name="sandbox"):
+        return ("WARNING: no forensics.plugins entry point installed: `forensics sandbox|demo` will say "
+                "'not installed'; reinstall the package (make, or .venv/bin/pip install -e .)")
+    return None
+
+
 @pytest.fixture(scope="session")
 def pg_cluster():
-    from forensics.sandbox.pg_cluster import PostgresCluster
+    from forensics_sandbox.pg_cluster import PostgresCluster
 
     # Its own folder under /tmp: as root the cluster runs as `postgres`, who cannot enter pytest's
     # root-only temporary folders.
@@ -39,7 +51,7 @@ def pg_cluster():
 
 @pytest.fixture(scope="session")
 def moto_server():
-    from forensics.sandbox.moto_server import MotoServer
+    from forensics_sandbox.moto_server import MotoServer
 
     server = MotoServer(region="eu-west-1").start()
     yield server
@@ -92,7 +104,7 @@ def _sandbox():
     (nbval's cells are not fixture-aware items, so they reach it through a hook)."""
     global _SANDBOX
     if _SANDBOX is None:
-        from forensics.sandbox.sandbox import Sandbox
+        from forensics_sandbox.sandbox import Sandbox
 
         _SANDBOX = Sandbox(Path(tempfile.mkdtemp(prefix="forensics-test-sandbox-")), scenario="all").start()
     return _SANDBOX

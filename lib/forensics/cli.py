@@ -67,7 +67,71 @@ def _finish(execute):
     sys.exit(coverage.exit_code(result))
 
 
-@click.group(context_settings=CONTEXT, epilog=_exits(0, 1, 2, 3))
+# ---- the sandbox: a separate package, reached only through an entry point --------------------------------
+#: forensics_sandbox (shipped in the same wheel, usable with the `sandbox` extra: moto) adds its commands
+#: through this entry point; the library never imports it.
+PLUGIN_GROUP = "forensics.plugins"
+SANDBOX_PLUGIN = "sandbox"
+#: the commands the sandbox plugin provides (named here so that help and a missing extra can say so)
+SANDBOX_COMMANDS = ("sandbox", "demo")
+SANDBOX_INSTALL = "install forensics[sandbox]: pip install 'forensics[sandbox]'"
+
+
+def _plugin_commands() -> dict[str, click.Command]:
+    """The sandbox plugin's commands, or, when it cannot load (moto missing, no entry point), stand-ins that
+    say in one line what to install."""
+    from importlib.metadata import entry_points
+
+    found = entry_points(group=PLUGIN_GROUP, name=SANDBOX_PLUGIN)
+    why = "the sandbox plugin is not installed"
+    for ep in found:
+        try:
+            return dict(ep.load()())
+        except ImportError as exc:
+            why = f"the sandbox needs {exc.name or exc}" if isinstance(exc, ModuleNotFoundError) else str(exc)
+    return {name: _missing_plugin(name, why) for name in SANDBOX_COMMANDS}
+
+
+def _missing_plugin(name: str, why: str) -> click.Command:
+    def stand_in(args):
+        click.echo(f"error: forensics {name}: {why}; {SANDBOX_INSTALL}", err=True)
+        sys.exit(3)
+
+    return click.Command(
+        name, callback=stand_in, help=f"The embedded sandbox (not available here: {SANDBOX_INSTALL}).",
+        params=[click.Argument(["args"], nargs=-1, type=click.UNPROCESSED)], epilog=_exits((3, why)),
+        context_settings={**CONTEXT, "ignore_unknown_options": True, "allow_extra_args": True},
+        add_help_option=False)
+
+
+class _Cli(click.Group):
+    """The command group; the sandbox plugin's commands are added the first time a command that is not
+    built in is looked up, or all are listed (so `forensics list` never loads the plugin)."""
+
+    def get_command(self, ctx, cmd_name):
+        return self._commands.get(cmd_name) or self.commands.get(cmd_name)
+
+    @property
+    def commands(self) -> dict[str, click.Command]:
+        if not getattr(self, "_plugins_loaded", False) and not getattr(self, "_adding", False):
+            self._plugins_loaded = True
+            for name, cmd in _plugin_commands().items():
+                self._commands.setdefault(name, cmd)
+        return self._commands
+
+    @commands.setter
+    def commands(self, value) -> None:
+        self._commands = value
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        self._adding = True
+        try:
+            super().add_command(cmd, name)
+        finally:
+            self._adding = False
+
+
+@click.group(cls=_Cli, context_settings=CONTEXT, epilog=_exits(0, 1, 2, 3))
 @click.version_option(package_name="forensics", help="Show the version and exit.")
 def cli():
     """Incident forensic notebooks: evidence during an incident, a dated verifiable record after it."""
@@ -177,98 +241,6 @@ def verify(record, chain):
         click.echo(f"NOT VERIFIED: {record} ({len(problems)} problem(s))", err=True)
         sys.exit(1)
     click.echo(f"verified: {record} ({result.files_checked} files, {result.digest})")
-
-
-def _sandbox_dir() -> Path:
-    from .resources import sandbox_dir
-
-    return sandbox_dir()
-
-
-@cli.group(epilog=_exits(0, (1, "status: no sandbox is running"), 2, 3))
-def sandbox():
-    """The embedded sandbox: moto server + PostgreSQL cluster + audit server on loopback, in the background."""
-
-
-@sandbox.command("up", epilog=_exits(0, (2, "--empty with --scenario"), 3))
-@click.option("--scenario", default=None, metavar="NAME",
-              help="A scenario name, several joined by commas, or all [default: all].")
-@click.option("--empty", is_flag=True,
-              help="No scenario: the AWS emulator (moto with the project's extensions), PostgreSQL and the "
-                   "audit server, empty, for loading your own data. Writes no parameter files.")
-def sandbox_up(scenario, empty):
-    """Start the sandbox in the background; with a scenario, write params/{environments,incidents}/sandbox.yaml."""
-    from .params import PARAMS_DIR
-    from .sandbox import daemon
-
-    if empty and scenario:
-        click.echo("error: --empty and --scenario exclude each other", err=True)
-        sys.exit(2)
-    try:
-        state = daemon.up(_sandbox_dir(), PARAMS_DIR, scenario=None if empty else (scenario or "all"))
-    except ForensicsError as exc:
-        click.echo(_visible(f"error: {exc}"), err=True)
-        sys.exit(3)
-    info = daemon.summary(state)
-    click.echo(f"sandbox up (pid {info['pid']}, scenario {info['scenario'] or 'none: empty'})")
-    click.echo(f"  AWS endpoint  {info['aws_endpoint_url']} (region {info['region']})")
-    click.echo(f"  PostgreSQL    {info['postgres_dsn']} (read-only user; to load data: {info['postgres_admin_dsn']})")
-    click.echo(f"  audit server  {info['audit_base_url']} (bearer token in ${info['audit_token_env']})")
-    if info["incident_path"]:
-        click.echo(f"  environment   {info['env_path']}")
-        click.echo(f"  incident      {info['incident_path']}")
-        click.echo("open the notebooks with `make lab`; run them with "
-                   f"`forensics run {os.path.relpath(info['incident_path'])}`; stop with `forensics sandbox down`")
-    else:
-        click.echo("load your data, write an environment and an incident file naming these endpoints; "
-                   "stop with `forensics sandbox down`")
-
-
-@sandbox.command("down", epilog=_exits(0))
-def sandbox_down():
-    """Stop the background sandbox (and remove its cluster)."""
-    from .sandbox import daemon
-
-    click.echo("sandbox stopped" if daemon.down(_sandbox_dir()) else "no sandbox was running")
-
-
-@sandbox.command("status", epilog=_exits((0, "a sandbox is running"), (1, "none is running")))
-@click.option("--json", "as_json", is_flag=True,
-              help="Print one JSON object (running, scenario, aws_endpoint_url, postgres_dsn, audit_base_url, "
-                   "env_path, incident_path, window, pid, ...), also when nothing runs.")
-def sandbox_status(as_json):
-    """Is the sandbox running, and where."""
-    import json
-
-    from .sandbox import daemon
-
-    info = daemon.summary(daemon.status(_sandbox_dir()))
-    if as_json:
-        click.echo(json.dumps(info, default=str))
-    elif info["running"]:
-        for k, v in info.items():
-            click.echo(f"{k:18} {json.dumps(v) if isinstance(v, (dict, list)) else v}")
-    else:
-        click.echo("no sandbox running" + (" (still starting)" if info["starting"] else ""))
-    sys.exit(0 if info["running"] else 1)
-
-
-@cli.command(epilog=_exits(0, (1, "a notebook failed"), 2, 3))
-@click.option("--scenario", default="all", show_default=True,
-              help="Scenario to play: a name, several joined by commas, or all (one incident touching every notebook).")
-@click.option("--out", default="evidence", show_default=True, type=click.Path(file_okay=False),
-              help="Folder under which the record is written.")
-@_JOBS
-def demo(scenario, out, jobs):
-    """Start the sandbox, play a scenario, run every notebook, stop the sandbox, print the record."""
-    from . import demo as demo_mod
-
-    try:
-        result = demo_mod.run(scenario=scenario, out=out, jobs=jobs, echo=_echo, progress=_progress())
-    except ForensicsError as exc:
-        _fail(exc)
-    click.echo(str(result.record))
-    sys.exit(__import__("forensics.coverage", fromlist=["exit_code"]).exit_code(result))
 
 
 def main():

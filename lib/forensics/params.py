@@ -123,6 +123,8 @@ _ENV_SCHEMA: dict[str, Any] = {
         "base_url": (True, str, "the application's base URL serving /api/v1/tenants/<id>/audit-replay and "
                                 "verify-chain (https://; http:// only on loopback)"),
         "token_env": (True, str, "name of the environment variable holding the bearer token (never the token)"),
+        "token_file": (False, (str, type(None)), "a file holding the token, read when the variable is unset "
+                                                 "(`forensics sandbox up` writes one, mode 0600)"),
         "tenants": (True, list, "tenant ids to replay"),
         "service_actors": (False, list, "actor prefixes of the service's own writers (default: service:)"),
         "export_file": (False, (str, type(None)), "an exported JSON/NDJSON audit file read instead of the API"),
@@ -444,6 +446,12 @@ def load_incident(path: str | os.PathLike, known_notebooks: list[str] | None = N
     if isinstance(env_ref, str) and not Path(env_ref).is_absolute() and (os.sep in env_ref or
                                                                          env_ref.endswith((".yaml", ".yml"))):
         env_ref = str((path.parent / env_ref).resolve())
+    elif isinstance(env_ref, str) and not Path(env_ref).is_absolute():
+        # a name: beside the incident file first, then its params/ layout's environments/, then PARAMS_DIR
+        for beside in (path.parent / f"{env_ref}.yaml", path.parent.parent / "environments" / f"{env_ref}.yaml"):
+            if beside.is_file():
+                env_ref = str(beside.resolve())
+                break
     environment = load_environment(env_ref)
     return Incident(
         incident=data["incident"], title=data["title"], severity=data["severity"], window=window,

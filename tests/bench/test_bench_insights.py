@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forensics.sandbox import insights
-from forensics.sandbox.moto_ext import logs_insights as ext_logs_insights
+from forensics_sandbox import insights
+from forensics_sandbox.moto_ext import logs_insights as ext_logs_insights
 
 N = 1_000_000
 HOURS = 3

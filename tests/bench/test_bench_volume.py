@@ -46,7 +46,7 @@ def _peak_tree_rss(proc: subprocess.Popen, out: dict) -> None:
 
 
 def test_api_errors_at_volume_against_filter_log_events(tmp_path):
-    from forensics.sandbox.sandbox import Sandbox
+    from forensics_sandbox.sandbox import Sandbox
     from forensics.sources import logs as logs_source
 
     old = os.environ.get("FORENSICS_VOLUME_SCALE")

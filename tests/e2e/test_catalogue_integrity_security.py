@@ -67,7 +67,7 @@ def _all_bytes(record: Path):
 
 
 def test_the_audit_token_and_raw_access_keys_appear_nowhere(record, sandbox):
-    from forensics.sandbox.scenarios import security
+    from forensics_sandbox.scenarios import security
 
     token = os.environ[sandbox.truth_for("data-integrity")["token_env"]].encode()
     # every access key id CloudTrail served: the planted one and the real dataset's

@@ -34,7 +34,7 @@ RAW_CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\xc2[\x80-\x9f]")
 
 
 def _hostile_events(window_start: pd.Timestamp) -> list[dict]:
-    from forensics.sandbox.scenarios import security
+    from forensics_sandbox.scenarios import security
 
     out = []
     for i, payload in enumerate(PAYLOADS * 2):
@@ -54,9 +54,9 @@ def _hostile_events(window_start: pd.Timestamp) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def hostile_record(tmp_path_factory):
-    from forensics.sandbox.s3_evidence import put_trail
-    from forensics.sandbox.sandbox import Sandbox
-    from forensics.sandbox.scenarios import security
+    from forensics_sandbox.s3_evidence import put_trail
+    from forensics_sandbox.sandbox import Sandbox
+    from forensics_sandbox.scenarios import security
 
     work = Path(tempfile.mkdtemp(prefix="forensics-hostile-sandbox-"))
     sb = Sandbox(work, scenario="security").start()

@@ -37,7 +37,7 @@ class Lab:
     """A JupyterLab server on 127.0.0.1 with a token, spoken to over HTTP and websocket."""
 
     def __init__(self, root: Path, home: Path):
-        from forensics.sandbox.pg_cluster import free_port
+        from forensics_sandbox.pg_cluster import free_port
 
         self.port, self.token = free_port(), secrets.token_hex(16)
         self.base = f"http://127.0.0.1:{self.port}"

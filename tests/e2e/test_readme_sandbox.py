@@ -20,7 +20,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.sandbox, pytest.mark.e2e]
 STATUS_KEYS = {"running", "scenario", "aws_endpoint_url", "region", "postgres_dsn", "postgres_admin_dsn",
-               "audit_base_url", "audit_token_env", "env_path", "incident_path", "window", "pid", "log"}
+               "audit_base_url", "audit_token_env", "audit_token_file", "ports", "env_path", "incident_path",
+               "window", "pid", "log"}
 
 
 def readme_blocks(heading: str) -> list[list[str]]:
@@ -73,7 +74,10 @@ def test_the_documented_commands_as_written(workdir):
     assert full["incident_path"] == str(cwd / "params" / "incidents" / "sandbox.yaml")
     assert full["aws_endpoint_url"].startswith("http://127.0.0.1:") and "host=127.0.0.1" in full["postgres_dsn"]
     assert empty["running"] is True and empty["scenario"] is None and empty["incident_path"] is None
-    assert empty["aws_endpoint_url"] != full["aws_endpoint_url"]
+    # the ports are kept in the state folder: the second `up` listens where the first did, so an environment
+    # file written for the sandbox keeps working after a restart
+    assert empty["ports"] == full["ports"] and empty["aws_endpoint_url"] == full["aws_endpoint_url"]
+    assert empty["audit_base_url"] == full["audit_base_url"]
 
     # after the last `down`: nothing runs, status says so in JSON and exits 1
     proc = run_line(".venv/bin/forensics sandbox status --json", cwd, env)

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from forensics import diagnosis
-from forensics.sandbox import scenarios
+from forensics_sandbox import scenarios
 
 pytestmark = [pytest.mark.e2e, pytest.mark.sandbox]
 

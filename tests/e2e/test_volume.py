@@ -25,7 +25,7 @@ SCALE = "0.25"
 
 @pytest.fixture(scope="module")
 def volume_run(tmp_path_factory):
-    from forensics.sandbox.sandbox import Sandbox
+    from forensics_sandbox.sandbox import Sandbox
 
     tmp = tmp_path_factory.mktemp("volume")
     old = os.environ.get("FORENSICS_VOLUME_SCALE")

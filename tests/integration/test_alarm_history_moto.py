@@ -10,7 +10,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from forensics.errors import SourceError
-from forensics.sandbox import moto_ext as ext
+from forensics_sandbox import moto_ext as ext
 from forensics.sources import TS_DTYPE, cloudwatch
 from forensics.window import IncidentWindow
 

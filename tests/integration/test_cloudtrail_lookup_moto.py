@@ -8,7 +8,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from forensics import redact
-from forensics.sandbox import moto_ext as ext
+from forensics_sandbox import moto_ext as ext
 from forensics.sources import cloudtrail
 from forensics.window import IncidentWindow
 

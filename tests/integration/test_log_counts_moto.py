@@ -14,8 +14,8 @@ import pytest
 import forensics
 from forensics import params
 from forensics.analysis import ai, cache, log_counts, pglog, queues
-from forensics.sandbox.moto_ext import logs_insights as ext_logs_insights
-from forensics.sandbox.s3_evidence import rds_log_line
+from forensics_sandbox.moto_ext import logs_insights as ext_logs_insights
+from forensics_sandbox.s3_evidence import rds_log_line
 from tests.loopback_proxy import LoopbackProxy
 
 pytestmark = pytest.mark.sandbox

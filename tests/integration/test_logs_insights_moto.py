@@ -14,7 +14,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from forensics.errors import SourceError
-from forensics.sandbox.moto_ext import logs_insights as ext_logs_insights
+from forensics_sandbox.moto_ext import logs_insights as ext_logs_insights
 from forensics.sources import TS_DTYPE, logs
 from forensics.window import IncidentWindow
 

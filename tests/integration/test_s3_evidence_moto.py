@@ -2,7 +2,7 @@
 server on loopback; named queries on DuckDB and on moto's Athena; error shapes moto cannot produce
 (AccessDenied, Athena pagination and failure) with botocore's Stubber.
 
-Data: the sandbox's invictus-ir CloudTrail subset (MIT, lib/forensics/sandbox/data/cloudtrail) and, when
+Data: the sandbox's invictus-ir CloudTrail subset (MIT, lib/forensics_sandbox/data/cloudtrail) and, when
 ../shared is present, the whole invictus-ir trail (55 delivery files, 2,900 records)."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from forensics.window import IncidentWindow
 
 pytestmark = pytest.mark.sandbox
 REPO = Path(__file__).resolve().parents[2]
-SUBSET = REPO / "lib" / "forensics" / "sandbox" / "data" / "cloudtrail" / "invictus-ir-aws-dataset-subset.json.gz"
+SUBSET = REPO / "lib" / "forensics_sandbox" / "data" / "cloudtrail" / "invictus-ir-aws-dataset-subset.json.gz"
 TRAIL = "forensics-test-outside-cw-trail"
 LOGS = "forensics-test-outside-cw-alb"
 ACCOUNT, REGION = "123456789012", "us-east-1"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from forensics.sandbox import s3_evidence as s3e
+from forensics_sandbox import s3_evidence as s3e
 from forensics.sources import alb_logs, cloudtrail_s3
 from forensics.window import IncidentWindow
 

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from forensics.errors import SourceError
-from forensics.sandbox.audit_server import TABLE_SQL, AuditServer, append
+from forensics_sandbox.audit_server import TABLE_SQL, AuditServer, append
 from forensics.sources import audit
 from forensics.window import IncidentWindow
 

@@ -12,8 +12,8 @@ from moto.backends import get_backend
 
 from forensics import contracts
 from forensics.errors import ReadOnlyViolation
-from forensics.sandbox import moto_ext
-from forensics.sandbox.moto_server import ACCOUNT_ID, CREDENTIALS
+from forensics_sandbox import moto_ext
+from forensics_sandbox.moto_server import ACCOUNT_ID, CREDENTIALS
 from forensics.sources import TS_DTYPE, backups, certificates
 from forensics.window import IncidentWindow
 

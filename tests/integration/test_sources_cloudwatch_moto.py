@@ -12,7 +12,7 @@ import pytest
 
 from forensics._aws import client_config
 from forensics.errors import SourceError
-from forensics.sandbox.pg_cluster import free_port
+from forensics_sandbox.pg_cluster import free_port
 from forensics.sources import TS_DTYPE
 from forensics.sources import cloudwatch as cw
 from forensics.window import IncidentWindow

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from forensics.errors import SourceError
-from forensics.sandbox.moto_ext import logs_insights as ext_logs_insights
+from forensics_sandbox.moto_ext import logs_insights as ext_logs_insights
 from forensics.sources import TS_DTYPE
 from forensics.sources import logs
 from forensics.window import IncidentWindow

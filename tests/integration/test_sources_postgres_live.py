@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from forensics.errors import ReadOnlyViolation, SourceError
-from forensics.sandbox.pg_cluster import free_port
+from forensics_sandbox.pg_cluster import free_port
 from forensics.sources import TS_DTYPE
 from forensics.sources import postgres as pgs
 
@@ -24,7 +24,7 @@ def pg_cluster():
     """Shadows conftest's ``pg_cluster`` for this module: as root, that one's data dir sits under pytest's
     0700 basetemp, which the ``postgres`` user cannot enter (initdb: Permission denied). A cluster in its
     own mkdtemp folder under /tmp works. Drop this once conftest's fixture is fixed."""
-    from forensics.sandbox.pg_cluster import PostgresCluster
+    from forensics_sandbox.pg_cluster import PostgresCluster
 
     cluster = PostgresCluster()
     cluster.start()

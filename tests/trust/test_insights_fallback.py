@@ -11,7 +11,7 @@ import pytest
 import forensics
 from forensics import params
 from forensics.analysis import log_change
-from forensics.sandbox.scenarios import volume
+from forensics_sandbox.scenarios import volume
 from forensics.window import IncidentWindow
 from tests.loopback_proxy import LoopbackProxy
 from tests.trust.fault_server import closed_port

@@ -84,7 +84,7 @@ def _plant_sql(sb):
 @pytest.fixture(scope="module")
 def records():
     """(original, replay, sandbox truth-ish facts) with the sandbox already stopped for the replay."""
-    from forensics.sandbox.sandbox import Sandbox
+    from forensics_sandbox.sandbox import Sandbox
 
     work = Path(tempfile.mkdtemp(prefix="forensics-trust-"))
     sb = Sandbox(work / "sandbox", scenario="pool-exhaustion").start()

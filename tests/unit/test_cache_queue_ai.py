@@ -179,7 +179,7 @@ def test_params_refuse_a_bad_table_name(tmp_path):
 
 # ---- moto ElastiCache DescribeEvents ------------------------------------------------------------------
 def test_elasticache_events_page_filters_sorts_and_pages():
-    from forensics.sandbox.moto_ext import elasticache_events_page
+    from forensics_sandbox.moto_ext import elasticache_events_page
 
     now = dt.datetime(2026, 11, 23, 19, 0, tzinfo=dt.timezone.utc)
     events = [{"SourceIdentifier": "rg" if i % 2 else "rg-001", "SourceType": "replication-group" if i % 2 else
@@ -196,7 +196,7 @@ def test_elasticache_events_page_filters_sorts_and_pages():
 
 
 def test_elasticache_describe_events_through_the_moto_server(moto_server, aws_env):
-    from forensics.sandbox import moto_ext as ext
+    from forensics_sandbox import moto_ext as ext
     from forensics.sources import elasticache
     from forensics.window import IncidentWindow
 

@@ -10,8 +10,8 @@ import re
 import pandas as pd
 import pytest
 
-from forensics.sandbox import insights
-from forensics.sandbox.insights import MalformedQueryError
+from forensics_sandbox import insights
+from forensics_sandbox.insights import MalformedQueryError
 
 T0 = 1_767_225_600_000  # 2026-01-01 00:00:00.000 UTC, epoch ms
 TS_TEXT = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}$")

@@ -1,5 +1,5 @@
 """verify_chain, non-service writers: chains written by the sandbox application's own audit writer code
-(forensics.sandbox.audit_server.digest, an implementation independent of the analysis)."""
+(forensics_sandbox.audit_server.digest, an implementation independent of the analysis)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import json
 import pandas as pd
 
 from forensics.analysis import integrity
-from forensics.sandbox import audit_server
+from forensics_sandbox import audit_server
 from forensics.sources import audit
 
 

@@ -9,8 +9,8 @@ import pytest
 from forensics import queries
 from forensics.analysis import fragments, signatures
 from forensics.queries import QueryError
-from forensics.sandbox import insights
-from forensics.sandbox.scenarios import volume
+from forensics_sandbox import insights
+from forensics_sandbox.scenarios import volume
 from forensics.sources import log_volume
 from forensics.window import IncidentWindow
 
@@ -90,7 +90,7 @@ def test_pg_log_categories_are_one_parse_regex_whose_matches_classify_back():
 
     from forensics.captures import log_volume as log_volume_captures
     from forensics.analysis import log_counts, pglog
-    from forensics.sandbox.s3_evidence import rds_log_line
+    from forensics_sandbox.s3_evidence import rds_log_line
 
     extract = log_volume_captures.pglog_extract()
     q = queries.load("log_match_counts")

@@ -1,5 +1,5 @@
-"""The sandbox's layout: scenarios share only what ``scenarios/common.py`` offers, and the moto extensions
-page every served API through one helper."""
+"""The sandbox's layout: scenarios share only what ``scenarios/common.py`` (and ``played.py``) offer, and
+the moto extensions page every served API through one helper."""
 
 from __future__ import annotations
 
@@ -8,13 +8,15 @@ from pathlib import Path
 
 import pytest
 
-import forensics.sandbox.scenarios as scenarios_pkg
-from forensics.sandbox.moto_ext.paging import paginate
+import forensics_sandbox.scenarios as scenarios_pkg
+from forensics_sandbox.moto_ext.paging import paginate
 
 SCENARIOS_DIR = Path(scenarios_pkg.__file__).parent
 PACKAGE = scenarios_pkg.__name__
-SHARED = {"__init__", "common"}  # what scenarios may import from: the registry and the shared module
+SHARED = {"__init__", "common", "played"}  # what scenarios may import from: the registry, the shared module, Played
 SCENARIO_MODULES = sorted(p.stem for p in SCENARIOS_DIR.glob("*.py") if p.stem not in SHARED)
+#: scenarios too large for one module are a package of their own (pool_exhaustion/)
+SCENARIO_PACKAGES = sorted(p.parent.name for p in SCENARIOS_DIR.glob("*/__init__.py"))
 
 
 def _imports(module: str, folder: Path = SCENARIOS_DIR) -> list[tuple[str, str, int]]:
@@ -49,7 +51,22 @@ def _imports(module: str, folder: Path = SCENARIOS_DIR) -> list[tuple[str, str, 
 
 
 def test_the_scenarios_are_found():
-    assert {"pool_exhaustion", "cache_redis", "security"} <= set(SCENARIO_MODULES)
+    assert {"cache_redis", "security"} <= set(SCENARIO_MODULES) and "pool_exhaustion" in SCENARIO_PACKAGES
+
+
+@pytest.mark.parametrize("package", SCENARIO_PACKAGES)
+def test_a_scenario_package_takes_from_itself_common_and_played_only(package):
+    """Inside a scenario package: ``from .x`` (its own modules), ``from ..common``/``..played``, and the
+    sandbox's own modules (``from ...workload``); never another scenario."""
+    folder = SCENARIOS_DIR / package
+    bad = []
+    for path in sorted(folder.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level == 2 and node.module not in SHARED - {"__init__"}:
+                bad.append(f"{package}/{path.name}:{node.lineno} takes from ..{node.module}")
+            if isinstance(node, ast.ImportFrom) and node.level == 1 and not (folder / f"{node.module}.py").exists():
+                bad.append(f"{package}/{path.name}:{node.lineno} takes from .{node.module}")
+    assert not bad, bad
 
 
 @pytest.mark.parametrize("module", SCENARIO_MODULES)

@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forensics.sandbox import moto_ext as ext
-from forensics.sandbox import scenarios
-from forensics.sandbox.scenarios import common
-from forensics.sandbox.scenarios import pool_exhaustion as pe
+from forensics_sandbox import moto_ext as ext
+from forensics_sandbox import scenarios
+from forensics_sandbox.scenarios import common
+from forensics_sandbox.scenarios import pool_exhaustion as pe
 
 NOW = pd.Timestamp("2026-05-30T09:47:31Z")
 

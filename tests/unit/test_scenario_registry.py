@@ -3,8 +3,8 @@
 import pytest
 
 from forensics.errors import SandboxError
-from forensics.sandbox import scenarios
-from forensics.sandbox.scenarios import Played
+from forensics_sandbox import scenarios
+from forensics_sandbox.scenarios import Played
 
 
 def test_all_plays_every_scenario_pool_exhaustion_first():

@@ -16,7 +16,8 @@ def _events_call(inc) -> Call:
     a = inc.env["audit"]
     if a.get("export_file"):
         return audit.export_call(a["export_file"], inc.window, a["tenants"])
-    return audit.replay_call(a["base_url"], a["tenants"], inc.window, token_env=a["token_env"], timeout=_timeout(a))
+    return audit.replay_call(a["base_url"], a["tenants"], inc.window, token_env=a["token_env"], timeout=_timeout(a),
+                             token_file=a.get("token_file"))
 
 
 def _verify_call(inc) -> Call:
@@ -24,7 +25,8 @@ def _verify_call(inc) -> Call:
     if a.get("export_file"):
         return failing(None, {"file": a["export_file"], "asked": False},
                        LookupError("audit.export_file is set: the application's verify-chain is not asked"))
-    return audit.verify_call(a["base_url"], a["tenants"], token_env=a["token_env"], timeout=_timeout(a))
+    return audit.verify_call(a["base_url"], a["tenants"], token_env=a["token_env"], timeout=_timeout(a),
+                             token_file=a.get("token_file"))
 
 
 events("audit_events", "GET /api/v1/tenants/{tenant}/audit-replay", ["audit"], _events_call,

@@ -65,13 +65,21 @@ def canonical_payload(value) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def token_from_env(token_env: str | None) -> str:
-    """The bearer token held by the environment variable ``token_env`` (its *name* is the parameter)."""
+def token_from_env(token_env: str | None, token_file: str | None = None) -> str:
+    """The bearer token held by the environment variable ``token_env`` (its *name* is the parameter), else
+    by the file ``token_file`` (``audit.token_file``: the background sandbox writes one, mode 0600)."""
     if not token_env:
         raise SourceError(SOURCE, "no audit.token_env in the environment: name the variable holding the token")
     token = os.environ.get(token_env)
+    if not token and token_file:
+        try:
+            token = Path(token_file).read_text(encoding="utf-8").strip()[:4096]
+        except OSError as exc:
+            raise SourceError(SOURCE, f"{token_env} is unset and the token file {token_file} (audit.token_file) "
+                                      f"cannot be read: {exc.strerror or exc}") from None
     if not token:
-        raise SourceError(SOURCE, f"the environment variable {token_env} (audit.token_env) is not set or empty")
+        where = f" and the file {token_file} is empty" if token_file else ""
+        raise SourceError(SOURCE, f"the environment variable {token_env} (audit.token_env) is not set or empty{where}")
     return token
 
 
@@ -153,9 +161,9 @@ def _get_json(url: str, token: str, what: str, timeout: float, ok=(200,)):
 
 
 def audit_replay(base_url: str, tenants, window: IncidentWindow, *, token_env: str | None = None,
-                 token: str | None = None, timeout: float = 30.0) -> pd.DataFrame:
+                 token: str | None = None, timeout: float = 30.0, token_file: str | None = None) -> pd.DataFrame:
     """Every audit event of ``tenants`` in ``window``, one ``audit-replay`` request per tenant."""
-    token = token or token_from_env(token_env)
+    token = token or token_from_env(token_env, token_file)
     tenants = [tenants] if isinstance(tenants, str) else list(tenants or [])
     if not tenants:
         raise SourceError(SOURCE, "no tenants to replay (audit.tenants is empty)")
@@ -173,10 +181,10 @@ def audit_replay(base_url: str, tenants, window: IncidentWindow, *, token_env: s
 
 
 def verify_chain_endpoint(base_url: str, tenants, *, token_env: str | None = None, token: str | None = None,
-                          timeout: float = 60.0) -> pd.DataFrame:
+                          timeout: float = 60.0, token_file: str | None = None) -> pd.DataFrame:
     """The application's own verdict per tenant: ``[tenant, intact, http_status, checked, first_broken_event,
     detail]`` (200 = intact, 409 = broken, both with a JSON body)."""
-    token = token or token_from_env(token_env)
+    token = token or token_from_env(token_env, token_file)
     tenants = [tenants] if isinstance(tenants, str) else list(tenants or [])
     rows = []
     for tenant in tenants:
@@ -233,10 +241,11 @@ def _recorded(base_url: str, tenants, window: IncidentWindow | None, token_env: 
 
 
 def replay_call(base_url: str, tenants, window: IncidentWindow, *, token_env: str | None,
-                timeout: float = 30.0) -> Call:
+                timeout: float = 30.0, token_file: str | None = None) -> Call:
     """:func:`audit_replay` as one :class:`~forensics.sources.call.Call`."""
     return Call(None, _recorded(base_url, tenants, window, token_env),
-                lambda: audit_replay(base_url, tenants, window, token_env=token_env, timeout=timeout))
+                lambda: audit_replay(base_url, tenants, window, token_env=token_env, timeout=timeout,
+                                     token_file=token_file))
 
 
 def export_call(path: str, window: IncidentWindow, tenants) -> Call:
@@ -245,7 +254,9 @@ def export_call(path: str, window: IncidentWindow, tenants) -> Call:
                 lambda: read_export(path, window, tenants))
 
 
-def verify_call(base_url: str, tenants, *, token_env: str | None, timeout: float = 60.0) -> Call:
+def verify_call(base_url: str, tenants, *, token_env: str | None, timeout: float = 60.0,
+                token_file: str | None = None) -> Call:
     """:func:`verify_chain_endpoint` as one :class:`~forensics.sources.call.Call`."""
     return Call(None, _recorded(base_url, tenants, None, token_env),
-                lambda: verify_chain_endpoint(base_url, tenants, token_env=token_env, timeout=timeout))
+                lambda: verify_chain_endpoint(base_url, tenants, token_env=token_env, timeout=timeout,
+                                              token_file=token_file))
