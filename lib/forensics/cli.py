@@ -85,22 +85,32 @@ _ONLY = click.option("--only", multiple=True, metavar="NOTEBOOK",
                      help="Only this notebook, instead of the incident's list (repeatable).")
 _JOBS = click.option("--jobs", type=click.IntRange(min=1), default=None,
                      help="Notebooks run at once [default: the number of cores].")
+_WAIT = click.option("--wait/--no-wait", default=True, show_default=True,
+                     help="When another run of the same incident is writing a record: wait for it, or refuse "
+                          "(exit 2).")
+#: how a run ends early (forensics.stopping, evidence.Record)
+_STOPPED = ((1, "a notebook failed (the record is still written and sealed), or the disk filled (one line "
+                "naming the path; the .partial folder is left)"),
+            (2, "bad input, or --no-wait and another run of the incident is writing"),
+            (130, "stopped by SIGINT (Ctrl-C): one line names the .partial folder left"),
+            (143, "stopped by SIGTERM: the same"))
 
 
-@cli.command(epilog=_exits(0, (1, "a notebook failed (the record is still written and sealed)"), 2))
+@cli.command(epilog=_exits(0, *_STOPPED))
 @click.argument("incident_file", type=click.Path(dir_okay=False))
 @click.option("--out", default="evidence", show_default=True, type=click.Path(file_okay=False),
               help="Folder under which <date>_<incident>/<captured-at>/ is written.")
 @_JOBS
 @_ONLY
-def run(incident_file, out, jobs, only):
+@_WAIT
+def run(incident_file, out, jobs, only, wait):
     """Run the notebooks over an incident's window and write an evidence record.
 
     INCIDENT_FILE is an incident YAML (params/incidents/*.yaml) naming its environment."""
     from . import runner
 
     _finish(lambda: runner.run(incident_file, out=out, jobs=jobs, only=list(only) or None, echo=_echo,
-                               progress=_progress()))
+                               progress=_progress(), stoppable=True, wait=wait))
 
 
 @cli.command(epilog=_exits(0, 2))
@@ -120,16 +130,18 @@ def validate(incident_file, only):
                f"{incident.environment.get('name')}, {len(selected)} notebook(s): {', '.join(selected)}")
 
 
-@cli.command(epilog=_exits(0, (1, "a notebook failed"), 2))
+@cli.command(epilog=_exits(0, *_STOPPED))
 @click.argument("record", type=click.Path(file_okay=False))
 @click.option("--out", default=None, type=click.Path(file_okay=False),
               help="Where the new record goes [default: beside the replayed one].")
 @_JOBS
-def replay(record, out, jobs):
+@_WAIT
+def replay(record, out, jobs, wait):
     """Re-execute a record's notebooks from its data files, with no network, into a new record."""
     from . import runner
 
-    _finish(lambda: runner.replay(record, out=out, jobs=jobs, echo=_echo, progress=_progress()))
+    _finish(lambda: runner.replay(record, out=out, jobs=jobs, echo=_echo, progress=_progress(), stoppable=True,
+                                  wait=wait))
 
 
 @cli.command(epilog=_exits((0, "the record is intact"), (1, "it does not verify (each problem on a line)"), 2))

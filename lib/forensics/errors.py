@@ -49,3 +49,22 @@ class RecordError(ForensicsError):
 
 class SandboxError(ForensicsError):
     """The embedded sandbox cannot start (no PostgreSQL binaries, port in use...)."""
+
+
+class RecordBusy(RecordError):
+    """Another run holds the incident's folder (its lock) and the caller asked not to wait. One line, exit 2."""
+
+    exit_code = 2
+
+
+class DiskFull(RecordError):
+    """The disk (or quota) filled while a record was written: one line naming the path; the ``.partial``
+    folder is left as it was."""
+
+
+class RunStopped(ForensicsError):
+    """A run stopped by SIGINT or SIGTERM (exit 128 + the signal's number)."""
+
+    def __init__(self, signum: int, message: str):
+        self.exit_code = 128 + signum
+        super().__init__(message)

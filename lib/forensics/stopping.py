@@ -1,0 +1,75 @@
+"""How a run stops early: on SIGINT/SIGTERM, or when the disk fills, with nothing left running.
+
+The notebooks run in worker processes, each with a Jupyter kernel that jupyter_client starts in a
+session of its own (so a terminal's Ctrl-C does not reach it, and killing a worker orphans it). To stop,
+:func:`end_children` freezes (SIGSTOP) every descendant of this process, looking again until no new one
+appears (a frozen process cannot start another), then kills them all: no worker or kernel writes into
+the record after that. The handler of :func:`on_signals` then prints one line naming the unfinished
+``.partial`` folder and exits at once with 128 + the signal's number (130 for SIGINT, 143 for SIGTERM):
+no traceback, no clean-up that could wait on a source or write a file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import threading
+from typing import Callable
+
+import psutil
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def end_children(timeout: float = 3.0) -> None:
+    """Freeze, then kill, every descendant process of this one (workers and their kernels)."""
+    me = psutil.Process()
+    frozen: dict[int, psutil.Process] = {}
+    for _ in range(20):
+        try:
+            new = [p for p in me.children(recursive=True) if p.pid not in frozen]
+        except psutil.Error:
+            new = []
+        if not new:
+            break
+        for p in new:
+            with contextlib.suppress(psutil.Error):
+                p.send_signal(signal.SIGSTOP)
+                frozen[p.pid] = p
+    for p in frozen.values():
+        with contextlib.suppress(psutil.Error):
+            p.kill()
+    # reap our own children (the workers); their kernels go to init
+    psutil.wait_procs(list(frozen.values()), timeout=timeout)
+
+
+@contextlib.contextmanager
+def on_signals(where: Callable[[], str | None], enabled: bool = True):
+    """While the block runs, SIGINT/SIGTERM end the run: its children killed, one line on stderr naming
+    ``where()`` (the record folder left, or None before there is one), exit 128 + signal. Only in the
+    main thread (the only one Python delivers signals to) and when ``enabled``."""
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):  # noqa: ARG001
+        for s in SIGNALS:
+            signal.signal(s, signal.SIG_IGN)
+        end_children()
+        place = where()
+        name = signal.Signals(signum).name
+        line = (f"stopped by {name}: the unfinished record is left in {place}" if place
+                else f"stopped by {name} before a record was started")
+        clear = "\r\033[K" if sys.stderr.isatty() else ""
+        with contextlib.suppress(OSError):
+            os.write(2, (clear + line + "\n").encode())
+        os._exit(128 + signum)
+
+    previous = {s: signal.signal(s, stop) for s in SIGNALS}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
