@@ -21,6 +21,8 @@ EXIT_CODES = {
     2: "bad input: parameters, arguments, a file that is not what it should be (one line on stderr, "
        "nothing written)",
     3: "the sandbox could not start",
+    130: "stopped by SIGINT (Ctrl-C); one line names the unfinished record folder left",
+    143: "stopped by SIGTERM; one line names the unfinished record folder left",
 }
 
 

@@ -226,7 +226,7 @@ def _disk_full_stops_the_run(now: dict):
         if isinstance(exc, OSError):
             exc = DiskFull(f"{exc.filename or '?'}: {os.strerror(exc.errno).lower()}")
         record = now.get("record")
-        left = f"; the unfinished record is left in {record.path}" if record is not None and not record.sealed else ""
+        left = f"; the unfinished record is left in {record.path.absolute()}" if record is not None and not record.sealed else ""
         raise DiskFull(f"{exc}{left}") from None
 
 

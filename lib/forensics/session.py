@@ -31,8 +31,6 @@ from . import contracts, defaults
 from .capture import CaptureMeta, CaptureStore, json_safe
 from .params import PARAMS_DIR, Incident, load_incident, load_resolved
 
-FINDINGS_DIR = contracts.FINDINGS_SCRATCH_DIR
-FIGURES_DIR = contracts.FIGURES_DIR
 CONTEXT = defaults.CONTEXT
 #: What `forensics sandbox up` writes, and so the default in JupyterLab.
 DEFAULT_INCIDENT = PARAMS_DIR / "incidents" / "sandbox.yaml"
@@ -214,7 +212,7 @@ class IncidentSession:
     def _save_findings(self, missing=()) -> None:
         if self.record_dir is None:
             return
-        d = self.record_dir / FINDINGS_DIR
+        d = self.record_dir / contracts.FINDINGS_SCRATCH_DIR
         d.mkdir(parents=True, exist_ok=True)
         body = {"findings": self.findings, "unknown": self.unknown,
                 "failed_sources": {n: self.captures[n].error for n in self.failed()}}
@@ -225,7 +223,7 @@ class IncidentSession:
     def figure(self, fig, name: str):
         """Save a chart into the record (figures/<notebook>--<name>.png) and return it for display."""
         if self.record_dir is not None:
-            d = self.record_dir / FIGURES_DIR
+            d = self.record_dir / contracts.FIGURES_DIR
             d.mkdir(parents=True, exist_ok=True)
             fig.savefig(d / f"{self.notebook}--{name}.png", dpi=110, bbox_inches="tight",
                         metadata={"Software": None})

@@ -59,6 +59,7 @@ def on_signals(where: Callable[[], str | None], enabled: bool = True):
             signal.signal(s, signal.SIG_IGN)
         end_children()
         place = where()
+        place = os.path.abspath(place) if place else None
         name = signal.Signals(signum).name
         line = (f"stopped by {name}: the unfinished record is left in {place}" if place
                 else f"stopped by {name} before a record was started")
