@@ -123,28 +123,47 @@ def test_a_signal_stops_the_run_its_workers_and_kernels_and_nothing_is_written_a
     assert not [p for p in partial.parent.iterdir() if p.is_dir() and not p.name.endswith(".partial")]
 
 
+#: a notebook that waits until the test opens its gate (a file named by $FORENSICS_TEST_GATE)
+GATED = ("import os, pathlib, time\ngate = pathlib.Path(os.environ['FORENSICS_TEST_GATE'])\n"
+         "while not gate.exists():\n    time.sleep(0.1)")
+
+
 def test_two_runs_of_one_incident_take_turns_and_keep_the_chain(tmp_path):
-    env = _setup(tmp_path, {"quick": ["import time\ntime.sleep(20)\nx = 1"]})
+    env = _setup(tmp_path, {"gated": [GATED]})
+    gate = tmp_path / "gate"
+    env["FORENSICS_TEST_GATE"] = str(gate)
     first = _start(tmp_path, env, "--out", "ev", "--jobs", "1")
-    _wait_for(lambda: list((tmp_path / "ev").glob("*/*.partial")), 120, "the first run's record folder")
-    second = _start(tmp_path, env, "--out", "ev", "--jobs", "1")
-    refused = subprocess.run([*FORENSICS, "run", "inc.yaml", "--out", "ev", "--no-wait"], cwd=tmp_path, env=env,
-                             capture_output=True, text=True, timeout=120)
-    out1, err1 = first.communicate(timeout=300)
-    out2, err2 = second.communicate(timeout=300)
-    assert first.returncode == 0 and second.returncode == 0, err1 + err2
-    # the third one, asked not to wait, refused in one line while the first held the incident
-    assert refused.returncode == 2, refused.stderr
-    assert refused.stderr.strip().count("\n") == 0 and "another run of this incident" in refused.stderr
-    assert "waiting  for the run of this incident" in err2
-    a, b = Path(out1.strip().splitlines()[-1]), Path(out2.strip().splitlines()[-1])
+    try:
+        _wait_for(lambda: list((tmp_path / "ev").glob("*/*.partial")), 300, "the first run's record folder")
+        with open(tmp_path / "second.err", "w") as err2:
+            second = subprocess.Popen([*FORENSICS, "run", "inc.yaml", "--out", "ev", "--jobs", "1"], cwd=tmp_path,
+                                      env=env, text=True, stdout=subprocess.PIPE, stderr=err2)
+        _wait_for(lambda: "waiting  for the run of this incident" in (tmp_path / "second.err").read_text(), 300,
+                  "the second run to wait for the first")
+        # a third one, asked not to wait, refuses in one line while the first holds the incident
+        refused = subprocess.run([*FORENSICS, "run", "inc.yaml", "--out", "ev", "--no-wait"], cwd=tmp_path, env=env,
+                                 capture_output=True, text=True, timeout=300)
+        assert refused.returncode == 2, refused.stderr
+        assert refused.stderr.strip().count("\n") == 0, refused.stderr
+        assert refused.stderr.startswith("error: ") and "another run of this incident" in refused.stderr
+        assert len([p for p in (tmp_path / "ev").glob("*/*") if p.is_dir()]) == 1, "the refused run wrote nothing"
+        gate.touch()
+        out1, err1 = first.communicate(timeout=300)
+        out2, _ = second.communicate(timeout=300)
+    finally:
+        gate.touch()
+        for p in (first, locals().get("second")):
+            if p is not None and p.poll() is None:
+                p.kill()
+    assert first.returncode == 0 and second.returncode == 0, err1 + (tmp_path / "second.err").read_text()
+    a, b = (tmp_path / out.strip().splitlines()[-1] for out in (out1, out2))
     assert a.parent == b.parent and a.name < b.name
     assert not list(a.parent.glob("*.partial"))
     mb = json.loads((b / "manifest.json").read_text())
     ma = json.loads((a / "manifest.json").read_text())
     assert mb["previous_record"] == a.name and mb["previous_record_digest"] == ma["digest"]
     for rec in (a, b):
-        proc = subprocess.run([*FORENSICS, "verify", str(rec)], capture_output=True, text=True, timeout=120)
+        proc = subprocess.run([*FORENSICS, "verify", str(rec)], capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
