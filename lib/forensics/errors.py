@@ -1,5 +1,7 @@
 """Every error type of the project, under one root so callers can catch ``ForensicsError``."""
 
+import errno
+
 
 class ForensicsError(Exception):
     """Root of every error raised on purpose by this package."""
@@ -60,6 +62,9 @@ class RecordBusy(RecordError):
 class DiskFull(RecordError):
     """The disk (or quota) filled while a record was written: one line naming the path; the ``.partial``
     folder is left as it was."""
+
+    #: the errno values of a full disk or quota
+    ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 
 
 class RunStopped(ForensicsError):

@@ -1,8 +1,8 @@
-"""The evidence record on disk: its folder, its manifest, and verification.
+"""The evidence record on disk: :class:`Record` (its layout, creation and finish), its manifest, verification.
 
-    evidence/<incident-date>_<incident-id>/<captured-at>/
+    evidence/<incident-date>_<incident-id>/<captured-at>/          (docs/record.md)
         params.yaml  notebooks/*.ipynb  html/*.html  data/*.parquet  figures/*.png
-        findings.json  postmortem.md  manifest.json
+        findings.json  postmortem.md  index.html  manifest.json
 
 ``manifest.json`` lists every other file with its SHA-256 and size, every capture (source, call or
 SQL, arguments, rows, pulled-at, duration, error), the notebooks and their status, versions, git
@@ -15,8 +15,6 @@ addition or rename is detected by :func:`verify`.
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import getpass
 import hashlib
 import json
@@ -36,7 +34,8 @@ from typing import Callable
 import pandas as pd
 
 from . import contracts
-from .errors import DiskFull, RecordBusy, RecordError
+from .errors import DiskFull, RecordError
+from .incident_lock import IncidentLock
 from .params import REPO_ROOT, Incident
 
 FORMAT = "forensics-evidence-record/1"
@@ -44,8 +43,6 @@ FORMAT = "forensics-evidence-record/1"
 SCRATCH = (contracts.SIDECAR_DIR, contracts.FINDINGS_SCRATCH_DIR)
 PACKAGES = ("forensics", "pandas", "numpy", "pyarrow", "boto3", "botocore", "psycopg", "papermill", "nbclient",
             "nbconvert", "matplotlib", "ipykernel", "moto")
-#: errno values of a full disk or quota: reported as one line naming the path (DiskFull), never a traceback
-DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 def incident_dir(out: Path, incident: Incident) -> Path:
@@ -270,39 +267,6 @@ def verify_chain(incident_folder: str | os.PathLike) -> list[str]:
 
 
 # ---- the record being written -----------------------------------------------------------------------
-class IncidentLock:
-    """The incident folder's lock (``<incident>/.lock``, flock): held by the run writing a record of that
-    incident from its creation to its seal, so two runs never interleave and the chain (the previous
-    record's digest) is read at seal time by the only writer."""
-
-    def __init__(self, folder: Path):
-        self.path = Path(folder) / contracts.LOCK_FILE
-        self._fd: int | None = None
-
-    def acquire(self, wait: bool = True, echo: Callable[[str], None] = print) -> None:
-        fd = _disk_full_is_one_line(self.path, lambda: os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
-                                                                0o644))
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
-            if not wait:
-                os.close(fd)
-                raise RecordBusy(f"{self.path.parent}: another run of this incident (pid {holder}) is writing a "
-                                 "record; wait for it to finish") from None
-            echo(f"waiting  for the run of this incident that holds {self.path} (pid {holder}) to finish")
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        self._fd = fd
-
-    def release(self) -> None:
-        fd, self._fd = self._fd, None
-        if fd is not None:
-            fcntl.flock(fd, fcntl.LOCK_UN)  # also for the copies forked worker processes hold
-            os.close(fd)
-
-
 class Record:
     """One evidence record: where each of its files goes, its creation and its finish.
 
@@ -515,7 +479,7 @@ def _disk_full_is_one_line(path: Path, write: Callable):
     try:
         return write()
     except OSError as exc:
-        if exc.errno not in DISK_FULL:
+        if exc.errno not in DiskFull.ERRNOS:
             raise
         raise DiskFull(f"{exc.filename or path}: {os.strerror(exc.errno).lower()}") from None
 

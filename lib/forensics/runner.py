@@ -25,7 +25,7 @@ from typing import Callable
 from . import contracts, defaults, redact, registry, stopping
 from .capture import CaptureStore, iso_ms
 from .errors import DiskFull, ParamsError, RecordError
-from .evidence import DISK_FULL, Record
+from .evidence import Record
 from .notebooks import catalogue
 from .params import Incident, load_incident, load_resolved
 from .progress import Progress
@@ -207,7 +207,7 @@ def _captures_and_notebooks(session: IncidentSession, rest: list, total: int, se
 def _raise_if_disk_full(exc: BaseException | None, error: str | None = None) -> None:
     """A capture or a notebook that failed because the disk is full stops the run: its workers and kernels
     are ended first, so that leaving the pools does not wait for the other notebooks."""
-    full = isinstance(exc, OSError) and exc.errno in DISK_FULL
+    full = isinstance(exc, OSError) and exc.errno in DiskFull.ERRNOS
     if full or (error and ("[Errno 28]" in error or "No space left on device" in error)):
         stopping.end_children()
         raise exc if full else DiskFull(f"no space left on device (a notebook: {error[:200]})")
@@ -220,7 +220,7 @@ def _disk_full_stops_the_run(now: dict):
     try:
         yield
     except (OSError, DiskFull) as exc:
-        if isinstance(exc, OSError) and exc.errno not in DISK_FULL:
+        if isinstance(exc, OSError) and exc.errno not in DiskFull.ERRNOS:
             raise
         stopping.end_children()
         if isinstance(exc, OSError):
