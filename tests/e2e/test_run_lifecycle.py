@@ -201,3 +201,32 @@ def test_a_full_disk_is_one_line_naming_the_path_and_the_run_stops(tmp_path, sma
     assert last.startswith("error: ") and "no space left on device" in last.lower(), proc.stderr
     assert str(small_disk) in last and f"the unfinished record is left in {partial}" in last, last
     assert proc.stdout == ""
+
+
+@pytest.mark.sandbox
+def test_sigterm_stops_a_run_of_real_notebooks_against_the_sandbox(tmp_path, sandbox_params):
+    """The same against the session sandbox: real notebooks pulling from moto and PostgreSQL."""
+    proc = subprocess.Popen([*FORENSICS, "run", str(sandbox_params["incident"]), "--out", str(tmp_path / "ev"),
+                             "--jobs", "2", "--only", "api-errors", "--only", "db-connections"],
+                            text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        _wait_for(lambda: len(_kernels(proc)) == 2, 300, "both notebooks' kernels running")
+        time.sleep(2)  # well into their captures
+        tree = psutil.Process(proc.pid).children(recursive=True)
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=5)
+        assert time.monotonic() - sent < 5
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143, err
+    time.sleep(0.5)
+    assert not _alive(tree), [p.cmdline() for p in _alive(tree)]
+    partial = next((tmp_path / "ev").glob("*/*.partial"))
+    assert "Traceback" not in err, err
+    assert err.strip().splitlines()[-1] == f"stopped by SIGTERM: the unfinished record is left in {partial}", err
+    assert out == ""
+    before = _snapshot(partial)
+    time.sleep(3)
+    assert _snapshot(partial) == before, "something still writes into the record"
