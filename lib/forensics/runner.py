@@ -185,48 +185,49 @@ def _captures_and_notebooks(session: IncidentSession, rest: list, total: int, se
             pool(min(jobs, max(1, len(selected)))) as (workers, queue), progress.listen(queue):
         pulled = {threads.submit(session.pull, c.name): c.name for c in rest}
         futures = {workers.submit(run_notebook, str(cat[n].path), str(record.path), n, params): n for n in selected}
-        for fut in as_completed([*pulled, *futures]):
-            if fut in futures:
-                runs.append(_finished(fut, futures[fut], progress))
-                _raise_if_disk_full(None, runs[-1].error)
-                continue
-            done += 1
-            progress.captures(done, total, pulled[fut])
-            if fut.exception() is not None:  # a bug or a full disk, not a source failing (those are recorded)
-                _raise_if_disk_full(fut.exception())
-                echo(f"  capture failed in the runner: {type(fut.exception()).__name__}: {fut.exception()}")
-            if done == total:
-                failed = session.failed(*[c.name for c in rest])
-                echo(f"captured {len(rest)} of the plan in {time.perf_counter() - t0:.1f} s"
-                     + (f" ({len(failed)} failed)" if failed else ""))
-                if read_ahead is not None:  # the final redaction pass reads the captures now, not after
-                    threads.submit(read_ahead.add, record.data_files())
+        try:
+            for fut in as_completed([*pulled, *futures]):
+                if fut in futures:
+                    runs.append(_finished(fut, futures[fut], progress))
+                    _raise_if_disk_full(None, runs[-1].error)
+                    continue
+                done += 1
+                progress.captures(done, total, pulled[fut])
+                if fut.exception() is not None:  # a bug or a full disk, not a source failing (those are recorded)
+                    _raise_if_disk_full(fut.exception())
+                    echo(f"  capture failed in the runner: {type(fut.exception()).__name__}: {fut.exception()}")
+                if done == total:
+                    failed = session.failed(*[c.name for c in rest])
+                    echo(f"captured {len(rest)} of the plan in {time.perf_counter() - t0:.1f} s"
+                         + (f" ({len(failed)} failed)" if failed else ""))
+                    if read_ahead is not None:  # the final redaction pass reads the captures now, not after
+                        threads.submit(read_ahead.add, record.data_files())
+        except BaseException:  # a full disk, KeyboardInterrupt in a library caller: end the workers and
+            stopping.end_children()  # their kernels, or leaving the pool would wait for every notebook
+            raise
     return runs
 
 
 def _raise_if_disk_full(exc: BaseException | None, error: str | None = None) -> None:
-    """A capture or a notebook that failed because the disk is full stops the run: its workers and kernels
-    are ended first, so that leaving the pools does not wait for the other notebooks."""
+    """A capture or a notebook that failed because the disk is full stops the run."""
     full = isinstance(exc, OSError) and exc.errno in DiskFull.ERRNOS
     if full or (error and ("[Errno 28]" in error or "No space left on device" in error)):
-        stopping.end_children()
         raise exc if full else DiskFull(f"no space left on device (a notebook: {error[:200]})")
 
 
 @contextlib.contextmanager
 def _disk_full_stops_the_run(now: dict):
-    """A full disk anywhere in the run ends its workers and kernels and becomes one line naming the path and
-    the ``.partial`` folder left (DiskFull, exit 1), never a traceback."""
+    """A full disk anywhere in the run (its workers and kernels already ended) becomes one line naming the
+    path and the ``.partial`` folder left (DiskFull, exit 1), never a traceback."""
     try:
         yield
     except (OSError, DiskFull) as exc:
         if isinstance(exc, OSError) and exc.errno not in DiskFull.ERRNOS:
             raise
-        stopping.end_children()
         if isinstance(exc, OSError):
             exc = DiskFull(f"{exc.filename or '?'}: {os.strerror(exc.errno).lower()}")
         record = now.get("record")
-        left = f"; the unfinished record is left in {record.path.absolute()}" if record is not None and not record.sealed else ""
+        left = "" if record is None or record.sealed else f"; the unfinished record is left in {record.path.absolute()}"
         raise DiskFull(f"{exc}{left}") from None
 
 

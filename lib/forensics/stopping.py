@@ -2,11 +2,11 @@
 
 The notebooks run in worker processes, each with a Jupyter kernel that jupyter_client starts in a
 session of its own (so a terminal's Ctrl-C does not reach it, and killing a worker orphans it). To stop,
-:func:`end_children` freezes (SIGSTOP) every descendant of this process, looking again until no new one
-appears (a frozen process cannot start another), then kills them all: no worker or kernel writes into
-the record after that. The handler of :func:`on_signals` then prints one line naming the unfinished
-``.partial`` folder and exits at once with 128 + the signal's number (130 for SIGINT, 143 for SIGTERM):
-no traceback, no clean-up that could wait on a source or write a file.
+:func:`end_children` freezes (SIGSTOP) the workers of the running pool (:func:`watching`) and all their
+descendants, looking again until no new one appears (a frozen process cannot start another), then kills
+them all: no worker or kernel writes into the record after that. The handler of :func:`on_signals` then
+prints one line naming the unfinished ``.partial`` folder and exits at once with 128 + the signal's number
+(130 for SIGINT, 143 for SIGTERM): no traceback, no clean-up that could wait on a source or write a file.
 """
 
 from __future__ import annotations
@@ -16,33 +16,51 @@ import os
 import signal
 import sys
 import threading
-from typing import Callable
+from typing import Callable, Iterable
 
 import psutil
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
+#: while a pool of worker processes runs: callables giving its workers' pids (worker.pool registers one)
+_POOLS: list[Callable[[], Iterable[int]]] = []
+
+
+@contextlib.contextmanager
+def watching(pids: Callable[[], Iterable[int]]):
+    """While the block runs, :func:`end_children` ends the processes ``pids()`` and their descendants."""
+    _POOLS.append(pids)
+    try:
+        yield
+    finally:
+        _POOLS.remove(pids)
+
+
 def end_children(timeout: float = 3.0) -> None:
-    """Freeze, then kill, every descendant process of this one (workers and their kernels)."""
-    me = psutil.Process()
+    """Freeze, then kill, the running pools' workers and every descendant of theirs (their kernels). Only
+    those: a process that started a sandbox as its children (`forensics demo`, the tests) keeps it."""
+    roots = []
+    for pids in list(_POOLS):
+        for pid in list(pids()):
+            with contextlib.suppress(psutil.Error):
+                roots.append(psutil.Process(pid))
     frozen: dict[int, psutil.Process] = {}
-    for _ in range(20):
-        try:
-            new = [p for p in me.children(recursive=True) if p.pid not in frozen]
-        except psutil.Error:
-            new = []
+    for _ in range(20):  # a frozen process starts no other: look again until nothing new appears
+        new = []
+        for root in roots:
+            with contextlib.suppress(psutil.Error):
+                new += [p for p in (root, *root.children(recursive=True)) if p.pid not in frozen]
         if not new:
             break
         for p in new:
             with contextlib.suppress(psutil.Error):
                 p.send_signal(signal.SIGSTOP)
-                frozen[p.pid] = p
+            frozen[p.pid] = p
     for p in frozen.values():
         with contextlib.suppress(psutil.Error):
             p.kill()
-    # reap our own children (the workers); their kernels go to init
-    psutil.wait_procs(list(frozen.values()), timeout=timeout)
+    psutil.wait_procs(list(frozen.values()), timeout=timeout)  # reaps the workers; their kernels go to init
 
 
 @contextlib.contextmanager

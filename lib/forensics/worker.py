@@ -20,7 +20,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import contracts, defaults, redact, report_html
+from . import contracts, defaults, redact, report_html, stopping
 from .progress import cell_hook
 
 CELL_TIMEOUT_S = defaults.CELL_TIMEOUT_S
@@ -56,7 +56,8 @@ def pool(jobs: int):
 
     queue = multiprocessing.Queue()
     try:
-        with ProcessPoolExecutor(max_workers=max(1, jobs), initializer=_init, initargs=(queue,)) as executor:
+        with ProcessPoolExecutor(max_workers=max(1, jobs), initializer=_init, initargs=(queue,)) as executor, \
+                stopping.watching(lambda: list(getattr(executor, "_processes", None) or {})):
             yield executor, queue
     finally:
         queue.close()
