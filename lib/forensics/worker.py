@@ -60,8 +60,10 @@ def pool(jobs: int):
                 stopping.watching(lambda: list(getattr(executor, "_processes", None) or {})):
             yield executor, queue
     finally:
+        # never wait on the queue's feeder thread: a worker ended while it held the queue's write lock
+        # (forensics.stopping) would leave it waiting forever; what is still unsent is only progress
+        queue.cancel_join_thread()
         queue.close()
-        queue.join_thread()
 
 
 def _init(queue) -> None:
