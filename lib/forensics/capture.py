@@ -39,8 +39,6 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,80}$")
 #: frame.attrs a source sets about its own reading, recorded in the manifest (CaptureMeta.reading)
 READING_ATTRS = ("engine", "bytes_read", "bytes_scanned", "objects_listed", "objects_read", "prefixes", "errors",
                  "bad_lines", "insights_error", "query_execution_id", "pages", "scanned")
-DATA_DIR = contracts.DATA_DIR
-SIDECAR_DIR = contracts.SIDECAR_DIR
 
 
 @dataclass
@@ -130,7 +128,7 @@ class CaptureStore:
         if self.record_dir is None:
             yield
             return
-        sidecars = self.record_dir / SIDECAR_DIR
+        sidecars = self.record_dir / contracts.SIDECAR_DIR
         sidecars.mkdir(parents=True, exist_ok=True)
         with open(sidecars / f"{name}.lock", "w") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
@@ -142,7 +140,7 @@ class CaptureStore:
     def _read_existing(self, name: str):
         if self.record_dir is None:
             return None
-        sidecar = self.record_dir / SIDECAR_DIR / f"{name}.json"
+        sidecar = self.record_dir / contracts.SIDECAR_DIR / f"{name}.json"
         if not sidecar.exists():
             return None
         meta = CaptureMeta(**json.loads(sidecar.read_text()))
@@ -193,7 +191,7 @@ class CaptureStore:
         if self.record_dir is None:
             return
         if not meta.error:
-            path = self.record_dir / DATA_DIR / f"{meta.name}.parquet"
+            path = self.record_dir / contracts.DATA_DIR / f"{meta.name}.parquet"
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(".parquet.tmp")
             if meta.replayed_from and meta.file:  # a replay carries the original bytes, not a re-encoding
@@ -201,8 +199,8 @@ class CaptureStore:
             else:
                 _to_parquet(frame, tmp)
             os.replace(tmp, path)
-            meta.file = f"{DATA_DIR}/{meta.name}.parquet"
-        sidecar = self.record_dir / SIDECAR_DIR / f"{meta.name}.json"
+            meta.file = f"{contracts.DATA_DIR}/{meta.name}.parquet"
+        sidecar = self.record_dir / contracts.SIDECAR_DIR / f"{meta.name}.json"
         tmp = sidecar.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(meta.to_json(), indent=1, default=str))
         os.replace(tmp, sidecar)
@@ -211,7 +209,7 @@ class CaptureStore:
 def collect_sidecars(record_dir: Path) -> list[dict]:
     """Every capture's metadata in a record, ordered by pulled-at (order of volatility shows)."""
     out = []
-    for p in sorted((record_dir / SIDECAR_DIR).glob("*.json")):
+    for p in sorted((record_dir / contracts.SIDECAR_DIR).glob("*.json")):
         out.append(json.loads(p.read_text()))
     return sorted(out, key=lambda m: (m.get("pulled_at") or "", m["name"]))
 

@@ -21,6 +21,8 @@ EXIT_CODES = {
     2: "bad input: parameters, arguments, a file that is not what it should be (one line on stderr, "
        "nothing written)",
     3: "the sandbox could not start",
+    130: "stopped by SIGINT (Ctrl-C); one line names the unfinished record folder left",
+    143: "stopped by SIGTERM; one line names the unfinished record folder left",
 }
 
 
@@ -160,19 +162,32 @@ _SKIP_PREFLIGHT = click.option(
          "(for the rare case a check cannot pass but the sources can still be read).")
 _JOBS = click.option("--jobs", type=click.IntRange(min=1), default=None,
                      help="Notebooks run at once [default: the number of cores].")
+_WAIT = click.option("--wait/--no-wait", default=True, show_default=True,
+                     help="When another run of the same incident is writing a record: wait for it, or refuse "
+                          "(exit 2).")
+#: how a run ends early (forensics.stopping, evidence.Record)
+_STOPPED = ((1, "a notebook failed (the record is still written and sealed), or the disk filled (one line "
+                "naming the path; the .partial folder is left)"),
+            (2, "bad input, or --no-wait and another run of the incident is writing"),
+            (130, "stopped by SIGINT (Ctrl-C): one line names the .partial folder left"),
+            (143, "stopped by SIGTERM: the same"))
 
 
 @cli.command(epilog=_exits((0, "every notebook ran and every configured source answered"),
                           (1, "a notebook failed or has no evidence, or a configured source did not answer (the "
-                              "record is still written and sealed; the summary names them)"),
-                          (2, "bad input, or preflight failed (one line on stderr, nothing written)")))
+                              "record is still written and sealed; the summary names them), or the disk filled "
+                              "(one line naming the path; the .partial folder is left)"),
+                          (2, "bad input, preflight failed (one line on stderr, nothing written), or --no-wait "
+                              "and another run of the incident is writing"),
+                          *_STOPPED[2:]))
 @click.argument("incident_file", type=click.Path(dir_okay=False))
 @click.option("--out", default="evidence", show_default=True, type=click.Path(file_okay=False),
               help="Folder under which <date>_<incident>/<captured-at>/ is written.")
 @_JOBS
 @_ONLY
 @_SKIP_PREFLIGHT
-def run(incident_file, out, jobs, only, skip_preflight):
+@_WAIT
+def run(incident_file, out, jobs, only, skip_preflight, wait):
     """Run the notebooks over an incident's window and write an evidence record.
 
     INCIDENT_FILE is an incident YAML (params/incidents/*.yaml) naming its environment. Before anything is
@@ -181,7 +196,8 @@ def run(incident_file, out, jobs, only, skip_preflight):
     from . import runner
 
     _finish(lambda: runner.run(incident_file, out=out, jobs=jobs, only=list(only) or None, echo=_echo,
-                               progress=_progress(), skip_preflight=skip_preflight))
+                               progress=_progress(), skip_preflight=skip_preflight, stoppable=True,
+                               wait=wait))
 
 
 @cli.command(epilog=_exits(0, (2, "bad input, or preflight failed (one line on stderr, nothing written)")))
@@ -207,16 +223,19 @@ def validate(incident_file, only, skip_preflight):
         click.echo(_visible(report.line()))
 
 
-@cli.command(epilog=_exits(0, (1, "a notebook failed or has no evidence, or a source failed in the record"), 2))
+@cli.command(epilog=_exits(0, (1, "a notebook failed or has no evidence, or a source failed in the record"),
+                          *_STOPPED[1:]))
 @click.argument("record", type=click.Path(file_okay=False))
 @click.option("--out", default=None, type=click.Path(file_okay=False),
               help="Where the new record goes [default: beside the replayed one].")
 @_JOBS
-def replay(record, out, jobs):
+@_WAIT
+def replay(record, out, jobs, wait):
     """Re-execute a record's notebooks from its data files, with no network, into a new record."""
     from . import runner
 
-    _finish(lambda: runner.replay(record, out=out, jobs=jobs, echo=_echo, progress=_progress()))
+    _finish(lambda: runner.replay(record, out=out, jobs=jobs, echo=_echo, progress=_progress(), stoppable=True,
+                                  wait=wait))
 
 
 @cli.command(epilog=_exits((0, "the record is intact"), (1, "it does not verify (each problem on a line)"), 2))

@@ -44,15 +44,24 @@ CHANGE_KINDS: tuple[str, ...] = (DEPLOYMENT, RDS_EVENT, SERVICE_EVENT)
 #: application_name of our own PostgreSQL sessions (so they are recognisable, and left out of analyses).
 APPLICATION_NAME = "forensics"
 
-# ---- the evidence record's files -----------------------------------------------------------------------
+# ---- the evidence record's files (evidence.Record builds every path from these; docs/record.md) ---------
 PARAMS_FILE = "params.yaml"
 MANIFEST_FILE = "manifest.json"
 FINDINGS_FILE = "findings.json"
 POSTMORTEM_FILE = "postmortem.md"
+INDEX_FILE = "index.html"
 DATA_DIR = "data"
 FIGURES_DIR = "figures"
 NOTEBOOKS_DIR = "notebooks"
 HTML_DIR = "html"
+#: html/<notebook><REPORT_SUFFIX>.html: the notebook's view without code cells
+REPORT_SUFFIX = ".report"
 #: Scratch folders inside a record while it is written (removed before the manifest is made).
 SIDECAR_DIR = ".captures"
 FINDINGS_SCRATCH_DIR = ".findings"
+#: A notebook's status when the environment configures none of its sources ("not configured", not a problem).
+SKIPPED = "skipped"
+#: A record being written is ``<captured-at>.partial``; renamed to ``<captured-at>`` when sealed.
+PARTIAL_SUFFIX = ".partial"
+#: In the incident folder (beside its records): held (flock) by the run writing a record of that incident.
+LOCK_FILE = ".lock"

@@ -94,16 +94,17 @@ def apply(record: Path, runs: list, findings: dict, cat: Mapping, env: Mapping) 
     from .capture import collect_sidecars
 
     metas = {m["name"]: m for m in collect_sidecars(record)}
-    for run in runs:
-        entry = findings.get(run.name)
-        if entry is None or run.name not in cat:
+    for run in runs:  # a notebook's run: a dict (name, status) as the record keeps it
+        name = run["name"]
+        entry = findings.get(name)
+        if entry is None or name not in cat:
             continue
-        names = set(cat[run.name].captures) | set(entry.get("failed_sources") or {})
+        names = set(cat[name].captures) | set(entry.get("failed_sources") or {})
         status, why = notebook([metas[n] for n in sorted(names) if n in metas], env)
         if why:
             entry["failed_sources"] = {**(entry.get("failed_sources") or {}), **why}
-        if run.status == OK and status == NO_EVIDENCE:
-            run.status = entry["status"] = NO_EVIDENCE
+        if run["status"] == OK and status == NO_EVIDENCE:
+            run["status"] = entry["status"] = NO_EVIDENCE
 
 
 def run_failed_sources(result) -> dict[str, str]:

@@ -1,5 +1,7 @@
 """Every error type of the project, under one root so callers can catch ``ForensicsError``."""
 
+import errno
+
 
 class ForensicsError(Exception):
     """Root of every error raised on purpose by this package."""
@@ -57,9 +59,31 @@ class QueryError(ForensicsError, ValueError):
     exit_code = 2
 
 
+class RecordBusy(RecordError):
+    """Another run holds the incident's folder (its lock) and the caller asked not to wait. One line, exit 2."""
+
+    exit_code = 2
+
+
 class ObjectError(ForensicsError):
     """One S3 object could not be read (not gzip, not JSON, truncated...): recorded, the others go on."""
 
 
 class ShortLine(ForensicsError, ValueError):
     """An access-log line with fewer fields than the format."""
+
+
+class DiskFull(RecordError):
+    """The disk (or quota) filled while a record was written: one line naming the path; the ``.partial``
+    folder is left as it was."""
+
+    #: the errno values of a full disk or quota
+    ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+
+class RunStopped(ForensicsError):
+    """A run stopped by SIGINT or SIGTERM (exit 128 + the signal's number)."""
+
+    def __init__(self, signum: int, message: str):
+        self.exit_code = 128 + signum
+        super().__init__(message)

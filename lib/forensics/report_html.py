@@ -44,7 +44,6 @@ _UNSAFE_URL = re.compile(r"""(\s(?:href|src|action|formaction|xlink:href|srcset)
 CSP = "default-src 'none'; img-src data: 'self'; style-src 'unsafe-inline'"
 CSP_META = f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-INDEX = "index.html"
 #: Headline findings shown per notebook on the index (the rest are in findings.json and the notebook).
 HEADLINES = 5
 _SKIP = ("status", "unknown", "failed_sources", "error")
@@ -79,10 +78,13 @@ def render_notebook(nb_path: Path, html_dir: Path, name: str) -> str:
 
 
 # ---- index.html ---------------------------------------------------------------------------------------
-def check_written(record: Path, notebooks: list[dict], captures: list[dict]) -> dict:
+def check_written(record: Path, notebooks: list[dict], captures: list[dict], digest=None) -> dict:
     """What can be verified while the record is still being written: every capture's data file is there
     with the rows its metadata states, every notebook's executed .ipynb and HTML are there and read back;
-    each of those files hashed. The manifest, written after the index, then seals them all."""
+    each of those files hashed (``digest(rel)``: evidence.Record.digest, which hashes a file once for the
+    index and the manifest). The manifest, written after the index, then seals them all. A notebook that was
+    skipped (its sources not configured) has no file to check: it is not a problem."""
+    digest = digest or (lambda rel: sha256_file(record / rel))
     import nbformat
     import pyarrow.parquet as pq
 
@@ -97,8 +99,10 @@ def check_written(record: Path, notebooks: list[dict], captures: list[dict]) -> 
         rows = pq.ParquetFile(path).metadata.num_rows
         if c.get("rows") is not None and rows != c["rows"]:
             problems.append(f"{c['file']}: {rows} rows, its capture says {c['rows']}")
-        hashed.append((c["file"], sha256_file(path)))
+        hashed.append((c["file"], digest(c["file"])))
     for nb in notebooks:
+        if nb.get("status") == contracts.SKIPPED:
+            continue
         for rel in (nb.get("notebook"), nb.get("html")):
             if not rel:
                 continue
@@ -111,18 +115,18 @@ def check_written(record: Path, notebooks: list[dict], captures: list[dict]) -> 
                     nbformat.read(path, as_version=4)
                 except Exception as exc:  # noqa: BLE001 - any unreadable notebook is a problem to show
                     problems.append(f"{rel}: unreadable ({type(exc).__name__})")
-            hashed.append((rel, sha256_file(path)))
+            hashed.append((rel, digest(rel)))
     digest = hashlib.sha256("".join(f"{p}\0{h}\n" for p, h in sorted(hashed)).encode()).hexdigest()
     return {"ok": not problems, "problems": problems, "files": len(hashed), "digest": f"sha256:{digest}",
-            "data_files": sum(1 for p, _ in hashed if p.startswith("data/")),
-            "notebook_files": sum(1 for p, _ in hashed if not p.startswith("data/"))}
+            "data_files": sum(1 for p, _ in hashed if p.startswith(contracts.DATA_DIR + "/")),
+            "notebook_files": sum(1 for p, _ in hashed if not p.startswith(contracts.DATA_DIR + "/"))}
 
 
 def _chain(record: Path) -> dict:
     """The incident's earlier records: does the newest verify, and does the chain hold."""
     from . import evidence
 
-    prev = evidence.previous_record(record.parent, record.name.removesuffix(evidence.PARTIAL_SUFFIX))
+    prev = evidence.previous_record(record.parent, record.name.removesuffix(contracts.PARTIAL_SUFFIX))
     if prev is None:
         return {"previous": None}
     result = evidence.verify(prev)
@@ -147,40 +151,51 @@ def _hhmm(value: str | None) -> str:
     return value[11:16] if isinstance(value, str) and len(value) >= 16 else "--:--"
 
 
+def _not_configured(error: str | None) -> bool:
+    """A capture or notebook whose source the environment does not configure (session.pull's LookupError)."""
+    return bool(error) and "the environment has no " in error
+
+
 def index_context(record: Path, incident, findings: dict, notebooks: list[dict], captures: list[dict],
-                  record_name: str) -> dict:
+                  record_name: str, digest=None) -> dict:
     """Everything index.html shows, as plain data (the template only lays it out)."""
     diag = findings.get("diagnosis") or {}
     nb_rows = []
     for nb in notebooks:
         name = nb["name"]
         entry = findings.get(name, {})
-        report = f"html/{name}.report.html"
+        report = f"{contracts.HTML_DIR}/{name}{contracts.REPORT_SUFFIX}.html"
+        failed = entry.get("failed_sources") or {}
         nb_rows.append({
             "name": name, "status": nb.get("status"), "duration_s": nb.get("duration_s"), "error": nb.get("error"),
             "html": nb.get("html") if nb.get("html") and (record / nb["html"]).is_file() else None,
             "report": report if (record / report).is_file() else None,
             "notebook": nb.get("notebook") if nb.get("notebook") and (record / nb["notebook"]).is_file() else None,
             "headlines": _headlines(entry), "unknown": entry.get("unknown") or [],
+            "not_configured": nb.get("status") == contracts.SKIPPED,
+            # unknown findings because a source is not configured (not a failure), or because one failed
+            "unknown_unconfigured": bool(failed) and all(_not_configured(e) for e in failed.values()),
         })
-    figures = sorted(p.relative_to(record).as_posix() for p in (record / "figures").glob("*.png")) \
-        if (record / "figures").is_dir() else []
+    figures = sorted(p.relative_to(record).as_posix() for p in (record / contracts.FIGURES_DIR).glob("*.png")) \
+        if (record / contracts.FIGURES_DIR).is_dir() else []
     data = []
     for c in sorted(captures, key=lambda c: c["name"]):
         path = record / c["file"] if c.get("file") else None
         data.append({"name": c["name"], "file": c.get("file") if path and path.is_file() else None,
                      "size": _size(path.stat().st_size) if path and path.is_file() else "",
                      "rows": c.get("rows"), "source": c.get("source"), "notebook": c.get("notebook"),
-                     "error": c.get("error")})
+                     "error": c.get("error"), "not_configured": _not_configured(c.get("error"))})
     timeline = [{"time": _hhmm(e.get("time")), "iso": e.get("time"), "source": e.get("source"),
                  "kind": e.get("kind"), "resource": e.get("resource"), "message": e.get("message")}
                 for e in (findings.get("overview") or {}).get("timeline") or []]
     hyps = diag.get("hypotheses") or []
     others = [contracts.POSTMORTEM_FILE, contracts.FINDINGS_FILE, contracts.PARAMS_FILE, contracts.MANIFEST_FILE]
+    links = {"postmortem": contracts.POSTMORTEM_FILE, "findings": contracts.FINDINGS_FILE,
+             "manifest": contracts.MANIFEST_FILE}
     return {
         "incident": incident, "window": incident.window, "record_name": record_name,
         "environment": incident.environment.get("name"),
-        "check": check_written(record, notebooks, captures), "chain": _chain(record),
+        "check": check_written(record, notebooks, captures, digest), "chain": _chain(record), "links": links,
         "diagnosis": diag,
         "primary": next((h for h in hyps if h["role"] == "primary"), None),
         "holding": [h for h in hyps if h["holds"] and h["role"] != "primary"],
@@ -191,10 +206,9 @@ def index_context(record: Path, incident, findings: dict, notebooks: list[dict],
     }
 
 
-def write_index(record: Path, incident, findings: dict, notebooks: list[dict], captures: list[dict],
-                record_name: str) -> Path:
-    """``index.html`` at the top of the record (called by the runner before the manifest, so it is
-    in the manifest)."""
+def index_html(record: Path, incident, findings: dict, notebooks: list[dict], captures: list[dict],
+               record_name: str, digest=None) -> str:
+    """The text of ``index.html`` (evidence.Record writes it, before the manifest, so it is in the manifest)."""
     from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"]),
@@ -202,8 +216,14 @@ def write_index(record: Path, incident, findings: dict, notebooks: list[dict], c
     env.filters["short"] = short
     env.filters["values"] = evidence_values
     env.filters["json"] = lambda v: json.dumps(v, default=str, ensure_ascii=False)
-    ctx = index_context(record, incident, findings, notebooks, captures, record_name)
+    ctx = index_context(record, incident, findings, notebooks, captures, record_name, digest)
     html = env.get_template("index.html.j2").render(**ctx)
-    path = record / INDEX
-    path.write_text(redact.text(offline(html)), encoding="utf-8")
+    return redact.text(offline(html))
+
+
+def write_index(record: Path, incident, findings: dict, notebooks: list[dict], captures: list[dict],
+                record_name: str) -> Path:
+    """``index.html`` at the top of ``record``."""
+    path = record / contracts.INDEX_FILE
+    path.write_text(index_html(record, incident, findings, notebooks, captures, record_name), encoding="utf-8")
     return path

@@ -1,12 +1,14 @@
 """`forensics run` / `forensics replay`: the batch run that turns an incident into a dated record.
 
-Reads like the runbook it automates:
-  validate parameters → new record folder → the capture plan (every capture of every selected notebook,
-  deduplicated): the volatile PostgreSQL views first, then the rest in a rate-limited thread pool while
-  the notebooks start → notebooks in parallel (papermill; each renders and redacts its own HTML) →
-  findings.json → manifest.json → seal.
+Reads like the runbook it automates (:func:`_execute`):
+  validate parameters → (preflight) → a new record folder, the incident locked (evidence.Record) → the
+  capture plan (every capture of every selected notebook, deduplicated): the volatile PostgreSQL views
+  first, then the rest in a rate-limited thread pool while the notebooks run in worker processes
+  (forensics.worker: papermill; each renders and redacts its own HTML) → the record's finish (findings,
+  diagnosis, postmortem, index, final redaction pass, manifest, seal).
 Nothing is written before the parameters are valid. A notebook that fails keeps its partial output
-and is marked failed; the others complete; the record is still sealed and verifiable.
+and is marked failed; the others complete; the record is still sealed and verifiable. SIGINT/SIGTERM
+stop the run, its workers and their kernels (forensics.stopping); a full disk stops it with one line.
 """
 
 from __future__ import annotations
@@ -14,41 +16,26 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import time
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from . import captures as caps
-from . import contracts, defaults, diagnosis, evidence, postmortem, redact, report_html
-from .capture import CaptureStore, collect_sidecars, iso_ms
-from .errors import ParamsError, RecordError
+from . import contracts, defaults, redact, stopping
+from .capture import CaptureStore, iso_ms
+from .errors import DiskFull, ParamsError, RecordError
+from .evidence import Record
 from .notebooks import catalogue
-from .params import Incident, dump, load_incident, load_resolved
-from .progress import Progress, cell_hook
+from .params import Incident, load_incident, load_resolved
+from .progress import Progress
 from .redaction.record import Ahead
-from .session import FINDINGS_DIR, IncidentSession
+from .session import IncidentSession
 from .window import utcnow
+from .worker import NotebookRun, pool, run_notebook
 
-CELL_TIMEOUT_S = defaults.CELL_TIMEOUT_S
-SKIPPED = "skipped"
-
-
-@dataclass
-class NotebookRun:
-    name: str
-    status: str
-    duration_s: float
-    error: str | None = None
-    html: str | None = None
-    #: seconds the worker spent after the notebook: redacting it and rendering its HTML views
-    render_s: float | None = None
-
-    def to_json(self) -> dict:
-        return {"name": self.name, "status": self.status, "duration_s": self.duration_s, "error": self.error,
-                "notebook": f"notebooks/{self.name}.ipynb", "html": self.html, "render_s": self.render_s}
+SKIPPED = contracts.SKIPPED
 
 
 @dataclass
@@ -87,25 +74,31 @@ def validate(incident_path: str | os.PathLike, only: list[str] | None = None) ->
 
 def run(incident_path: str | os.PathLike, out: str | os.PathLike = "evidence", jobs: int | None = None,
         only: list[str] | None = None, echo: Callable[[str], None] = print,
-        progress: Progress | None = None, skip_preflight: bool = False) -> RunResult:
+        progress: Progress | None = None, skip_preflight: bool = False, stoppable: bool = False,
+        wait: bool = True) -> RunResult:
+    """``skip_preflight``: do not check identity, window and resources first; ``stoppable``: SIGINT/SIGTERM
+    end the process with one line (the CLI); ``wait``: wait for another run of the same incident to finish
+    rather than refuse (RecordBusy)."""
     incident, selected = validate(incident_path, only)
     from .sources import postgres
 
     postgres.preflight(incident.environment)  # a role that could write: exit 2 before anything is written
-
-    if not skip_preflight:  # identity, window, every resource named: one line, exit 2, nothing written
+    if not skip_preflight:  # identity, window, every resource named: one line, exit 2, nothing written or chained
         from .preflight import run as preflight
+
         echo(preflight(incident, selected).line())
-    return _execute(incident, selected, Path(out), jobs, echo, catalogue(), progress=progress)
+    return _execute(incident, selected, Path(out), jobs, echo, catalogue(), progress=progress,
+                    stoppable=stoppable, wait=wait)
 
 
 def replay(record: str | os.PathLike, out: str | os.PathLike | None = None, jobs: int | None = None,
-           echo: Callable[[str], None] = print, progress: Progress | None = None) -> RunResult:
+           echo: Callable[[str], None] = print, progress: Progress | None = None,
+           stoppable: bool = False, wait: bool = True) -> RunResult:
     """Re-execute a record's notebooks from its data/*.parquet, with no source contacted."""
     record = Path(record).resolve()
-    manifest_path = record / evidence.MANIFEST
+    manifest_path = record / contracts.MANIFEST_FILE
     if not manifest_path.exists():
-        raise RecordError(f"{record}: not an evidence record (no {evidence.MANIFEST})")
+        raise RecordError(f"{record}: not an evidence record (no {contracts.MANIFEST_FILE})")
     manifest = json.loads(manifest_path.read_text())
     incident = load_resolved(record / contracts.PARAMS_FILE)
     cat = catalogue()
@@ -115,129 +108,137 @@ def replay(record: str | os.PathLike, out: str | os.PathLike | None = None, jobs
         raise RecordError(f"{record}: notebook {missing[0]!r} is not in this checkout's notebooks/")
     out_dir = Path(out) if out else record.parent.parent
     return _execute(incident, selected, out_dir, jobs, echo, cat, replay_from=record,
-                    replay_of={"record": str(record), "digest": manifest.get("digest")}, progress=progress)
+                    replay_of={"record": str(record), "digest": manifest.get("digest")}, progress=progress,
+                    stoppable=stoppable, wait=wait)
 
 
 def _execute(incident: Incident, selected: list[str], out: Path, jobs: int | None, echo, cat,
-             replay_from: Path | None = None, replay_of: dict | None = None,
-             progress: Progress | None = None) -> RunResult:
-    started = utcnow()
-    progress = progress or Progress(echo)
-    record, captured_at = evidence.new_record_dir(out, incident)
-    echo(f"record   {record.parent / captured_at}")
-    echo(f"incident {incident.incident} [{incident.severity}] {incident.title}")
-    echo(f"window   {incident.window}")
-    (record / contracts.PARAMS_FILE).write_text(dump(incident.as_dict()))
-
-    identity, clock = ({}, {}) if replay_from else _aws_identity(incident.environment.get("aws", {}))
-    order = list(selected)
-    jobs = max(1, jobs or os.cpu_count() or 1)
-    params = {"incident_file": contracts.PARAMS_FILE, "record_dir": ".",
-              "replay_from": str(replay_from) if replay_from else None}
-    (record / contracts.NOTEBOOKS_DIR).mkdir()
-    (record / contracts.HTML_DIR).mkdir()
-    ahead = Ahead()  # the final redaction pass's reading of the captures, done while the notebooks run
-    with IncidentSession(incident, CaptureStore(record, replay_from=replay_from, notebook="runner"),
-                         "runner") as session:
+             replay_from: Path | None = None, replay_of: dict | None = None, progress: Progress | None = None,
+             stoppable: bool = False, wait: bool = True) -> RunResult:
+    started, progress, order, now = iso_ms(utcnow()), progress or Progress(echo), list(selected), {}
+    with stopping.on_signals(lambda: now.get("record") and now["record"].path, enabled=stoppable), \
+            _disk_full_stops_the_run(now), Record.create(out, incident, wait=wait, echo=echo) as record:
+        now["record"] = record
+        echo(f"record   {record.final_path}")
+        echo(f"incident {incident.incident} [{incident.severity}] {incident.title}")
+        echo(f"window   {incident.window}")
+        record.write_params(incident)
+        identity, clock = ({}, {}) if replay_from else _aws_identity(incident.environment.get("aws", {}))
         # 0. A notebook none of whose sources the environment configures is skipped, saying what it needs.
-        runs: list[NotebookRun] = []
-        for name in list(selected):
-            needs = caps.sections_lacking(cat[name].captures, incident.environment)
-            if needs:
-                selected = [n for n in selected if n != name]
-                runs.append(NotebookRun(name, SKIPPED, 0.0, f"needs a section the environment lacks: "
-                                                            f"{' or '.join(needs)}"))
-                echo(f"  skip   {name}: the environment has no {' or '.join(needs)} section")
+        selected, runs = _skip_unconfigured(selected, cat, incident.environment, echo)
         # 1. The capture plan, most volatile first: the live database views before anything else.
         plan, skipped = caps.plan([c for n in selected for c in cat[n].captures], incident.environment)
         echo(f"plan     {len(plan)} captures for {len(selected)} notebook(s)"
              + (f"; {len(skipped)} need sections the environment lacks" if skipped else ""))
-        t0 = time.perf_counter()
-        volatile = caps.volatile(plan)
-        for i, cap in enumerate(volatile, 1):
-            session.pull(cap.name)
-            progress.captures(i, len(plan), cap.name)
-        if volatile:
-            failed = session.failed(*[c.name for c in volatile])
-            echo(f"volatile {len(volatile)} PostgreSQL captures in {time.perf_counter() - t0:.1f} s"
-                 + (f" ({len(failed)} failed: {session.captures[failed[0]].error})" if failed else ""))
-        rest = [c for c in plan if c not in volatile]
-
-        # 2. The rest of the plan in threads, and the notebooks in processes, at the same time: a notebook
-        #    that asks for a capture being pulled waits for it (one lock per capture) and reads it.
-        #    Workers report the cell they are on through a queue (progress.cell_hook).
-        echo(f"running  {len(selected)} notebook(s), {jobs} at a time: {', '.join(selected)}")
-        with ThreadPoolExecutor(max_workers=defaults.PLAN_THREADS, thread_name_prefix="plan") as threads, \
-                _progress_queue() as queue, progress.listen(queue), ProcessPoolExecutor(
-                    max_workers=max(1, min(jobs, len(selected))), initializer=_worker_init,
-                    initargs=(queue,)) as pool:
-            pulled = {threads.submit(session.pull, c.name): c.name for c in rest}
-            futures = {pool.submit(_run_one, str(cat[n].path), str(record), n, params): n for n in selected}
-            done = len(volatile)
-            for fut in as_completed([*pulled, *futures]):
-                if fut in futures:
-                    runs.append(_finished(fut, futures[fut], progress))
-                    continue
-                done += 1
-                progress.captures(done, len(plan), pulled[fut])
-                if fut.exception() is not None:  # a bug, not a source failing (those are recorded)
-                    echo(f"  capture failed in the runner: {type(fut.exception()).__name__}: {fut.exception()}")
-                if done == len(plan):
-                    failed = session.failed(*[c.name for c in rest])
-                    echo(f"captured {len(rest)} of the plan in {time.perf_counter() - t0:.1f} s"
-                         + (f" ({len(failed)} failed)" if failed else ""))
-                    if replay_from is None:  # the final redaction pass reads the captures now, not after
-                        threads.submit(ahead.add, sorted((record / contracts.DATA_DIR).glob("*.parquet")))
+        ahead = Ahead()  # the final redaction pass's reading of the captures, done while the notebooks run
+        store = CaptureStore(record.path, replay_from=replay_from, notebook="runner")
+        with IncidentSession(incident, store, "runner") as session:
+            volatile = _pull_volatile(session, plan, progress, echo)
+            # 2. The rest of the plan in threads and the notebooks in worker processes, at the same time.
+            runs += _captures_and_notebooks(session, [c for c in plan if c not in volatile], len(plan), selected,
+                                            cat, record, jobs, progress, echo, None if replay_from else ahead)
         progress.close()
-    t_after = time.perf_counter()
-    runs.sort(key=lambda r: order.index(r.name))
-
-    # 3. Findings, manifest, seal.
-    findings = _collect_findings(record, runs)
-    from .coverage import apply as coverage  # a notebook that ran but saw nothing is "no evidence"
-    coverage(record, runs, findings, cat, incident.environment)
-    findings["diagnosis"] = diagnosis.for_record(findings, incident.environment)  # hypotheses ranked against the runbooks
-    (record / contracts.FINDINGS_FILE).write_text(json.dumps(findings, indent=2, sort_keys=False) + "\n")
-    captures = collect_sidecars(record)
-    (record / contracts.POSTMORTEM_FILE).write_text(redact.text(postmortem.render(
-        incident, findings, [r.to_json() for r in runs], [c["file"] for c in captures if c.get("file")],
-        record_name=f"{record.parent.name}/{captured_at}")))
-    # The reader's view: index.html over what is written so far, before the manifest seals it.
-    report_html.write_index(record, incident, findings, [r.to_json() for r in runs], captures,
-                            record_name=f"{record.parent.name}/{captured_at}")
-    db_user = _db_user(record, captures)
-    for d in (*evidence.SCRATCH,):
-        shutil.rmtree(record / d, ignore_errors=True)
-    # A secret found in any file (any kernel) is masked in all of them. What was detected when written (a
-    # fresh capture, a notebook and its HTML redacted in the worker) is only masked, not detected again.
-    # A replay's captures are the original's bytes: read (their secrets masked elsewhere), never rewritten.
-    redact.scrub_record_files(record, detected=_detected_files(record, runs, captures), ahead=ahead,
-                              keep=[record / c["file"] for c in captures
-                                    if c.get("file") and c.get("replayed_from")])
-    parts = evidence.ManifestParts(
-        incident=incident, captured_at=captured_at, notebooks=[r.to_json() for r in runs], captures=captures,
-        collector=evidence.collector(identity or None, db_user), started_at=iso_ms(started),
-        finished_at=iso_ms(utcnow()), replay_of=replay_of, clock=clock)
-    manifest = evidence.write_manifest(record, parts)
-    final = record.parent / captured_at
-    os.replace(record, final)
-    evidence.seal(final)
+        t_after = time.perf_counter()
+        runs.sort(key=lambda r: order.index(r.name))
+        # 3. findings → diagnosis → postmortem → index → final redaction pass → manifest → seal
+        findings, manifest = record.finish(incident, [r.to_json() for r in runs], started_at=started,
+                                           identity=identity, clock=clock, replay_of=replay_of, ahead=ahead,
+                                           catalogue=cat)
+        for r in runs:  # coverage may have found a notebook that ran but saw nothing: "no evidence"
+            r.status = findings.get(r.name, {}).get("status", r.status)
     after = round(time.perf_counter() - t_after, 2)
     slowest = max((r.render_s or 0.0 for r in runs), default=0.0)
     echo(f"sealed   {after:.1f} s after the notebooks (the slowest notebook's rendering took {slowest:.1f} s)")
-    return RunResult(final, runs, findings, manifest, after)
+    return RunResult(record.path, runs, findings, manifest, after)
 
 
-def _detected_files(record: Path, runs: list[NotebookRun], captures: list[dict]) -> list[Path]:
-    """Files already scrubbed with the present rules: captures pulled now (``redact.frame`` before writing;
-    a replayed one carries the original's bytes, redacted by whatever rules made it) and the notebooks the
-    workers redacted before rendering their HTML (``html`` is set only then)."""
-    out = [record / c["file"] for c in captures if c.get("file") and not c.get("replayed_from")]
-    for r in runs:
-        if r.html:
-            out += [record / contracts.NOTEBOOKS_DIR / f"{r.name}.ipynb", record / r.html,
-                    record / contracts.HTML_DIR / f"{r.name}.report.html"]
-    return out
+def _skip_unconfigured(selected: list[str], cat, env: dict, echo) -> tuple[list[str], list[NotebookRun]]:
+    """(the notebooks that run, the runs of those skipped: none of their sources is configured)."""
+    keep, runs = [], []
+    for name in selected:
+        needs = caps.sections_lacking(cat[name].captures, env)
+        if needs:
+            runs.append(NotebookRun(name, SKIPPED, 0.0, f"needs a section the environment lacks: {' or '.join(needs)}"))
+            echo(f"  skip   {name}: the environment has no {' or '.join(needs)} section")
+        else:
+            keep.append(name)
+    return keep, runs
+
+
+def _pull_volatile(session: IncidentSession, plan, progress: Progress, echo) -> list:
+    """The live database views, one after the other, before anything else (the order of volatility)."""
+    t0 = time.perf_counter()
+    volatile = caps.volatile(plan)
+    for i, cap in enumerate(volatile, 1):
+        session.pull(cap.name)
+        progress.captures(i, len(plan), cap.name)
+    if volatile:
+        failed = session.failed(*[c.name for c in volatile])
+        echo(f"volatile {len(volatile)} PostgreSQL captures in {time.perf_counter() - t0:.1f} s"
+             + (f" ({len(failed)} failed: {session.captures[failed[0]].error})" if failed else ""))
+    return volatile
+
+
+def _captures_and_notebooks(session: IncidentSession, rest: list, total: int, selected: list[str], cat,
+                            record: Record, jobs: int | None, progress: Progress, echo,
+                            read_ahead: Ahead | None) -> list[NotebookRun]:
+    """``rest`` of the plan in threads and the notebooks in worker processes, at the same time: a notebook
+    that asks for a capture being pulled waits for it (one lock per capture) and reads it. Workers report
+    the cell they are on through a queue (progress.cell_hook). Once the plan is pulled, ``read_ahead`` reads
+    its files for the final redaction pass while the notebooks still run."""
+    t0, runs, done = time.perf_counter(), [], total - len(rest)
+    jobs = max(1, jobs or os.cpu_count() or 1)
+    params = {"incident_file": contracts.PARAMS_FILE, "record_dir": ".",
+              "replay_from": str(session.store.replay_from) if session.store.replay_from else None}
+    echo(f"running  {len(selected)} notebook(s), {jobs} at a time: {', '.join(selected)}")
+    with ThreadPoolExecutor(max_workers=defaults.PLAN_THREADS, thread_name_prefix="plan") as threads, \
+            pool(min(jobs, max(1, len(selected)))) as (workers, queue), progress.listen(queue):
+        pulled = {threads.submit(session.pull, c.name): c.name for c in rest}
+        futures = {workers.submit(run_notebook, str(cat[n].path), str(record.path), n, params): n for n in selected}
+        try:
+            for fut in as_completed([*pulled, *futures]):
+                if fut in futures:
+                    runs.append(_finished(fut, futures[fut], progress))
+                    _raise_if_disk_full(None, runs[-1].error)
+                    continue
+                done += 1
+                progress.captures(done, total, pulled[fut])
+                if fut.exception() is not None:  # a bug or a full disk, not a source failing (those are recorded)
+                    _raise_if_disk_full(fut.exception())
+                    echo(f"  capture failed in the runner: {type(fut.exception()).__name__}: {fut.exception()}")
+                if done == total:
+                    failed = session.failed(*[c.name for c in rest])
+                    echo(f"captured {len(rest)} of the plan in {time.perf_counter() - t0:.1f} s"
+                         + (f" ({len(failed)} failed)" if failed else ""))
+                    if read_ahead is not None:  # the final redaction pass reads the captures now, not after
+                        threads.submit(read_ahead.add, record.data_files())
+        except BaseException:  # a full disk, KeyboardInterrupt in a library caller: end the workers and
+            stopping.end_children()  # their kernels, or leaving the pool would wait for every notebook
+            raise
+    return runs
+
+
+def _raise_if_disk_full(exc: BaseException | None, error: str | None = None) -> None:
+    """A capture or a notebook that failed because the disk is full stops the run."""
+    full = isinstance(exc, OSError) and exc.errno in DiskFull.ERRNOS
+    if full or (error and ("[Errno 28]" in error or "No space left on device" in error)):
+        raise exc if full else DiskFull(f"no space left on device (a notebook: {error[:200]})")
+
+
+@contextlib.contextmanager
+def _disk_full_stops_the_run(now: dict):
+    """A full disk anywhere in the run (its workers and kernels already ended) becomes one line naming the
+    path and the ``.partial`` folder left (DiskFull, exit 1), never a traceback."""
+    try:
+        yield
+    except (OSError, DiskFull) as exc:
+        if isinstance(exc, OSError) and exc.errno not in DiskFull.ERRNOS:
+            raise
+        if isinstance(exc, OSError):
+            exc = DiskFull(f"{exc.filename or '?'}: {os.strerror(exc.errno).lower()}")
+        record = now.get("record")
+        left = "" if record is None or record.sealed else f"; the unfinished record is left in {record.path.absolute()}"
+        raise DiskFull(f"{exc}{left}") from None
 
 
 def _finished(fut, name: str, progress: Progress) -> NotebookRun:
@@ -247,107 +248,6 @@ def _finished(fut, name: str, progress: Progress) -> NotebookRun:
         nb_run = NotebookRun(name, "failed", 0.0, f"{type(exc).__name__}: {exc}")
     progress.notebook_done(name, nb_run.status, nb_run.duration_s, nb_run.error)
     return nb_run
-
-
-_QUEUE = None  # a worker's end of the progress queue (set by _worker_init)
-
-
-@contextlib.contextmanager
-def _progress_queue():
-    import multiprocessing
-
-    queue = multiprocessing.Queue()
-    try:
-        yield queue
-    finally:
-        queue.close()
-        queue.join_thread()
-
-
-def _worker_init(queue) -> None:
-    global _QUEUE
-    _QUEUE = queue
-
-
-def _run_one(nb_path: str, record: str, name: str, params: dict) -> NotebookRun:
-    """One notebook in a worker process: papermill, then nbconvert to HTML (also for a failed one)."""
-    import papermill as pm
-
-    os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
-    out_nb = Path(record) / contracts.NOTEBOOKS_DIR / f"{name}.ipynb"
-    t0 = time.perf_counter()
-    status, error = "ok", None
-    try:
-        pm.execute_notebook(nb_path, str(out_nb), parameters=params, cwd=record, kernel_name="python3",
-                            progress_bar=False, log_output=False, execution_timeout=CELL_TIMEOUT_S,
-                            request_save_on_cell_execute=True,
-                            on_cell_execute=cell_hook(_QUEUE, name, json.loads(Path(nb_path).read_text())["cells"])
-                            if _QUEUE is not None else None,
-                            # ipykernel 7 warns on stderr that loopback TCP is unencrypted, per kernel.
-                            extra_arguments=["--IPKernelApp.log_level=CRITICAL"])
-    except Exception as exc:  # noqa: BLE001 - PapermillExecutionError, DeadKernelError, timeouts
-        status = "failed"
-        error = redact.text(_exec_error(exc))
-    duration = round(time.perf_counter() - t0, 2)
-    html = None
-    t0 = time.perf_counter()
-    if out_nb.exists():
-        _redact_notebook(out_nb)
-        try:
-            html = _render_html(out_nb, Path(record) / contracts.HTML_DIR / f"{name}.html")
-        except Exception as exc:  # noqa: BLE001
-            error = (error + "; " if error else "") + f"HTML rendering failed: {exc}"
-    return NotebookRun(name, status, duration, error, html, round(time.perf_counter() - t0, 2))
-
-
-def _redact_notebook(path: Path) -> None:
-    """Scrub secrets from an executed notebook: a traceback or a printed value may carry one that no
-    capture saw (captures are redacted when pulled). Images are left alone (base64 is not text)."""
-
-    def walk(value, key=""):
-        if isinstance(value, str):
-            return value if key.startswith("image/") else redact.text(value)
-        if isinstance(value, list):
-            return [walk(v, key) for v in value]
-        if isinstance(value, dict):
-            return {k: walk(v, k) for k, v in value.items()}
-        return value
-
-    raw = path.read_text(encoding="utf-8")
-    nb = json.loads(raw)
-    clean = walk(nb)
-    if clean != nb:
-        path.write_text(json.dumps(clean, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-
-
-def _exec_error(exc: Exception) -> str:
-    ename = getattr(exc, "ename", None)
-    evalue = getattr(exc, "evalue", None)
-    if ename:
-        cell = getattr(exc, "exec_count", None)
-        return f"{ename}: {evalue}" + (f" (cell [{cell}])" if cell else "")
-    return f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
-
-
-def _render_html(nb_path: Path, html_path: Path) -> str:
-    """html/<name>.html and its report view (no code cells), self-contained and offline."""
-    return report_html.render_notebook(nb_path, html_path.parent, html_path.stem)
-
-
-def _collect_findings(record: Path, runs: list[NotebookRun]) -> dict:
-    out = {}
-    for r in runs:
-        path = record / FINDINGS_DIR / f"{r.name}.json"
-        body = json.loads(path.read_text()) if path.exists() else {"findings": {}, "unknown": []}
-        entry = {"status": r.status}
-        if r.error:
-            entry["reason" if r.status == SKIPPED else "error"] = r.error
-        entry.update(body.get("findings", {}))
-        entry["unknown"] = body.get("unknown", [])
-        if body.get("failed_sources"):
-            entry["failed_sources"] = body["failed_sources"]
-        out[r.name] = entry
-    return out
 
 
 def _aws_identity(aws: dict) -> tuple[dict, dict]:
@@ -373,17 +273,6 @@ def _aws_identity(aws: dict) -> tuple[dict, dict]:
         return ident, clock
     except Exception as exc:  # noqa: BLE001 - identity is recorded as unknown, the run goes on
         return {"error": redact.text(f"{type(exc).__name__}: {exc}")[:300]}, {}
-
-
-def _db_user(record: Path, captures: list[dict]) -> str | None:
-    for c in captures:
-        if c["name"] == "pg_settings" and c.get("file"):
-            import pandas as pd
-
-            df = pd.read_parquet(record / c["file"])
-            if "current_user" in df.columns and len(df):
-                return str(df["current_user"].iloc[0])
-    return None
 
 
 def print_summary(result: RunResult, echo: Callable[[str], None] = print) -> None:
@@ -415,3 +304,4 @@ def print_summary(result: RunResult, echo: Callable[[str], None] = print) -> Non
         echo(f"sources that did not answer ({len(sources)}):")
         for name, error in sources.items():
             echo(f"    {name}: {error if len(error) < 160 else error[:157] + '...'}")
+

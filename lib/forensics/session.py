@@ -34,8 +34,6 @@ from .capture import CaptureMeta, CaptureStore, json_safe
 from .params import PARAMS_DIR, Incident, load_incident, load_resolved
 from .sources.call import Call
 
-FINDINGS_DIR = contracts.FINDINGS_SCRATCH_DIR
-FIGURES_DIR = contracts.FIGURES_DIR
 CONTEXT = defaults.CONTEXT
 #: What `forensics sandbox up` writes, and so the default in JupyterLab.
 DEFAULT_INCIDENT = PARAMS_DIR / "incidents" / "sandbox.yaml"
@@ -265,7 +263,7 @@ class IncidentSession:
     def _save_findings(self, missing=()) -> None:
         if self.record_dir is None:
             return
-        d = self.record_dir / FINDINGS_DIR
+        d = self.record_dir / contracts.FINDINGS_SCRATCH_DIR
         d.mkdir(parents=True, exist_ok=True)
         body = {"findings": self.findings, "unknown": self.unknown,
                 "failed_sources": {n: self.captures[n].error for n in self.failed()}}
@@ -280,7 +278,7 @@ class IncidentSession:
         when it is not the cell's last expression (a loop, a second chart in the cell), and shown once.
         Outside a kernel the figure is returned."""
         if self.record_dir is not None:
-            d = self.record_dir / FIGURES_DIR
+            d = self.record_dir / contracts.FIGURES_DIR
             d.mkdir(parents=True, exist_ok=True)
             fig.savefig(d / f"{self.notebook}--{name}.png", dpi=110, bbox_inches="tight",
                         metadata={"Software": None})

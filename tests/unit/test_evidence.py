@@ -156,3 +156,87 @@ def test_random_tampering_is_always_detected(tmp_path_factory, kind, which, byte
     elif kind == "empty":
         target.write_bytes(b"")
     assert not evidence.verify(rec).ok
+
+
+# ---- evidence.Record: creation under the incident's lock, the finish, each file hashed once -----------
+def _strict_loads(text):
+    def refuse(name):
+        raise ValueError(f"bare {name} is not JSON")
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_findings_json_is_strict_json():
+    text = evidence.strict_json({"a": {"ratio": float("inf"), "low": float("-inf"), "nan": float("nan"),
+                                       "ok": 1.5, "list": [float("inf"), 2]}})
+    assert _strict_loads(text) == {"a": {"ratio": "Infinity", "low": "-Infinity", "nan": None, "ok": 1.5,
+                                         "list": ["Infinity", 2]}}
+    # finite findings come out exactly as before (json.dumps, indent 2)
+    plain = {"b": {"status": "ok", "x": [1, 2.5, None, "é"]}}
+    assert evidence.strict_json(plain) == json.dumps(plain, indent=2, sort_keys=False) + "\n"
+
+
+def test_a_second_record_of_the_incident_refuses_or_waits_while_the_first_holds_it(tmp_path):
+    from forensics.errors import RecordBusy
+
+    first = evidence.Record.create(tmp_path, INCIDENT)
+    assert first.path.name.endswith(".partial") and (first.path / "notebooks").is_dir()
+    try:
+        evidence.Record.create(tmp_path, INCIDENT, wait=False)
+        raise AssertionError("the second record was created while the first held the incident")
+    except RecordBusy as exc:
+        assert exc.exit_code == 2 and str(os.getpid()) in str(exc)
+    assert [p.name for p in first.incident_dir.iterdir() if p.is_dir()] == [first.path.name]
+    first.close()
+    second = evidence.Record.create(tmp_path, INCIDENT, wait=False)
+    second.close()
+
+
+def test_finish_writes_seals_and_chains_the_record_hashing_each_file_once(tmp_path, monkeypatch):
+    import collections
+
+    from forensics import contracts
+
+    earlier = make_record(tmp_path, "20261123T090000Z")
+    record = evidence.Record.create(tmp_path, INCIDENT)
+    partial, real, reads = record.path, evidence.sha256_file, collections.Counter()
+
+    def counting(path):  # a spy: counts the reads of the new record's files, hashes for real
+        if str(path).startswith(str(partial)):
+            reads[os.path.relpath(path, partial)] += 1
+        return real(path)
+
+    monkeypatch.setattr(evidence, "sha256_file", counting)
+    record.write_params(INCIDENT)
+    (record.path / contracts.FINDINGS_SCRATCH_DIR).mkdir()
+    (record.path / contracts.FINDINGS_SCRATCH_DIR / "api-errors.json").write_text(
+        json.dumps({"findings": {"ratio": float("inf"), "onset": None}, "unknown": ["onset"],
+                    "failed_sources": {"ecs_deployments": "LookupError: the environment has no ecs section"}}))
+    nb = record.path / "notebooks" / "api-errors.ipynb"
+    nb.write_text(json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    (record.path / "html" / "api-errors.html").write_text("<html>api-errors</html>")
+    (record.path / "figures").mkdir()
+    (record.path / "figures" / "api-errors--rate.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    notebooks = [{"name": "api-errors", "status": "ok", "duration_s": 1.0, "error": None,
+                  "notebook": "notebooks/api-errors.ipynb", "html": "html/api-errors.html"},
+                 {"name": "ecs-deploy", "status": "skipped", "duration_s": 0.0, "notebook": None, "html": None,
+                  "error": "needs a section the environment lacks: ecs"}]
+    findings, manifest = record.finish(INCIDENT, notebooks, started_at="2026-11-23T10:00:00.000000Z")
+    final = tmp_path / "2026-11-23_INC-1" / record.captured_at
+    assert record.path == final and record.sealed and not list(final.parent.glob("*.partial"))
+    assert evidence.verify(final).ok, evidence.verify(final).problems
+    assert evidence.verify_chain(final.parent) == []
+    assert manifest["previous_record"] == earlier.name
+    body = _strict_loads((final / "findings.json").read_text())
+    assert body["api-errors"]["ratio"] == "Infinity" and body["ecs-deploy"]["status"] == "skipped"
+    assert findings["ecs-deploy"]["reason"].startswith("needs a section")
+    # each file of the new record read to be hashed at most once (the ones this class writes: never)
+    assert reads and max(reads.values()) == 1, reads
+    assert not {"findings.json", "postmortem.md", "index.html", "params.yaml"} & set(reads)
+    # the index: the skipped notebook is "not configured", not a problem, not red
+    page = (final / "index.html").read_text()
+    assert "Consistent." in page and "problem(s)" not in page
+    assert "not configured" in page and "unknown (source not configured): onset" in page
+    assert '<span class="bad">skipped</span>' not in page and "FAILED" not in page
+    # and nobody writes into a sealed record
+    assert not os.access(final, os.W_OK) or os.geteuid() == 0
+    assert stat.S_IMODE(final.stat().st_mode) == 0o555

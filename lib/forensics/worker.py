@@ -1,0 +1,135 @@
+"""One notebook in a worker process of `forensics run`: papermill, then its redaction and HTML views.
+
+The runner starts a pool of these processes (:func:`pool`); each executes one notebook at a time
+(:func:`run_notebook`) in its own Jupyter kernel, writing ``notebooks/<name>.ipynb`` into the record,
+scrubbing it of secrets a traceback or a printed value may carry, then rendering ``html/<name>.html``
+and its report view. Progress (the cell being executed) goes back to the runner on a queue.
+
+A worker ignores SIGINT: Ctrl-C in a terminal reaches the whole foreground process group, and the
+runner, not each worker, decides how a run stops (it ends the workers and their kernels itself).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import contracts, defaults, redact, report_html, stopping
+from .progress import cell_hook
+
+CELL_TIMEOUT_S = defaults.CELL_TIMEOUT_S
+SKIPPED = "skipped"
+
+
+@dataclass
+class NotebookRun:
+    """How one notebook ran: ok, failed or skipped (its sources are not configured)."""
+
+    name: str
+    status: str
+    duration_s: float
+    error: str | None = None
+    html: str | None = None
+    #: seconds the worker spent after the notebook: redacting it and rendering its HTML views
+    render_s: float | None = None
+    #: the executed notebook, relative to the record; None when none was written (skipped, crashed worker)
+    notebook: str | None = None
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "status": self.status, "duration_s": self.duration_s, "error": self.error,
+                "notebook": self.notebook, "html": self.html, "render_s": self.render_s}
+
+
+_QUEUE = None  # a worker's end of the progress queue (set by _init)
+
+
+@contextlib.contextmanager
+def pool(jobs: int):
+    """A process pool of ``jobs`` workers and the progress queue they report on: yields (pool, queue)."""
+    import multiprocessing
+
+    queue = multiprocessing.Queue()
+    try:
+        with ProcessPoolExecutor(max_workers=max(1, jobs), initializer=_init, initargs=(queue,)) as executor, \
+                stopping.watching(lambda: list(getattr(executor, "_processes", None) or {})):
+            yield executor, queue
+    finally:
+        # never wait on the queue's feeder thread: a worker ended while it held the queue's write lock
+        # (forensics.stopping) would leave it waiting forever; what is still unsent is only progress
+        queue.cancel_join_thread()
+        queue.close()
+
+
+def _init(queue) -> None:
+    global _QUEUE
+    _QUEUE = queue
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the runner stops the run (runner._stopping)
+
+
+def run_notebook(nb_path: str, record: str, name: str, params: dict) -> NotebookRun:
+    """One notebook: papermill, then nbconvert to HTML (also for a failed one)."""
+    import papermill as pm
+
+    os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    rel_nb = f"{contracts.NOTEBOOKS_DIR}/{name}.ipynb"
+    out_nb = Path(record) / rel_nb
+    t0 = time.perf_counter()
+    status, error = "ok", None
+    try:
+        pm.execute_notebook(nb_path, str(out_nb), parameters=params, cwd=record, kernel_name="python3",
+                            progress_bar=False, log_output=False, execution_timeout=CELL_TIMEOUT_S,
+                            request_save_on_cell_execute=True,
+                            on_cell_execute=cell_hook(_QUEUE, name, json.loads(Path(nb_path).read_text())["cells"])
+                            if _QUEUE is not None else None,
+                            # ipykernel 7 warns on stderr that loopback TCP is unencrypted, per kernel.
+                            extra_arguments=["--IPKernelApp.log_level=CRITICAL"])
+    except Exception as exc:  # noqa: BLE001 - PapermillExecutionError, DeadKernelError, timeouts
+        status = "failed"
+        error = redact.text(exec_error(exc))
+    duration = round(time.perf_counter() - t0, 2)
+    html = None
+    t0 = time.perf_counter()
+    if out_nb.exists():
+        redact_notebook(out_nb)
+        try:
+            html = report_html.render_notebook(out_nb, Path(record) / contracts.HTML_DIR, name)
+        except Exception as exc:  # noqa: BLE001
+            error = (error + "; " if error else "") + f"HTML rendering failed: {exc}"
+    return NotebookRun(name, status, duration, error, html, round(time.perf_counter() - t0, 2),
+                       rel_nb if out_nb.exists() else None)
+
+
+def redact_notebook(path: Path) -> None:
+    """Scrub secrets from an executed notebook: a traceback or a printed value may carry one that no
+    capture saw (captures are redacted when pulled). Images are left alone (base64 is not text)."""
+
+    def walk(value, key=""):
+        if isinstance(value, str):
+            return value if key.startswith("image/") else redact.text(value)
+        if isinstance(value, list):
+            return [walk(v, key) for v in value]
+        if isinstance(value, dict):
+            return {k: walk(v, k) for k, v in value.items()}
+        return value
+
+    raw = path.read_text(encoding="utf-8")
+    nb = json.loads(raw)
+    clean = walk(nb)
+    if clean != nb:
+        path.write_text(json.dumps(clean, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def exec_error(exc: Exception) -> str:
+    """One line for a notebook that failed: the cell's exception, or why the kernel stopped."""
+    ename = getattr(exc, "ename", None)
+    evalue = getattr(exc, "evalue", None)
+    if ename:
+        cell = getattr(exc, "exec_count", None)
+        return f"{ename}: {evalue}" + (f" (cell [{cell}])" if cell else "")
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
