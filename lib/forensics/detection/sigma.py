@@ -21,6 +21,7 @@ with its reason: never silently.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import re
@@ -72,6 +73,19 @@ def _is_cloudtrail(rule) -> bool:
 
 
 def load_rules(folder: Path | str = SIGMAHQ_DIR, source: str = "sigmahq") -> RuleSet:
+    """Every ``*.yml``/``*.yaml`` of ``folder`` (recursively) that is an AWS CloudTrail rule (cached by
+    folder and the files' modification times).
+
+    A file that is not a Sigma rule is skipped with its reason; a folder that does not exist is an error."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ValueError(f"rules folder {folder} does not exist or is not a folder")
+    stamp = tuple(sorted((str(p), p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()))
+    return _load_rules(str(folder), source, stamp)
+
+
+@functools.lru_cache(maxsize=8)
+def _load_rules(folder: str, source: str, stamp: tuple) -> RuleSet:
     """Every ``*.yml``/``*.yaml`` of ``folder`` (recursively) that is an AWS CloudTrail rule.
 
     A file that is not a Sigma rule is skipped with its reason; a folder that does not exist is an error."""
@@ -159,6 +173,16 @@ class RecordView:
             self._cache[name] = s
         return self._cache[name]
 
+    def texts(self, name: str) -> tuple[pd.Series, bool]:
+        """A field's values as text (``None`` when missing) and whether any value is a list."""
+        key = "_texts:" + name
+        if key not in self._cache:
+            values = self.field(name).tolist()
+            has_list = any(isinstance(v, list) for v in values)
+            self._cache[key] = pd.Series([_as_text(v) for v in values], index=self.frame.index, dtype="string")
+            self._cache["_haslist:" + name] = has_list
+        return self._cache[key], bool(self._cache["_haslist:" + name])
+
     def text(self) -> pd.Series:
         """The whole record as text (for keyword values)."""
         if "_text" not in self._cache:
@@ -200,6 +224,19 @@ def _match_scalars(series: pd.Series, test) -> pd.Series:
     return series.map(one).astype(bool)
 
 
+def _match_text(view: "RecordView", name: str, rx: re.Pattern, full: bool) -> pd.Series:
+    """A regex over a field's text, vectorised; list-valued fields fall back to any-element matching."""
+    texts, has_list = view.texts(name)
+    if has_list:
+        f = rx.fullmatch if full else rx.search
+        return _match_scalars(view.field(name), lambda t: t is not None and f(t) is not None)
+    if full:
+        out = texts.str.fullmatch(rx.pattern, flags=rx.flags & ~re.UNICODE)
+    else:
+        out = texts.str.contains(rx.pattern, flags=rx.flags & ~re.UNICODE, regex=True)
+    return out.fillna(False).astype(bool)
+
+
 class Unsupported(Exception):
     """A value type the evaluator does not read: the rule is skipped with this reason."""
 
@@ -238,14 +275,13 @@ def _leaf(view: RecordView, name: str | None, value) -> pd.Series:
     if isinstance(value, st.SigmaNull):
         return s.map(lambda v: v is None).astype(bool)
     if isinstance(value, st.SigmaString):
-        rx = _string_regex(value)
-        return _match_scalars(s, lambda t: t is not None and rx.fullmatch(t) is not None)
+        return _match_text(view, name, _string_regex(value), full=True)
     if isinstance(value, st.SigmaRegularExpression):
         flags = 0
         for f in value.flags:
             flags |= st.SigmaRegularExpression.sigma_to_python_flags[f]
         rx = re.compile(value.regexp.original if hasattr(value.regexp, "original") else str(value.regexp), flags)
-        return _match_scalars(s, lambda t: t is not None and rx.search(t) is not None)
+        return _match_text(view, name, rx, full=False)
     if isinstance(value, st.SigmaBool):
         want = "true" if value.boolean else "false"
         return _match_scalars(s, lambda t: t is not None and t.lower() == want)
