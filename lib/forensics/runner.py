@@ -25,7 +25,7 @@ from . import contracts, defaults, diagnosis, evidence, postmortem, redact, regi
 from .capture import CaptureStore, collect_sidecars, iso_ms
 from .errors import ParamsError, RecordError
 from .notebooks import catalogue
-from .params import Incident, dump, load_incident, load_resolved
+from .params import Incident, check_cloudwatch_retention, dump, load_incident, load_resolved
 from .progress import Progress, cell_hook
 from .redaction.record import Ahead
 from .session import FINDINGS_DIR, IncidentSession
@@ -80,8 +80,10 @@ def _select(incident: Incident, only: list[str] | None, cat: dict, where: str) -
 def validate(incident_path: str | os.PathLike, only: list[str] | None = None) -> tuple[Incident, list[str]]:
     """The checks of `run` before it writes anything: the incident, its environment, the notebooks."""
     cat = catalogue()
-    incident = load_incident(incident_path, known_notebooks=list(cat))
-    return incident, _select(incident, only, cat, "--only")
+    incident = load_incident(incident_path, known_notebooks=list(cat), check_retention=False)
+    selected = _select(incident, only, cat, "--only")
+    check_cloudwatch_retention(incident, selected, cat)  # only notebooks that read CloudWatch metrics
+    return incident, selected
 
 
 def run(incident_path: str | os.PathLike, out: str | os.PathLike = "evidence", jobs: int | None = None,
