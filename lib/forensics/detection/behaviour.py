@@ -74,29 +74,46 @@ def new_actor_mutation(window: pd.DataFrame, baseline: pd.DataFrame | None) -> p
 
 
 def _windows(df: pd.DataFrame, span: str):
-    """(actor, rows) groups of calls that fall in one ``span`` starting at each call (greedy, non-overlapping)."""
+    """Per actor, the calls within ``span`` of each call (a sliding window: ``[t_i, t_i + span]``), as
+    ``(actor, rows, distinct event names, distinct services)``: two pointers and running counts."""
+    from collections import Counter
+
     width = pd.Timedelta(span)
-    for actor, g in df.sort_values("timestamp").groupby("actor", sort=False):
-        times = g["timestamp"].tolist()
-        idx = g.index.tolist()
-        i = 0
-        while i < len(times):
-            j = i
-            while j + 1 < len(times) and times[j + 1] - times[i] <= width:
+    for actor, g in df.sort_values("timestamp", kind="stable").groupby("actor", sort=False):
+        times, idx = g["timestamp"].tolist(), g.index.tolist()
+        names, services = g["event_name"].astype(str).tolist(), g["event_source"].astype(str).tolist()
+        n_names, n_svc = Counter(), Counter()
+        j = 0
+        for i in range(len(times)):
+            while j < len(times) and times[j] - times[i] <= width:
+                n_names[names[j]] += 1
+                n_svc[services[j]] += 1
                 j += 1
-            yield actor, idx[i:j + 1]
-            i = j + 1
+            yield actor, idx[i:j], len(n_names), len(n_svc)
+            for c, k in ((n_names, names[i]), (n_svc, services[i])):
+                c[k] -= 1
+                if not c[k]:
+                    del c[k]
 
 
-def _baseline_peak(baseline: pd.DataFrame | None, mask_col: str | None, span: str, measure) -> dict:
-    """Per actor, the largest ``measure(rows)`` over any ``span`` of the baseline."""
+def _baseline_peak(baseline: pd.DataFrame | None, span: str, measure) -> dict:
+    """Per actor, the largest ``measure(rows, apis, services)`` over any ``span`` of the baseline."""
     if not _has_baseline(baseline):
         return {}
-    base = baseline[baseline[mask_col]] if mask_col else baseline
     peak: dict = {}
-    for actor, rows in _windows(base, span):
-        peak[actor] = max(peak.get(actor, 0), measure(base.loc[rows]))
+    for actor, rows, apis, services in _windows(baseline, span):
+        peak[actor] = max(peak.get(actor, 0), measure(rows, apis, services))
     return peak
+
+
+def _flag(windows, test, detail) -> tuple[list, list]:
+    flagged: dict = {}
+    for actor, rows, apis, services in windows:
+        if test(actor, rows, apis, services):
+            text = detail(rows, apis, services)
+            for r in rows:
+                flagged.setdefault(r, text)
+    return list(flagged), list(flagged.values())
 
 
 def denied_burst(window: pd.DataFrame, baseline: pd.DataFrame | None = None, *, span: str = DEFAULTS["span"],
@@ -104,14 +121,13 @@ def denied_burst(window: pd.DataFrame, baseline: pd.DataFrame | None = None, *, 
     denied = window[window["denied"].astype(bool)]
     if not len(denied):
         return _empty()
-    routine = _baseline_peak(baseline, "denied", span, len)
-    parts = []
-    for actor, rows in _windows(denied, span):
-        g = denied.loc[rows]
-        apis = g["event_name"].nunique()
-        if (len(g) >= denied_min or apis >= denied_apis) and len(g) > routine.get(actor, 0):
-            parts.append(_rows(rows, "denied_burst", f"{len(g)} denied calls on {apis} APIs within {span}"))
-    return pd.concat(parts, ignore_index=True) if parts else _empty()
+    base = baseline[baseline["denied"].astype(bool)] if _has_baseline(baseline) else None
+    routine = _baseline_peak(base, span, lambda rows, apis, svc: len(rows))
+    rows, detail = _flag(_windows(denied, span),
+                         lambda actor, rows, apis, svc: (len(rows) >= denied_min or apis >= denied_apis)
+                         and len(rows) > routine.get(actor, 0),
+                         lambda rows, apis, svc: f"{len(rows)} denied calls on {apis} APIs within {span}")
+    return _rows(rows, "denied_burst", detail) if rows else _empty()
 
 
 def role_outside_network(window: pd.DataFrame, baseline: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -143,15 +159,13 @@ def enumeration(window: pd.DataFrame, baseline: pd.DataFrame | None = None, *, s
     reads = window[~window["mutating"].astype(bool) & ~window["service_address"]]
     if not len(reads):
         return _empty()
-    routine = _baseline_peak(baseline[~baseline["mutating"].astype(bool)] if _has_baseline(baseline) else None,
-                             None, span, lambda g: g["event_name"].nunique())
-    parts = []
-    for actor, rows in _windows(reads, span):
-        g = reads.loc[rows]
-        apis, services = g["event_name"].nunique(), g["event_source"].nunique()
-        if apis >= enum_apis and services >= enum_services and apis > routine.get(actor, 0):
-            parts.append(_rows(rows, "enumeration", f"{apis} distinct read APIs on {services} services within {span}"))
-    return pd.concat(parts, ignore_index=True) if parts else _empty()
+    base = baseline[~baseline["mutating"].astype(bool)] if _has_baseline(baseline) else None
+    routine = _baseline_peak(base, span, lambda rows, apis, svc: apis)
+    rows, detail = _flag(_windows(reads, span),
+                         lambda actor, rows, apis, svc: apis >= enum_apis and svc >= enum_services
+                         and apis > routine.get(actor, 0),
+                         lambda rows, apis, svc: f"{apis} distinct read APIs on {svc} services within {span}")
+    return _rows(rows, "enumeration", detail) if rows else _empty()
 
 
 def sensitive_call(window: pd.DataFrame, names: Iterable[str]) -> pd.DataFrame:

@@ -90,6 +90,7 @@ def _load_rules(folder: str, source: str, stamp: tuple) -> RuleSet:
 
     A file that is not a Sigma rule is skipped with its reason; a folder that does not exist is an error."""
     from sigma.collection import SigmaCollection
+    import yaml
     from sigma.exceptions import SigmaError
 
     folder = Path(folder)
@@ -99,7 +100,7 @@ def _load_rules(folder: str, source: str, stamp: tuple) -> RuleSet:
     for path in sorted(p for p in folder.rglob("*") if p.suffix in (".yml", ".yaml") and p.is_file()):
         try:
             coll = SigmaCollection.from_yaml(path.read_text(), collect_errors=True)
-        except (SigmaError, ValueError, UnicodeDecodeError) as exc:
+        except (SigmaError, ValueError, UnicodeDecodeError, yaml.YAMLError) as exc:
             skipped.append({"path": str(path), "reason": f"{type(exc).__name__}: {exc}"[:300]})
             continue
         for err in getattr(coll, "errors", None) or []:
