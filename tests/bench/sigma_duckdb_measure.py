@@ -1,9 +1,20 @@
-"""Measure pySigma's DuckDB backend over the trail (run in a side venv: the backend needs pySigma < 2)."""
+"""Measure pySigma's DuckDB backend over a trail (docs/security-detection.md). Not a test: run it by hand in a
+side environment, since pysigma-backend-duckdb 0.1.4 requires pySigma < 2:
+
+    python -m venv /tmp/sigduck && /tmp/sigduck/bin/pip install pysigma-backend-duckdb==0.1.4 duckdb pandas
+    /tmp/sigduck/bin/python tests/bench/sigma_duckdb_measure.py lib/forensics/detection/rules/sigmahq TRAIL_DIR
+
+It prints load and query times, the queries that failed and the hits per rule.
+"""
 import glob, json, sys, time
 import duckdb
 from sigma.collection import SigmaCollection
 from sigma_backend_duckdb.backend import DuckDBBackend
-rules_dir = sys.argv[1]
+rules_dir, trail_dir = sys.argv[1], sys.argv[2]
+with open("records.ndjson", "w") as out:
+    for path in sorted(glob.glob(trail_dir + "/*.json")):
+        for record in json.load(open(path))["Records"]:
+            out.write(json.dumps(record) + "\n")
 t0 = time.perf_counter()
 con = duckdb.connect()
 import pandas as pd

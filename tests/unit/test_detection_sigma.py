@@ -129,3 +129,11 @@ def test_a_record_longer_than_the_detail_bound_keeps_its_identity():
     big = rec(1, "PutBucketPolicy", read_only=False, extra={"requestParameters": {"policy": "x" * 40000}})
     row = record_row(big)
     assert len(row["detail"]) <= 16384 and '"PutBucketPolicy"' in row["detail"]
+
+
+def test_the_detail_never_holds_an_access_key_id_whatever_its_field():
+    r = rec(1, "UpdateAccessKey", read_only=False,
+            extra={"requestParameters": {"AccessKeyId": "AKIAIOSFODNN7EXAMPLE", "note": "ASIAIOSFODNN7EXAMPLE"},
+                   "responseElements": {"credentials": {"sessionToken": "tok", "accessKeyId": "ASIAIOSFODNN7EXAMPL2"}}})
+    text = record_row(r)["detail"]
+    assert "AKIA" not in text and "ASIAIOSFODNN7" not in text and "tok" not in text

@@ -19,6 +19,7 @@ a busy day is thousands of calls, so :func:`lookup_events` stops at ``max_events
 from __future__ import annotations
 
 import json
+import re
 
 import pandas as pd
 
@@ -72,12 +73,14 @@ def _row(event: dict) -> dict:
 
 #: the largest ``detail`` kept whole; a larger record keeps its identity and names, not its parameters
 DETAIL_MAX = 16384
-_KEY_FIELDS = frozenset({"accessKeyId", "sessionToken", "secretAccessKey"})
+_KEY_FIELDS = frozenset({"accesskeyid", "sessiontoken", "secretaccesskey"})
+#: an access key id anywhere else in a record (a parameter, a message): the access_key_id column keeps it
+_AKID = re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b")
 
 
 def _strip_keys(node):
     if isinstance(node, dict):
-        return {k: _strip_keys(v) for k, v in node.items() if k not in _KEY_FIELDS}
+        return {k: _strip_keys(v) for k, v in node.items() if str(k).lower() not in _KEY_FIELDS}
     if isinstance(node, list):
         return [_strip_keys(v) for v in node]
     return node
@@ -96,7 +99,7 @@ def detail(record: dict) -> str:
                 if len(text) <= DETAIL_MAX:
                     break
         text = text if len(text) <= DETAIL_MAX else json.dumps({"truncated": True})
-    return text
+    return _AKID.sub("[REDACTED:aws-access-key-id]", text)
 
 
 def record_row(record: dict) -> dict:
