@@ -150,3 +150,17 @@ def test_an_empty_window_is_empty_not_an_error():
 def test_only_selects_signals(only):
     win = ann([rec(1, "StopLogging", read_only=False)])
     assert set(behaviour.signals(win, None, sensitive={"StopLogging"}, only=only)["signal"]) == set(only)
+
+
+def test_an_actor_new_to_the_account_ranks_above_a_known_one_with_more_evidence():
+    known = f"arn:aws:iam::{ACC}:user/ops"
+    base = frame([rec(-3000, "ListUsers", arn=known)])
+    win = frame([rec(1 + k, n, arn=known, read_only=False, ip="192.0.2.99")
+                 for k, n in enumerate(["StopLogging", "DeleteTrail", "PutBucketPolicy", "CreateUser", "AttachUserPolicy"])]
+                + [rec(30, "CreateAccessKey", arn=f"arn:aws:iam::{ACC}:user/leaked", ip="203.0.113.7", read_only=False),
+                   rec(31, "PutUserPolicy", arn=f"arn:aws:iam::{ACC}:user/leaked", ip="203.0.113.7", read_only=False)])
+    det = stories.detect(win, base, sensitive={"StopLogging", "DeleteTrail", "CreateAccessKey"})
+    sus = det.suspicious
+    assert sus.iloc[0]["story"].startswith(f"arn:aws:iam::{ACC}:user/leaked") and sus.iloc[0]["new_to_account"]
+    assert sus.iloc[1]["score"] > sus.iloc[0]["score"] and not sus.iloc[1]["new_to_account"]
+    assert stories.detect(win, None).actors["new_to_account"].isna().all()  # no baseline: unknown

@@ -339,7 +339,7 @@ def _plain(value):
 
 def suspicious_actors(det) -> list[dict]:
     """Every suspicious actor (no row limit), by evidence: score, rules, signals, calls, first/last."""
-    cols = ["story", "score", "calls", "flagged_calls", "first_seen", "last_seen", "rules", "signals", "mutations",
+    cols = ["story", "score", "new_to_account", "calls", "flagged_calls", "first_seen", "last_seen", "rules", "signals", "mutations",
             "denied", "first_seen_apis", "principals", "addresses", "agents"]
     return [{k: _plain(r[k]) for k in cols} for r in det.suspicious.to_dict(orient="records")]
 

@@ -12,8 +12,9 @@ Score of a story (weights: one rule or signal *kind* counts once per API, capped
 does not outrank a quiet one that did one decisive thing):
 rule hits by level (low 1, medium 2, high 3, critical 4, once per rule); ``role_outside_network`` 5;
 ``denied_burst`` 3; ``enumeration`` 2; ``new_actor_mutation`` 1 per API (at most 5); ``first_seen_api``
-0.5 per API (at most 4); ``sensitive_call`` 1 per API (at most 4). A story is suspicious at
-:data:`SUSPICIOUS_SCORE` or more.
+0.5 per API (at most 2.5: new APIs alone are routine); ``sensitive_call`` 1 per API (at most 4). A story is suspicious at
+:data:`SUSPICIOUS_SCORE` or more. Suspicious stories whose principal is new to the account (no call in the
+baseline: what a leaked credential looks like) come first, then by score.
 """
 
 from __future__ import annotations
@@ -29,13 +30,13 @@ from . import behaviour, sigma
 LEVEL_WEIGHT = {"informational": 0.0, "low": 1.0, "medium": 2.0, "high": 3.0, "critical": 4.0}
 #: (weight per distinct API or once, cap)
 SIGNAL_WEIGHT = {"role_outside_network": (5.0, 5.0), "denied_burst": (3.0, 3.0), "enumeration": (2.0, 2.0),
-                 "new_actor_mutation": (1.0, 5.0), "first_seen_api": (0.5, 4.0), "sensitive_call": (1.0, 4.0)}
+                 "new_actor_mutation": (1.0, 5.0), "first_seen_api": (0.5, 2.5), "sensitive_call": (1.0, 4.0)}
 ONCE = {"role_outside_network", "denied_burst", "enumeration"}
 SUSPICIOUS_SCORE = 3.0
 TEXT_MAX = 200
 
-ACTOR_COLUMNS = ["story", "score", "suspicious", "calls", "flagged_calls", "first_seen", "last_seen", "rules",
-                 "signals", "mutations", "denied", "first_seen_apis", "principals", "addresses", "agents"]
+ACTOR_COLUMNS = ["story", "score", "suspicious", "new_to_account", "calls", "flagged_calls", "first_seen", "last_seen",
+                 "rules", "signals", "mutations", "denied", "first_seen_apis", "principals", "addresses", "agents"]
 FLAGGED_COLUMNS = ["timestamp", "story", "actor", "event_name", "event_source", "error_code", "resource", "signals",
                    "rules", "levels", "attack"]
 
@@ -95,7 +96,7 @@ def detect(window: pd.DataFrame, baseline: pd.DataFrame | None = None, *, rules:
     sig = behaviour.signals(frame, base, sensitive=sensitive, only=only_signals, **params) if len(frame) \
         else behaviour._empty()
     flagged = _flagged(frame, hits, sig)
-    actors = _rank(frame, hits, sig)
+    actors = _rank(frame, hits, sig, None if base is None else set(base["who"]))
     return Detection(frame, hits, sig, flagged, actors, skipped, 0 if base is None else len(base))
 
 
@@ -133,7 +134,9 @@ def _score(h: pd.DataFrame, s: pd.DataFrame, names: pd.Series) -> float:
     return score
 
 
-def _rank(frame: pd.DataFrame, hits: pd.DataFrame, sig: pd.DataFrame) -> pd.DataFrame:
+def _rank(frame: pd.DataFrame, hits: pd.DataFrame, sig: pd.DataFrame, known: set | None = None) -> pd.DataFrame:
+    """Stories ranked: suspicious first; among them actors whose principal is new to the account (what a
+    leaked credential looks like; unknown without a baseline), then by score, then earliest."""
     if not len(frame):
         return pd.DataFrame(columns=ACTOR_COLUMNS)
     names = frame["event_name"].astype(str)
@@ -143,10 +146,12 @@ def _rank(frame: pd.DataFrame, hits: pd.DataFrame, sig: pd.DataFrame) -> pd.Data
     sig_by = dict(tuple(sig.groupby("story"))) if len(sig) else {}
     empty_h, empty_s = hits.iloc[0:0], sig.iloc[0:0]
     recs = []
+    story_who = dict(zip(frame["actor"], frame["who"]))  # a story is named by its root actor
     for story, g in frame.groupby("story", sort=False):
         h, s = hits_by.get(story, empty_h), sig_by.get(story, empty_s)
         recs.append({
             "story": _short(story), "score": _score(h, s, names), "calls": len(g),
+            "new_to_account": None if known is None else story_who.get(story) not in known,
             "flagged_calls": len(set(h["row"]) | set(s["row"])), "first_seen": g["timestamp"].min(),
             "last_seen": g["timestamp"].max(),
             "rules": sorted(set(f"{t} ({lvl})" for t, lvl in zip(h["title"], h["level"]))),
@@ -157,7 +162,9 @@ def _rank(frame: pd.DataFrame, hits: pd.DataFrame, sig: pd.DataFrame) -> pd.Data
             "addresses": sorted(set(g["source_ip"].astype(str)))[:20], "agents": sorted(set(g["agent"]))[:20]})
     out = pd.DataFrame(recs)
     out["suspicious"] = out["score"] >= SUSPICIOUS_SCORE
-    out = out.sort_values(["suspicious", "score", "first_seen"], ascending=[False, False, True], kind="stable")
+    out["_new"] = out["new_to_account"].fillna(False).astype(bool)
+    out = out.sort_values(["suspicious", "_new", "score", "first_seen"], ascending=[False, False, False, True],
+                          kind="stable")
     return out.reset_index(drop=True)[ACTOR_COLUMNS]
 
 
