@@ -377,16 +377,30 @@ def rule_hits(det) -> list[dict]:
 LEVEL_ORDER = {"informational": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
 
 
-def security_timeline(det, limit_per_actor: int | None = None) -> pd.DataFrame:
-    """Timeline events (``contracts.EVENT_COLUMNS``) of the suspicious actors' flagged calls: one per
-    (actor, event name, minute), so the overview and the postmortem show the attack with no ALB."""
+#: behaviour signals strong enough for a timeline line on their own (first-seen APIs, enumeration and the
+#: hand list are in flagged_calls and the stories, not on the timeline)
+TIMELINE_SIGNALS = frozenset({"role_outside_network", "denied_burst", "new_actor_mutation"})
+
+
+def security_timeline(det) -> pd.DataFrame:
+    """Timeline events (``contracts.EVENT_COLUMNS``) of the suspicious actors' decisive calls: a rule of
+    level medium or above, a strong behaviour signal, or a listed sensitive call by an actor new to the
+    account (or of unknown newness: no baseline); one line per (actor, event name, minute), so the overview and the postmortem show the attack
+    with no ALB. Every flagged call stays in ``flagged_calls``."""
     from .. import contracts
 
     cols = list(contracts.EVENT_COLUMNS)
     f = det.flagged
     if not len(f) or not len(det.suspicious):
         return pd.DataFrame(columns=cols)
-    f = f[f["story"].isin(set(det.suspicious["story"]))]
+    sus = det.suspicious
+    # new to the account, or unknown (no baseline): their listed sensitive calls are lines too
+    new = set(sus.loc[sus["new_to_account"].isna() | sus["new_to_account"].fillna(False).astype(bool), "story"])
+    f = f[f["story"].isin(set(sus["story"]))]
+    strong = [any(LEVEL_ORDER.get(lv, 2) >= 2 for lv in levels) or bool(set(sig) & TIMELINE_SIGNALS)
+              or (story in new and "sensitive_call" in sig)
+              for levels, sig, story in zip(f["levels"], f["signals"], f["story"])]
+    f = f[pd.Series(strong, index=f.index, dtype=bool)]
     if not len(f):
         return pd.DataFrame(columns=cols)
     f = f.assign(minute=f["timestamp"].dt.floor("min"))
