@@ -110,6 +110,22 @@ def test_bench_security_invictus(capsys):
     t_list = time.perf_counter() - t0
     list_arm = _score_rows(set(list_only.signals["row"]), tech, kind, list_only.frame)
 
+    # warm: the trail's first 60% of records as the baseline, the rest as the window (a fixed split, as the
+    # sandbox does; the attack runs through both parts, so only techniques detonated in the window count)
+    cut = df["timestamp"].iloc[int(len(df) * 0.6)]
+    win_mask = (df["timestamp"] >= cut).to_numpy()
+    win, base = df[win_mask], df[~win_mask]
+    t0 = time.perf_counter()
+    warm = stories.detect(win, base, sensitive=security.SENSITIVE_EVENTS)
+    t_warm = time.perf_counter() - t0
+    wsus = set(warm.suspicious["story"])
+    wf = warm.frame
+    w_in = wf.index[wf["story"].map(stories._short).isin(wsus).to_numpy()]
+    w_tech, w_kind = tech.loc[win.index], kind.loc[win.index]
+    warm_score = _score_rows(w_in, w_tech, w_kind, wf)
+    warm_bg = [s for s in wsus if w_kind.loc[wf.index[wf["story"].map(stories._short) == s]].eq("background").all()]
+    warm_total = w_tech.dropna().nunique()
+
     with capsys.disabled():
         print(f"\nsecurity bench: {len(df)} records, {total} labelled techniques, cold (no baseline)")
         print(f"  whole detection (stories of suspicious actors): {whole['techniques']}/{total} techniques, "
@@ -124,7 +140,11 @@ def test_bench_security_invictus(capsys):
         print(f"  hand list alone:     {list_arm['techniques']}/{total}, {list_arm['false_alarm_actors']} "
               f"background actors ({list_arm['false_alarm_calls']} calls), {t_list:.2f} s; "
               f"missed {list_arm['missed']}")
+        print(f"  warm (first 60% as baseline): {warm_score['techniques']}/{warm_total} techniques detonated in the "
+              f"window, {len(warm_bg)} false-alarm actors, {len(wsus)} suspicious stories, {t_warm:.2f} s; "
+              f"missed {warm_score['missed']}")
         for r in det.suspicious.head(8).to_dict(orient="records"):
             print(f"    {r['score']:5.1f}  {r['story'][:110]}  {r['signals']}")
     assert whole["techniques"] >= sigma_arm["techniques"]
     assert whole["techniques"] >= list_arm["techniques"]
+    assert warm_score["techniques"] <= warm_total
