@@ -95,7 +95,8 @@ def test_bench_security_invictus(capsys):
     sus = set(det.suspicious["story"])
     in_story = frame.index[frame["story"].map(stories._short).isin(sus).to_numpy()]
     whole = _score_rows(in_story, tech, kind, frame)
-    bg_stories = [s for s in sus if kind.loc[frame.index[frame["story"].map(stories._short) == s]].eq("background").all()]
+    bg_stories = [s for s in sus
+                  if kind.loc[frame.index[frame["story"].map(stories._short) == s]].eq("background").all()]
     whole["false_alarm_actors"] = len(bg_stories)
     flagged_self = _score_rows(set(det.hits["row"]) | set(det.signals["row"]), tech, kind, frame)
 

@@ -46,7 +46,8 @@ def test_actor_folding_principal_session_agent_network():
     assert actors.agent_family("tool_6a7ec681-49a5-4403-99a2-d3c1229e8063") == \
         actors.agent_family("tool_39f95f43-cd2f-4beb-b69e-be60b6fe1f57")
     assert actors.agent_family("Boto3/1.26 Python/3.10") != actors.agent_family("aws-cli/2.13 Python/3.10")
-    assert actors.network_of("198.51.100.7") == "198.51.100.0/24" and actors.network_of("AWS Internal") == "AWS Internal"
+    assert actors.network_of("198.51.100.7") == "198.51.100.0/24"
+    assert actors.network_of("AWS Internal") == "AWS Internal"
 
 
 def test_the_record_detail_keeps_no_access_key_id():
@@ -156,7 +157,8 @@ def test_an_actor_new_to_the_account_ranks_above_a_known_one_with_more_evidence(
     known = f"arn:aws:iam::{ACC}:user/ops"
     base = frame([rec(-3000, "ListUsers", arn=known)])
     win = frame([rec(1 + k, n, arn=known, read_only=False, ip="192.0.2.99")
-                 for k, n in enumerate(["StopLogging", "DeleteTrail", "PutBucketPolicy", "CreateUser", "AttachUserPolicy"])]
+                 for k, n in enumerate(["StopLogging", "DeleteTrail", "PutBucketPolicy", "CreateUser",
+                                        "AttachUserPolicy"])]
                 + [rec(30, "CreateAccessKey", arn=f"arn:aws:iam::{ACC}:user/leaked", ip="203.0.113.7", read_only=False),
                    rec(31, "PutUserPolicy", arn=f"arn:aws:iam::{ACC}:user/leaked", ip="203.0.113.7", read_only=False)])
     det = stories.detect(win, base, sensitive={"StopLogging", "DeleteTrail", "CreateAccessKey"})

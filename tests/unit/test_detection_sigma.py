@@ -106,7 +106,8 @@ detection:
     condition: cased or rx or net or lst
 """)
     recs = [rec(1, "listusers", ua="x"), rec(2, "ListUsers", ua="x"), rec(3, "A", ua="aws-cli/2.1"),
-            rec(4, "A", ua="x", ip="203.0.113.9"), rec(5, "A", ua="x", extra={"requestParameters": {"names": ["alpha", "BETA"]}})]
+            rec(4, "A", ua="x", ip="203.0.113.9"),
+            rec(5, "A", ua="x", extra={"requestParameters": {"names": ["alpha", "BETA"]}})]
     hits, _ = sigma.evaluate(frame(recs), rs)
     assert sorted(hits["row"]) == [1, 2, 3, 4]
 

@@ -339,7 +339,8 @@ def _plain(value):
 
 def suspicious_actors(det) -> list[dict]:
     """Every suspicious actor (no row limit), by evidence: score, rules, signals, calls, first/last."""
-    cols = ["story", "score", "new_to_account", "calls", "flagged_calls", "first_seen", "last_seen", "rules", "signals", "mutations",
+    cols = ["story", "score", "new_to_account", "calls", "flagged_calls", "first_seen", "last_seen", "rules",
+            "signals", "mutations",
             "denied", "first_seen_apis", "principals", "addresses", "agents"]
     return [{k: _plain(r[k]) for k in cols} for r in det.suspicious.to_dict(orient="records")]
 
@@ -385,7 +386,8 @@ TIMELINE_SIGNALS = frozenset({"role_outside_network", "denied_burst", "new_actor
 def security_timeline(det) -> pd.DataFrame:
     """Timeline events (``contracts.EVENT_COLUMNS``) of the suspicious actors' decisive calls: a rule of
     level medium or above, a strong behaviour signal, or a listed sensitive call by an actor new to the
-    account (or of unknown newness: no baseline); one line per (actor, event name, minute), so the overview and the postmortem show the attack
+    account (or of unknown newness: no baseline); one line per (actor, event name, minute), so the overview
+    and the postmortem show the attack
     with no ALB. Every flagged call stays in ``flagged_calls``."""
     from .. import contracts
 

@@ -12,9 +12,9 @@ Score of a story (weights: one rule or signal *kind* counts once per API, capped
 does not outrank a quiet one that did one decisive thing):
 rule hits by level (low 1, medium 2, high 3, critical 4, once per rule); ``role_outside_network`` 5;
 ``denied_burst`` 3; ``enumeration`` 2; ``new_actor_mutation`` 1 per API (at most 5); ``first_seen_api``
-0.5 per API (at most 2.5: new APIs alone are routine); ``sensitive_call`` 1 per API (at most 4). A story is suspicious at
-:data:`SUSPICIOUS_SCORE` or more. Suspicious stories whose principal is new to the account (no call in the
-baseline: what a leaked credential looks like) come first, then by score.
+0.5 per API (at most 2.5: new APIs alone are routine); ``sensitive_call`` 1 per API (at most 4). A story is
+suspicious at :data:`SUSPICIOUS_SCORE` or more. Suspicious stories whose principal is new to the account
+(no call in the baseline: what a leaked credential looks like) come first, then by score.
 """
 
 from __future__ import annotations
@@ -175,7 +175,8 @@ def story_of(det: Detection, story: str) -> pd.DataFrame:
     g = det.frame[det.frame["story"].map(_short) == story]
     if not len(g):
         return pd.DataFrame(columns=cols)
-    by_sig, by_rule, by_level = _per_row(det.signals, "signal"), _per_row(det.hits, "title"), _per_row(det.hits, "level")
+    by_sig, by_rule = _per_row(det.signals, "signal"), _per_row(det.hits, "title")
+    by_level = _per_row(det.hits, "level")
     recs = []
     for (caller, name), c in g.groupby(["actor", "event_name"], sort=False):
         errors: dict = {}
@@ -188,6 +189,7 @@ def story_of(det: Detection, story: str) -> pd.DataFrame:
         weight = max([LEVEL_WEIGHT.get(lv, 2.0) for lv in levels] + [SIGNAL_WEIGHT[s][0] for s in sigs] + [0.0])
         recs.append({"caller": _short(caller), "event_name": _short(name), "calls": len(c),
                      "first": c["timestamp"].min(), "last": c["timestamp"].max(), "errors": errors,
-                     "resources": [_short(x) for x in res[:10]] + ([f"… {len(res) - 10} more"] if len(res) > 10 else []),
+                     "resources": [_short(x) for x in res[:10]]
+                     + ([f"… {len(res) - 10} more"] if len(res) > 10 else []),
                      "signals": sigs, "rules": rules, "weight": weight})
     return pd.DataFrame(recs).sort_values("first", kind="stable").reset_index(drop=True)[cols]
