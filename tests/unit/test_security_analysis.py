@@ -137,3 +137,21 @@ def test_security_timeline_reaches_the_overview_and_the_postmortem_without_an_al
                    notebooks=None, source_path="x")
     md = render(inc, {"overview": {}, "security": {"security_timeline": records}}, [], [])
     assert "LeaveOrganization" in md.split("## Timeline")[1].split("## Root Cause")[0]
+
+
+def test_the_postmortem_takes_the_security_notebooks_lines_over_the_overviews():
+    from forensics.params import Incident
+    from forensics.postmortem import render
+    from forensics.window import IncidentWindow
+
+    window = IncidentWindow(T, T + pd.Timedelta(hours=1))
+    inc = Incident(incident="INC-1", title="t", severity="P1", window=window, environment={"name": "e"},
+                   notebooks=None, source_path="x")
+    cold = {"time": "2026-11-23T10:05:00Z", "source": "cloudtrail", "resource": "user/x", "kind": "security",
+            "message": "user/x called CreateAccessKey - rule"}
+    deploy = {"time": "2026-11-23T10:01:00Z", "source": "ecs", "resource": "api", "kind": "deployment",
+              "message": "deployed"}
+    warm = {**cold, "message": "user/x called CreateAccessKey - rule, new_actor_mutation"}
+    md = render(inc, {"overview": {"timeline": [deploy, cold]}, "security": {"security_timeline": [warm]}}, [], [])
+    section = md.split("## Timeline")[1].split("## Root Cause")[0]
+    assert section.count("CreateAccessKey") == 1 and "new_actor_mutation" in section and "deployed" in section

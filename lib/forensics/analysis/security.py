@@ -386,8 +386,8 @@ TIMELINE_SIGNALS = frozenset({"role_outside_network", "denied_burst", "new_actor
 def security_timeline(det) -> pd.DataFrame:
     """Timeline events (``contracts.EVENT_COLUMNS``) of the suspicious actors' decisive calls: a rule of
     level medium or above, a strong behaviour signal, or a listed sensitive call by an actor new to the
-    account (or of unknown newness: no baseline); one line per (actor, event name, minute), so the overview
-    and the postmortem show the attack
+    account (or of unknown newness: no baseline); one line per (actor, event name) run without a 10-minute
+    gap, so the overview and the postmortem show the attack
     with no ALB. Every flagged call stays in ``flagged_calls``."""
     from .. import contracts
 
@@ -405,15 +405,19 @@ def security_timeline(det) -> pd.DataFrame:
     f = f[pd.Series(strong, index=f.index, dtype=bool)]
     if not len(f):
         return pd.DataFrame(columns=cols)
-    f = f.assign(minute=f["timestamp"].dt.floor("min"))
-    g = f.groupby(["story", "event_name", "minute"], sort=False).agg(
-        timestamp=("timestamp", "min"), n=("event_name", "size"), errors=("error_code", lambda s: int(s.notna().sum())),
+    # one line per run of the same call by the same actor (no gap over 10 minutes)
+    f = f.sort_values("timestamp", kind="stable")
+    gap = f.groupby(["story", "event_name"], sort=False)["timestamp"].diff() > pd.Timedelta(minutes=10)
+    f = f.assign(run=gap.astype(int).groupby([f["story"], f["event_name"]]).cumsum())
+    g = f.groupby(["story", "event_name", "run"], sort=False).agg(
+        timestamp=("timestamp", "min"), until=("timestamp", "max"), n=("event_name", "size"),
+        errors=("error_code", lambda s: int(s.notna().sum())),
         why=("rules", lambda s: sorted({x for v in s for x in v})),
         sig=("signals", lambda s: sorted({x for v in s for x in v}))).reset_index()
     who = g["story"].map(lambda s: short_principal(str(s).split(" | ")[0]))
-    msg = [f"{w} called {e}" + (f" ×{n}" if n > 1 else "") + (f" ({x} failed)" if x else "")
+    msg = [f"{w} called {e}" + (f" ×{n} until {u:%H:%M}" if n > 1 else "") + (f" ({x} failed)" if x else "")
            + (f" - {', '.join(r + s)}" if (r or s) else "")
-           for w, e, n, x, r, s in zip(who, g["event_name"], g["n"], g["errors"], g["why"], g["sig"])]
+           for w, e, n, u, x, r, s in zip(who, g["event_name"], g["n"], g["until"], g["errors"], g["why"], g["sig"])]
     out = pd.DataFrame({"timestamp": g["timestamp"], "source": "cloudtrail", "resource": who, "kind": "security",
                         "message": [m[:300] for m in msg]})
     for c in cols:
