@@ -47,6 +47,9 @@ INSIGHTS_CONCURRENCY = 8
 CLOUDTRAIL_MAX_EVENTS = 20_000
 #: Hours before the window pulled as CloudTrail's baseline of known principals and IPs.
 CLOUDTRAIL_BASELINE_HOURS = 24
+#: ``cloudtrail.baseline_days``: days of the trail before the window that describe each actor's usual behaviour
+#: (forensics.detection.behaviour); days, not hours, so a weekly job or an on-call engineer does not look new
+CLOUDTRAIL_BASELINE_DAYS = 14
 
 # ---- Backups and certificates ------------------------------------------------------------------------
 #: Hours before the window's end whose backup jobs, RDS backup events and job logs are read.

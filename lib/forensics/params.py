@@ -140,6 +140,10 @@ _ENV_SCHEMA: dict[str, Any] = {
         "baseline_hours": (False, int, "hours before the window pulled as the baseline of known principals "
                                        f"and IPs (default {defaults.CLOUDTRAIL_BASELINE_HOURS})"),
         "known_ips": (False, list, "addresses or CIDR ranges never reported as new (office, CI runners)"),
+        "baseline_days": (False, int, "days before the window read from the trail's bucket as the behaviour "
+                                      "baseline (default 14; needs cloudtrail.bucket)"),
+        "rules_dir": (False, (str, type(None)), "a folder of your own Sigma rules (AWS CloudTrail), relative to "
+                                                "this environment file; run beside SigmaHQ's"),
         "max_events": (False, int, f"stop LookupEvents after this many events per capture (default {defaults.CLOUDTRAIL_MAX_EVENTS})"),
     },
     "athena": {
@@ -347,6 +351,12 @@ def load_environment(ref: str | os.PathLike, base: Path | None = None) -> dict:
             readonly_sql.check_output_location(data["athena"].get("output_location"), data)
         except readonly_sql.NotReadOnly as exc:
             raise ParamsError(path, str(exc)) from None
+    if (data.get("cloudtrail") or {}).get("rules_dir"):  # resolved now: a record inlines the environment
+        rules = (path.parent / data["cloudtrail"]["rules_dir"]).resolve()
+        if not rules.is_dir():
+            raise ParamsError(path, f"cloudtrail.rules_dir {data['cloudtrail']['rules_dir']!r} is not a folder "
+                                    f"(looked for {rules})")
+        data["cloudtrail"] = {**data["cloudtrail"], "rules_dir": str(rules)}
     for section, key in _TABLE_FIELDS:
         value = (data.get(section) or {}).get(key)
         if value is not None and not _TABLE_NAME.match(value):
@@ -457,6 +467,30 @@ def load_incident(path: str | os.PathLike, known_notebooks: list[str] | None = N
         incident=data["incident"], title=data["title"], severity=data["severity"], window=window,
         environment=environment, notebooks=notebooks, source_path=str(path),
     )
+
+
+def check_cloudwatch_retention(incident: Incident, notebooks: list, catalogue: dict) -> None:
+    """Refuse a window CloudWatch metrics can no longer serve, but only when one of ``notebooks`` would
+    read CloudWatch metrics in this environment (a capture of the notebook calling ``GetMetricData`` whose
+    sections the environment has): a trail-only environment reads CloudTrail at any age."""
+    from . import registry
+
+    readers = []
+    for name in notebooks:
+        info = catalogue.get(name)
+        for cap_name in getattr(info, "captures", ()) or ():
+            cap = registry.CAPTURES.get(cap_name)
+            if cap is not None and cap.source == "cloudwatch" and "GetMetric" in cap.api \
+                    and not cap.missing_sections(incident.environment):
+                readers.append(name)
+                break
+    if not readers:
+        return
+    try:
+        incident.window.check_retention()
+    except WindowError as exc:
+        raise ParamsError(incident.source_path, f"{exc} (notebooks reading CloudWatch metrics: "
+                                                f"{', '.join(readers)}; leave them out with --only)") from None
 
 
 def load_resolved(path: str | os.PathLike) -> Incident:

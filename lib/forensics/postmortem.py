@@ -170,6 +170,10 @@ def render(incident: Incident, findings: dict, notebooks: Iterable[dict], data_f
         lines += [story, ""]
     lines += ["## Timeline", "", "Times in UTC. Detection, triage, mitigation and fix times are the team's.", ""]
     timeline = ov.get("timeline") or []
+    security = [e for e in (findings.get("security") or {}).get("security_timeline") or [] if isinstance(e, dict)]
+    if security:  # the security notebook's lines (read against its baseline) replace the overview's
+        timeline = sorted([e for e in timeline if e.get("kind") != "security"] + security,
+                          key=lambda e: str(e.get("time")))
     if timeline:
         for ev in timeline:
             kind = ev.get("kind") or ""

@@ -28,7 +28,7 @@ from .capture import CaptureStore, iso_ms
 from .errors import DiskFull, ParamsError, RecordError
 from .evidence import Record
 from .notebooks import catalogue
-from .params import Incident, load_incident, load_resolved
+from .params import Incident, check_cloudwatch_retention, load_incident, load_resolved
 from .progress import Progress
 from .redaction.record import Ahead
 from .session import IncidentSession
@@ -68,8 +68,10 @@ def _select(incident: Incident, only: list[str] | None, cat: dict, where: str) -
 def validate(incident_path: str | os.PathLike, only: list[str] | None = None) -> tuple[Incident, list[str]]:
     """The checks of `run` before it writes anything: the incident, its environment, the notebooks."""
     cat = catalogue()
-    incident = load_incident(incident_path, known_notebooks=list(cat))
-    return incident, _select(incident, only, cat, "--only")
+    incident = load_incident(incident_path, known_notebooks=list(cat), check_retention=False)
+    selected = _select(incident, only, cat, "--only")
+    check_cloudwatch_retention(incident, selected, cat)  # only notebooks that read CloudWatch metrics
+    return incident, selected
 
 
 def run(incident_path: str | os.PathLike, out: str | os.PathLike = "evidence", jobs: int | None = None,

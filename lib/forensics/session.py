@@ -124,6 +124,13 @@ class IncidentSession:
         return windows.baseline(self.window, hours)
 
     @property
+    def baseline_days_window(self):
+        """The ``cloudtrail.baseline_days`` (default 14) before the window: each actor's usual APIs, networks
+        and denials (forensics.detection.behaviour)."""
+        days = int((self.env.get("cloudtrail") or {}).get("baseline_days") or defaults.CLOUDTRAIL_BASELINE_DAYS)
+        return windows.baseline_days(self.window, days)
+
+    @property
     def backup_window(self):
         """``backups.lookback_hours`` up to the window's end, never shorter than the context window."""
         hours = int((self.env.get("backups") or {}).get("lookback_hours") or defaults.BACKUP_LOOKBACK_HOURS)

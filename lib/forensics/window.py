@@ -125,6 +125,11 @@ def baseline(window: IncidentWindow, hours: int) -> IncidentWindow:
     return IncidentWindow(window.start - pd.Timedelta(hours=hours), window.start)
 
 
+def baseline_days(window: IncidentWindow, days: int) -> IncidentWindow:
+    """The ``days`` before the window: the behaviour baseline of the trail's actors."""
+    return IncidentWindow(window.start - pd.Timedelta(days=days), window.start)
+
+
 def lookback(window: IncidentWindow, hours: int, at_least: IncidentWindow) -> IncidentWindow:
     """The ``hours`` up to the window's end, never starting later than ``at_least`` (e.g. backups: a daily job
     that failed last night is outside an hour-long incident window)."""

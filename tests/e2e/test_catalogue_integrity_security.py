@@ -92,3 +92,19 @@ def test_verify_passes(record):
     proc = subprocess.run([sys.executable, "-m", "forensics.cli", "verify", str(record)], capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_security_ranks_the_planted_actor_first_with_its_whole_story(findings, sandbox):
+    f = findings["security"]
+    truth = sandbox.truth_for("security")
+    f = f.get("findings", f)
+    top = f["suspicious_actors"][0]
+    assert top["story"].startswith(f"{truth['principal']} | {truth['source_ip']} |"), f["suspicious_actors"][:3]
+    story = next(s for s in f["actor_stories"] if s["story"] == top["story"])
+    calls = {c["event_name"]: c for c in story["calls"]}
+    assert calls["GetSecretValue"]["calls"] == truth["get_secret_value_burst"] and "CreateAccessKey" in calls
+    assert story["decisive"] and any("CreateAccessKey" in d or "GetSecretValue" in d for d in story["decisive"])
+    flagged = [c for c in f["flagged_calls"] if c["story"] == top["story"]]
+    assert sum(1 for c in flagged if c["event_name"] == "GetSecretValue") == truth["get_secret_value_burst"]
+    assert f["skipped_rules"] == [] and isinstance(f["rule_hits"], list)
+    assert any(e["kind"] == "security" for e in findings["overview"].get("findings", findings["overview"])["timeline"])

@@ -16,7 +16,8 @@ HEADLINE_SERIES = ("error_rate", "latency_p99_s", "latency_avg_s")
 #: Timeline kinds that make the postmortem (service events and the like are too many to list).
 TIMELINE_KINDS = ("deployment", "rollback", "onset", "recovered", "task-stopped", "rds-event", "failover",
                   "elasticache-event", "alarm", "config-change", contracts.JOB_SILENT, contracts.JOB_FAILED,
-                  contracts.BACKUP, contracts.BACKUP_FAILED, contracts.CERTIFICATE_EXPIRY, *sorted(SENSITIVE_EVENTS))
+                  contracts.BACKUP, contracts.BACKUP_FAILED, contracts.CERTIFICATE_EXPIRY, "security",
+                  *sorted(SENSITIVE_EVENTS))
 #: Events of one kind from one source closer than this are one line ("x36") in the timeline.
 BURST_GAP = pd.Timedelta(minutes=10)
 MAX_TIMELINE_ROWS = 40
@@ -91,7 +92,9 @@ def _collapse_bursts(events: pd.DataFrame) -> pd.DataFrame:
     rows, last = [], {}
     for _, r in events.iterrows():
         # one alarm flapping is a burst; two different alarms firing are two lines
-        key = (r["source"], r["kind"], r["resource"] if r["kind"] == "alarm" else "")
+        # a suspicious actor's calls stay one line per actor and call (security.security_timeline)
+        key = (r["source"], r["kind"], r["resource"] if r["kind"] == "alarm" else
+               (r["resource"], str(r["message"]).split(" - ")[0].split(" ×")[0]) if r["kind"] == "security" else "")
         prev = last.get(key)
         if prev is not None and r["timestamp"] - prev["until"] <= BURST_GAP and r["kind"] not in ("onset", "recovered"):
             prev["count"] += 1
@@ -104,6 +107,17 @@ def _collapse_bursts(events: pd.DataFrame) -> pd.DataFrame:
         if e["count"] > 1:
             e["message"] = (f"{e['message']} (x{e['count']} until {e['until']:%H:%M})")
     return pd.DataFrame(rows)[list(events.columns)]
+
+
+def security_events(cloudtrail_events: pd.DataFrame | None, cloudtrail: dict | None = None) -> pd.DataFrame:
+    """The suspicious actors' flagged calls as timeline events (kind ``security``), from the window's trail
+    alone (rules and the signals that need no baseline: the security notebook adds the baseline's), so the
+    timeline shows an attack with no ALB configured. Empty without a trail."""
+    from . import security
+
+    if cloudtrail_events is None or not len(cloudtrail_events):
+        return timeline.empty()
+    return security.security_timeline(security.detect(cloudtrail_events, None, cloudtrail))
 
 
 def timeline_records(events: pd.DataFrame) -> list[dict]:

@@ -309,3 +309,118 @@ def data_access(events: pd.DataFrame, baseline: pd.DataFrame | None = None, *,
     out["new_principal"] = [(p, b) not in seen for p, b in zip(out["principal"], out["bucket"])]
     out = out.sort_values(["burst", "calls", "first_seen"], ascending=[False, False, True], kind="stable")
     return out.reset_index(drop=True)[cols]
+
+
+# ---- community rules, behaviour against a baseline, actors' stories (forensics.detection) ----------------
+def detect(events: pd.DataFrame, baseline: pd.DataFrame | None = None, cloudtrail: dict | None = None):
+    """SigmaHQ's rules (and the environment's ``cloudtrail.rules_dir``), the behaviour signals against
+    ``baseline`` and the hand-written list, over the window's trail: a
+    :class:`forensics.detection.stories.Detection`."""
+    from ..detection import sigma, stories
+
+    rules = sigma.rules_for(cloudtrail or {})
+    return stories.detect(events if events is not None else pd.DataFrame(), baseline, rules=rules,
+                          sensitive=SENSITIVE_EVENTS)
+
+
+def _plain(value):
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    if hasattr(value, "item"):
+        return value.item()
+    return value
+
+
+def suspicious_actors(det) -> list[dict]:
+    """Every suspicious actor (no row limit), by evidence: score, rules, signals, calls, first/last."""
+    cols = ["story", "score", "new_to_account", "calls", "flagged_calls", "first_seen", "last_seen", "rules",
+            "signals", "mutations",
+            "denied", "first_seen_apis", "principals", "addresses", "agents"]
+    return [{k: _plain(r[k]) for k in cols} for r in det.suspicious.to_dict(orient="records")]
+
+
+def actor_stories(det) -> list[dict]:
+    """Each suspicious actor's whole story: its calls in order, grouped by (caller, event), with count,
+    first and last time, errors, resources, signals and rules; and its decisive calls."""
+    out = []
+    for story in det.suspicious["story"]:
+        calls = det.story(story).drop(columns=["weight"])
+        out.append({"story": story, "decisive": det.decisive(story),
+                    "calls": [{k: _plain(v) for k, v in r.items()} for r in calls.to_dict(orient="records")]})
+    return out
+
+
+def flagged_calls(det) -> list[dict]:
+    """Every flagged call of the window (a rule hit or a behaviour signal): never cut."""
+    return [{k: _plain(v) for k, v in r.items()} for r in det.flagged.to_dict(orient="records")]
+
+
+def rule_hits(det) -> list[dict]:
+    """Rule hits grouped by rule: title, id, level, ATT&CK tags, where the rule comes from, calls, actors."""
+    if not len(det.hits):
+        return []
+    h = det.hits.assign(actor=det.frame.loc[det.hits["row"], "actor"].to_numpy(),
+                        event_name=det.frame.loc[det.hits["row"], "event_name"].to_numpy())
+    out = []
+    for (rid, title, level, source), g in h.groupby(["rule_id", "title", "level", "source"], sort=False):
+        out.append({"rule_id": rid, "title": title, "level": level, "attack": list(g["tags"].iloc[0]),
+                    "source": source, "calls": len(g), "events": sorted(set(map(str, g["event_name"])))[:20],
+                    "actors": sorted(set(map(str, g["actor"])))[:20]})
+    return sorted(out, key=lambda r: (-LEVEL_ORDER.get(r["level"], 2), -r["calls"]))
+
+
+LEVEL_ORDER = {"informational": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
+
+
+#: behaviour signals strong enough for a timeline line on their own (first-seen APIs, enumeration and the
+#: hand list are in flagged_calls and the stories, not on the timeline)
+TIMELINE_SIGNALS = frozenset({"role_outside_network", "denied_burst", "new_actor_mutation"})
+
+
+def security_timeline(det) -> pd.DataFrame:
+    """Timeline events (``contracts.EVENT_COLUMNS``) of the suspicious actors' decisive calls: a rule of
+    level medium or above, a strong behaviour signal, or a listed sensitive call by an actor new to the
+    account (or of unknown newness: no baseline); one line per (actor, event name) run without a 10-minute
+    gap, so the overview and the postmortem show the attack
+    with no ALB. Every flagged call stays in ``flagged_calls``."""
+    from .. import contracts
+
+    cols = list(contracts.EVENT_COLUMNS)
+    f = det.flagged
+    if not len(f) or not len(det.suspicious):
+        return pd.DataFrame(columns=cols)
+    sus = det.suspicious
+    # new to the account, or unknown (no baseline): their listed sensitive calls are lines too
+    new = set(sus.loc[sus["new_to_account"].isna() | sus["new_to_account"].fillna(False).astype(bool), "story"])
+    f = f[f["story"].isin(set(sus["story"]))]
+    strong = [any(LEVEL_ORDER.get(lv, 2) >= 2 for lv in levels) or bool(set(sig) & TIMELINE_SIGNALS)
+              or (story in new and "sensitive_call" in sig)
+              for levels, sig, story in zip(f["levels"], f["signals"], f["story"])]
+    f = f[pd.Series(strong, index=f.index, dtype=bool)]
+    if not len(f):
+        return pd.DataFrame(columns=cols)
+    # one line per run of the same call by the same actor (no gap over 10 minutes)
+    f = f.sort_values("timestamp", kind="stable")
+    gap = f.groupby(["story", "event_name"], sort=False)["timestamp"].diff() > pd.Timedelta(minutes=10)
+    f = f.assign(run=gap.astype(int).groupby([f["story"], f["event_name"]]).cumsum())
+    g = f.groupby(["story", "event_name", "run"], sort=False).agg(
+        timestamp=("timestamp", "min"), until=("timestamp", "max"), n=("event_name", "size"),
+        errors=("error_code", lambda s: int(s.notna().sum())),
+        why=("rules", lambda s: sorted({x for v in s for x in v})),
+        sig=("signals", lambda s: sorted({x for v in s for x in v}))).reset_index()
+    who = g["story"].map(lambda s: short_principal(str(s).split(" | ")[0]))
+    msg = [f"{w} called {e}" + (f" ×{n} until {u:%H:%M}" if n > 1 else "") + (f" ({x} failed)" if x else "")
+           + (f" - {', '.join(r + s)}" if (r or s) else "")
+           for w, e, n, u, x, r, s in zip(who, g["event_name"], g["n"], g["until"], g["errors"], g["why"], g["sig"])]
+    out = pd.DataFrame({"timestamp": g["timestamp"], "source": "cloudtrail", "resource": who, "kind": "security",
+                        "message": [m[:300] for m in msg]})
+    for c in cols:
+        if c not in out.columns:
+            out[c] = None
+    return out.sort_values("timestamp", kind="stable").reset_index(drop=True)[cols]

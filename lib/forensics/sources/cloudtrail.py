@@ -19,6 +19,7 @@ a busy day is thousands of calls, so :func:`lookup_events` stops at ``max_events
 from __future__ import annotations
 
 import json
+import re
 
 import pandas as pd
 
@@ -34,7 +35,7 @@ COLUMNS = {**contracts.EVENT_COLUMNS,
 #: Columns of records read from the trail's S3 delivery files (:mod:`forensics.sources.cloudtrail_s3`),
 #: after :data:`COLUMNS`: data events name their bucket and object, and how many bytes they sent out.
 RECORD_COLUMNS = {**COLUMNS, "event_category": "str", "event_type": "str", "resources": "str", "bucket": "str",
-                  "object_key": "str", "bytes_out": "Float64", "recipient_account_id": "str"}
+                  "object_key": "str", "bytes_out": "Float64", "recipient_account_id": "str", "detail": "str"}
 #: LookupEvents serves at most 50 events per call
 PAGE = 50
 DEFAULT_MAX_EVENTS = defaults.CLOUDTRAIL_MAX_EVENTS
@@ -67,7 +68,39 @@ def _row(event: dict) -> dict:
         "user_agent": record.get("userAgent"), "access_key_id": event.get("AccessKeyId") or ident.get("accessKeyId"),
         "read_only": None if read_only is None else str(read_only).lower() == "true", "error_code": error,
         "aws_region": record.get("awsRegion"), "event_id": event.get("EventId"),
+        "detail": detail(record) if record else None,
     }
+
+
+#: the largest ``detail`` kept whole; a larger record keeps its identity and names, not its parameters
+DETAIL_MAX = 16384
+_KEY_FIELDS = frozenset({"accesskeyid", "sessiontoken", "secretaccesskey"})
+#: an access key id anywhere else in a record (a parameter, a message): the access_key_id column keeps it
+_AKID = re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b")
+
+
+def _strip_keys(node):
+    if isinstance(node, dict):
+        return {k: _strip_keys(v) for k, v in node.items() if str(k).lower() not in _KEY_FIELDS}
+    if isinstance(node, list):
+        return [_strip_keys(v) for v in node]
+    return node
+
+
+def detail(record: dict) -> str:
+    """The record as JSON for rule matching (Sigma fields such as ``requestParameters.*``), without
+    access key ids and session tokens, at most :data:`DETAIL_MAX` characters (bulky parameters dropped)."""
+    clean = _strip_keys(record if isinstance(record, dict) else {})
+    text = json.dumps(clean, sort_keys=True, default=str)
+    if len(text) > DETAIL_MAX:
+        for bulky in ("responseElements", "requestParameters", "additionalEventData", "resources"):
+            if bulky in clean:
+                clean[bulky] = {"truncated": True}
+                text = json.dumps(clean, sort_keys=True, default=str)
+                if len(text) <= DETAIL_MAX:
+                    break
+        text = text if len(text) <= DETAIL_MAX else json.dumps({"truncated": True})
+    return _AKID.sub("[REDACTED:aws-access-key-id]", text)
 
 
 def record_row(record: dict) -> dict:
@@ -100,7 +133,7 @@ def record_row(record: dict) -> dict:
         "event_type": record.get("eventType"), "resources": json.dumps(arns) if arns else None,
         "bucket": params.get("bucketName"), "object_key": params.get("key"),
         "bytes_out": float(bytes_out) if isinstance(bytes_out, (int, float)) else None,
-        "recipient_account_id": record.get("recipientAccountId"),
+        "recipient_account_id": record.get("recipientAccountId"), "detail": detail(record),
     }
 
 
