@@ -469,28 +469,6 @@ def load_incident(path: str | os.PathLike, known_notebooks: list[str] | None = N
     )
 
 
-def check_cloudwatch_retention(incident: Incident, notebooks: list, catalogue: dict) -> None:
-    """Refuse a window CloudWatch metrics can no longer serve, but only when one of ``notebooks`` would
-    read CloudWatch metrics in this environment (a capture of the notebook calling ``GetMetricData`` whose
-    sections the environment has): a trail-only environment reads CloudTrail at any age."""
-    from . import registry
-
-    readers = []
-    for name in notebooks:
-        info = catalogue.get(name)
-        for cap_name in getattr(info, "captures", ()) or ():
-            cap = registry.CAPTURES.get(cap_name)
-            if cap is not None and cap.source == "cloudwatch" and "GetMetric" in cap.api \
-                    and not cap.missing_sections(incident.environment):
-                readers.append(name)
-                break
-    if not readers:
-        return
-    try:
-        incident.window.check_retention()
-    except WindowError as exc:
-        raise ParamsError(incident.source_path, f"{exc} (notebooks reading CloudWatch metrics: "
-                                                f"{', '.join(readers)}; leave them out with --only)") from None
 
 
 def load_resolved(path: str | os.PathLike) -> Incident:

@@ -28,7 +28,8 @@ from .capture import CaptureStore, iso_ms
 from .errors import DiskFull, ParamsError, RecordError
 from .evidence import Record
 from .notebooks import catalogue
-from .params import Incident, check_cloudwatch_retention, load_incident, load_resolved
+from .errors import WindowError
+from .params import Incident, load_incident, load_resolved
 from .progress import Progress
 from .redaction.record import Ahead
 from .session import IncidentSession
@@ -72,6 +73,27 @@ def validate(incident_path: str | os.PathLike, only: list[str] | None = None) ->
     selected = _select(incident, only, cat, "--only")
     check_cloudwatch_retention(incident, selected, cat)  # only notebooks that read CloudWatch metrics
     return incident, selected
+
+
+def check_cloudwatch_retention(incident: Incident, notebooks: list, cat: dict) -> None:
+    """Refuse a window CloudWatch metrics can no longer serve, but only when one of ``notebooks`` would
+    read CloudWatch metrics in this environment (a capture of the notebook calling ``GetMetricData`` whose
+    sections the environment has): a trail-only environment reads CloudTrail at any age."""
+    readers = []
+    for name in notebooks:
+        for cap_name in getattr(cat.get(name), "captures", ()) or ():
+            cap = caps.CAPTURES.get(cap_name)
+            if cap is not None and cap.source == "cloudwatch" and "GetMetric" in cap.api \
+                    and not cap.missing_sections(incident.environment):
+                readers.append(name)
+                break
+    if not readers:
+        return
+    try:
+        incident.window.check_retention()
+    except WindowError as exc:
+        raise ParamsError(incident.source_path, f"{exc} (notebooks reading CloudWatch metrics: "
+                                                f"{', '.join(readers)}; leave them out with --only)") from None
 
 
 def run(incident_path: str | os.PathLike, out: str | os.PathLike = "evidence", jobs: int | None = None,
