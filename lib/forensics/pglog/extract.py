@@ -54,6 +54,38 @@ def _num(a: pa.Array) -> np.ndarray:
     return np.asarray(pc.cast(a, pa.float64(), safe=False).to_numpy(zero_copy_only=False), dtype=float)
 
 
+#: the kinds of entry, by how the message starts (PostgreSQL's own English words), first match wins
+KINDS = (("duration", ("duration: ",)), ("logged_statement", ("statement: ", "execute ")),
+         ("conn_received", ("connection received: ",)), ("conn_authorized", ("connection authorized: ",)),
+         ("disconnection", ("disconnection: ",)),
+         ("ckpt_start", ("checkpoint starting: ", "restartpoint starting: ")),
+         ("ckpt_done", ("checkpoint complete: ", "restartpoint complete: ")),
+         ("ckpt_warn", ("checkpoints are occurring too frequently",)), ("temp_file", ("temporary file: ",)),
+         ("autovacuum", ("automatic vacuum of table ", "automatic aggressive vacuum", "automatic analyze of table ")),
+         ("lock", ("process ",)), ("deadlock", ("deadlock detected",)),
+         ("cancel", ("canceling ", "terminating connection due to ")),
+         ("conn_refused", ("sorry, too many clients", "remaining connection slots are reserved",
+                           "too many connections for")))
+
+
+def kinds(entries: pd.DataFrame) -> np.ndarray:
+    """Each entry's kind (:data:`KINDS`; ``""`` for the rest), from its message's first 48 characters. The
+    frame's own ``kind`` column when it has one (:func:`analyse` adds it once)."""
+    if "kind" in entries:
+        return entries["kind"].to_numpy(dtype=object)
+    head = pc.utf8_slice_codeunits(_arrow(entries["message"]), 0, 48)
+    out = np.full(len(entries), "", dtype=object)
+    for kind, prefixes in reversed(KINDS):
+        for p in prefixes:
+            hit = np.asarray(pc.fill_null(pc.starts_with(head, p), False))
+            out[hit] = kind
+    return out
+
+
+def _of(entries: pd.DataFrame, *wanted: str) -> pd.DataFrame:
+    return entries[np.isin(kinds(entries), wanted)]
+
+
 def _starts(entries: pd.DataFrame, *prefixes: str) -> np.ndarray:
     msg = _arrow(entries["message"])
     mask = np.zeros(len(entries), dtype=bool)
@@ -75,11 +107,9 @@ def _who(entries: pd.DataFrame) -> pd.DataFrame:
 
 
 # ---- statements -------------------------------------------------------------------------------------------
-_DURATION = (r"^duration: (?P<ms>\d+(?:\.\d+)?) ms(?P<rest>  (?P<verb>statement|execute|parse|bind|plan|"
-             r"fastpath function call)(?: (?P<name>[^:\n]*))?:)?")
-_DURATION_HEAD = (r"(?s)^duration: \d+(?:\.\d+)? ms  (?:statement|execute|parse|bind|fastpath function call)"
-                  r"(?: [^:\n]*)?: ?")
-_LOGGED = r"^(?:statement|execute(?: [^:\n]*)?): "
+_DURATION = (r"^(?P<head>duration: (?P<ms>\d+(?:\.\d+)?) ms(?:  (?P<verb>statement|execute|parse|bind|plan|"
+             r"fastpath function call)(?: [^:\n]*)?: ?)?)")
+_LOGGED = r"^(?P<head>(?:statement|execute(?: [^:\n]*)?): )"
 STATEMENT_EVENT_COLUMNS = ["timestamp", "pid", "user", "database", "client", "application", "duration_ms", "via",
                            "query", "fingerprint"]
 
@@ -91,45 +121,63 @@ def statement_events(entries: pd.DataFrame) -> pd.DataFrame:
     pgbadger does. ``query`` is normalised (``$1``), ``fingerprint`` joins it with pg_stat_statements."""
     if entries is None or not len(entries):
         return pd.DataFrame(columns=STATEMENT_EVENT_COLUMNS)
-    dur_mask = _starts(entries, "duration: ")
-    dur = entries[dur_mask]
-    f = _fields(dur, _DURATION, 120)
-    verb = f["verb"]
+    dur = _of(entries, "duration")
+    if not len(dur):
+        return pd.DataFrame(columns=STATEMENT_EVENT_COLUMNS)
     msg = _arrow(dur["message"])
-    text = pd.Series(pd.NA, index=dur.index, dtype="str")
-    via = pd.Series("log_min_duration_statement", index=dur.index, dtype="str")
-    inline = verb.isin(["statement", "execute", "fastpath function call"]).to_numpy()
+    st = pc.extract_regex(pc.utf8_slice_codeunits(msg, 0, 200), _DURATION)
+    valid = np.asarray(st.is_valid())
+    verb = np.asarray(_nonempty(st.field("verb"), st.is_valid()).to_numpy(zero_copy_only=False), dtype=object)
+    ms = _num(st.field("ms"))
+    head = np.asarray(pc.binary_length(st.field("head")), dtype=np.int64)
+    rows, texts, skips, vias = [], [], [], []
+    inline = np.isin(verb, ["statement", "execute", "fastpath function call"])
     if inline.any():
-        body = pc.replace_substring_regex(pc.filter(msg, pa.array(inline)), _DURATION_HEAD, "", max_replacements=1)
-        text[inline] = _pd(body).to_numpy()
-    plan = (verb == "plan").to_numpy()
-    if plan.any():
+        rows.append(np.flatnonzero(inline))
+        texts.append(pc.filter(msg, pa.array(inline)))
+        skips.append(head[inline])
+        vias.append(np.full(int(inline.sum()), "log_min_duration_statement", dtype=object))
+    plan = verb == "plan"
+    if plan.any():  # auto_explain: the plan's Query Text (text or JSON format)
         qt = pc.extract_regex(pc.filter(msg, pa.array(plan)),
                               r"(?:Query Text: (?P<a>[^\n]*)|\"Query Text\": \"(?P<b>(?:[^\"\\\\]|\\\\.)*)\")")
-        a, b = _pd(_nonempty(qt.field("a"), qt.is_valid())), _pd(_nonempty(qt.field("b"), qt.is_valid()))
-        text[plan] = a.fillna(b).to_numpy()
-        via[plan] = "auto_explain"
-    bare = verb.isna().to_numpy()
-    if bare.any():  # log_duration: the statement is on its process's last 'statement:' line
-        logged = entries[_starts(entries, "statement: ", "execute ")]
+        a = _nonempty(qt.field("a"), qt.is_valid())
+        rows.append(np.flatnonzero(plan))
+        texts.append(pc.coalesce(a, _nonempty(qt.field("b"), qt.is_valid())))
+        skips.append(np.zeros(int(plan.sum()), dtype=np.int64))
+        vias.append(np.full(int(plan.sum()), "auto_explain", dtype=object))
+    bare = valid & pd.isna(verb)
+    if bare.any():  # log_duration: the statement is on its process's last 'statement:' line (log_statement)
+        logged = _of(entries, "logged_statement")
         if len(logged):
-            ltext = pc.replace_substring_regex(_arrow(logged["message"]), r"(?s)" + _LOGGED, "", max_replacements=1)
-            both = pd.concat([pd.DataFrame({"pid": logged["pid"], "t": _pd(ltext, logged.index), "d": False}),
-                              pd.DataFrame({"pid": dur["pid"][bare], "t": pd.NA, "d": True})]).sort_index(kind="stable")
-            both["t"] = both.groupby(both["pid"].fillna(-1))["t"].ffill()
-            paired = both[both["d"]]
-            text[bare] = paired["t"].reindex(dur.index[bare]).to_numpy()
-            via[bare] = "log_duration"
-    keep = text.notna().to_numpy() & (verb.isin(["parse", "bind"]).to_numpy() == False)  # noqa: E712
-    if not keep.any():
+            lmsg = _arrow(logged["message"])
+            lst = pc.extract_regex(pc.utf8_slice_codeunits(lmsg, 0, 200), _LOGGED)
+            pos = pd.Series(np.arange(len(logged), dtype=float), index=logged.index)
+            both = pd.concat([pd.DataFrame({"pid": logged["pid"], "p": pos}),
+                              pd.DataFrame({"pid": dur["pid"][bare], "p": np.nan, "d": True})]).sort_index(kind="stable")
+            both["p"] = both.groupby(both["pid"].fillna(-1))["p"].ffill()
+            src = both.loc[both["d"].fillna(False).astype(bool), "p"].reindex(dur.index[bare]).to_numpy()
+            ok = ~np.isnan(src)
+            if ok.any():
+                take = pa.array(src[ok].astype(np.int64))
+                rows.append(np.flatnonzero(bare)[ok])
+                texts.append(pc.take(lmsg, take))
+                skips.append(np.asarray(pc.binary_length(pc.take(lst.field("head"), take)), dtype=np.int64))
+                vias.append(np.full(int(ok.sum()), "log_duration", dtype=object))
+    if not rows:
         return pd.DataFrame(columns=STATEMENT_EVENT_COLUMNS)
-    out = _who(dur[keep]).copy()
-    out["duration_ms"] = pd.to_numeric(f["ms"][keep]).astype(float)
-    out["via"] = via[keep]
-    norm = normalize.normalise(_arrow(text[keep]))
-    out["query"] = _bounded(pd.Series(norm["query"].to_numpy(), index=out.index, dtype="str"))
-    out["fingerprint"] = norm["fingerprint"].to_numpy()
-    return out.reset_index(drop=True)[STATEMENT_EVENT_COLUMNS]
+    row = np.concatenate(rows)
+    norm = normalize.normalise(pa.concat_arrays([t.cast(pa.large_string()) for t in texts]), np.concatenate(skips))
+    order = np.argsort(row, kind="stable")
+    row = row[order]
+    picked = dur.iloc[row]
+    out = pd.DataFrame({"timestamp": picked["timestamp"].to_numpy(), "pid": picked["pid"].array,
+                        "user": picked["user"].array, "database": picked["database"].array,
+                        "client": picked["client"].array, "application": picked["application"].array,
+                        "duration_ms": ms[row], "via": pd.array(np.concatenate(vias)[order], dtype="str"),
+                        "query": norm["query"].array.take(order), "fingerprint": norm["fingerprint"].array.take(order)})
+    out["query"] = _bounded(out["query"])
+    return out[STATEMENT_EVENT_COLUMNS]
 
 
 STATEMENT_COLUMNS = ["fingerprint", "query", "calls", "total_ms", "mean_ms", "max_ms", "first_seen", "last_seen",
@@ -146,9 +194,33 @@ def statements(events: pd.DataFrame) -> pd.DataFrame:
         "query": g["query"].first(), "calls": g.size(), "total_ms": g["duration_ms"].sum(),
         "mean_ms": g["duration_ms"].mean(), "max_ms": g["duration_ms"].max(),
         "first_seen": g["timestamp"].min(), "last_seen": g["timestamp"].max(),
-        "users": g["user"].agg(_few), "databases": g["database"].agg(_few), "applications": g["application"].agg(_few),
-        "via": g["via"].agg(_few)}).reset_index()
+        "users": _few_by(events, "fingerprint", "user"), "databases": _few_by(events, "fingerprint", "database"),
+        "applications": _few_by(events, "fingerprint", "application"),
+        "via": _few_by(events, "fingerprint", "via")}).reindex(g.size().index).rename_axis("fingerprint").reset_index()
     return out.sort_values(["total_ms", "calls"], ascending=False, kind="stable").reset_index(drop=True)[STATEMENT_COLUMNS]
+
+
+def _few_by(frame: pd.DataFrame, key: str, column: str, n: int = 5) -> pd.Series:
+    """Per ``key``: the ``n`` most frequent non-empty values of ``column``, comma-separated (more: ``+k``).
+    Counted on integer codes (factorize), Python only per group of the result."""
+    kc, keys = pd.factorize(frame[key])
+    vc, values = pd.factorize(frame[column])
+    ok = (kc >= 0) & (vc >= 0)
+    if not ok.any():
+        return pd.Series(dtype="str", index=pd.Index([], name=key))
+    pair = kc[ok].astype(np.int64) * (len(values) + 1) + vc[ok]
+    uniq, counts = np.unique(pair, return_counts=True)
+    k, v = uniq // (len(values) + 1), uniq % (len(values) + 1)
+    order = np.lexsort((-counts, k))
+    k, v = k[order], v[order]
+    rank = np.arange(len(k)) - np.searchsorted(k, k)
+    shown = pd.DataFrame({"k": k[rank < n], "v": [str(x)[:64] for x in np.asarray(values)[v[rank < n]]]})
+    text = shown.groupby("k", sort=False)["v"].agg(", ".join)
+    total = pd.Series(k).value_counts()
+    more = total.reindex(text.index) - n
+    text = text.where(more <= 0, text + " +" + more.astype(str))
+    text.index = pd.Index(np.asarray(keys)[text.index.to_numpy()], name=key)
+    return text.astype("str")
 
 
 def _few(values: pd.Series, n: int = 5) -> str:
@@ -218,7 +290,8 @@ def errors(events: pd.DataFrame) -> pd.DataFrame:
     ev = events.assign(sqlstate=events["sqlstate"].fillna(""), sqlstate_class=events["sqlstate_class"].fillna(""))
     g = ev.groupby(keys, sort=False, dropna=False)
     out = pd.DataFrame({"count": g.size(), "first_seen": g["timestamp"].min(), "last_seen": g["timestamp"].max(),
-                        "users": g["user"].agg(_few), "databases": g["database"].agg(_few),
+                        "users": _few_by(ev.assign(_k=g.ngroup()), "_k", "user").reindex(range(g.ngroups)).to_numpy(),
+                        "databases": _few_by(ev.assign(_k=g.ngroup()), "_k", "database").reindex(range(g.ngroups)).to_numpy(),
                         "example": g["message"].first(), "statement": g["statement"].first()}).reset_index()
     for c in ("sqlstate", "sqlstate_class"):
         out[c] = out[c].replace("", pd.NA)
@@ -253,7 +326,7 @@ def auth_failures(entries: pd.DataFrame) -> pd.DataFrame:
     ``no_login``, ``user_map``)."""
     if entries is None or not len(entries):
         return pd.DataFrame(columns=AUTH_COLUMNS)
-    cand = entries[entries["severity"].isin(["FATAL", "ERROR", "LOG"]).to_numpy()]
+    cand = entries[entries["severity"].isin(["FATAL"]).to_numpy()]  # a refused sign-in ends the backend
     f = _fields(cand, _AUTH, 300)
     hit = f.notna().any(axis=1).to_numpy()
     if not hit.any():
@@ -289,7 +362,7 @@ def lock_waits(entries: pd.DataFrame) -> pd.DataFrame:
     object, how long (ms), the holders and wait queue (DETAIL) and the waiting statement."""
     if entries is None or not len(entries):
         return pd.DataFrame(columns=LOCK_COLUMNS)
-    cand = entries[_starts(entries, "process ")]
+    cand = _of(entries, "lock")
     f = _fields(cand, _LOCK, 400)
     hit = f["state"].notna().to_numpy()
     ent, f = cand[hit], f[hit]
@@ -324,7 +397,7 @@ def deadlocks(entries: pd.DataFrame) -> pd.DataFrame:
     with log_error_verbosity default) and the statement of the victim."""
     if entries is None or not len(entries):
         return pd.DataFrame(columns=DEADLOCK_COLUMNS)
-    ent = entries[_starts(entries, "deadlock detected")]
+    ent = _of(entries, "deadlock")
     ent = ent[ent["severity"].isin(["ERROR", "FATAL"]).to_numpy()]
     rows = []
     for _, r in ent.iterrows():  # a handful per incident: the DETAIL's structure is easier read per entry
@@ -349,7 +422,7 @@ def temp_files(entries: pd.DataFrame) -> pd.DataFrame:
     """``temporary file: path "...", size N`` (log_temp_files) with the statement that wrote it."""
     if entries is None or not len(entries):
         return pd.DataFrame(columns=TEMP_COLUMNS)
-    cand = entries[_starts(entries, "temporary file: ")]
+    cand = _of(entries, "temp_file")
     f = _fields(cand, r"^temporary file: path \"(?P<path>[^\"]*)\", size (?P<size>\d+)")
     ok = f["size"].notna().to_numpy()
     ent, f = cand[ok], f[ok]
@@ -377,9 +450,9 @@ def checkpoints(entries: pd.DataFrame) -> pd.DataFrame:
     (``event`` too_frequent, ``apart_s``)."""
     if entries is None or not len(entries):
         return pd.DataFrame(columns=CHECKPOINT_COLUMNS)
-    start = entries[_starts(entries, "checkpoint starting: ", "restartpoint starting: ")]
-    done = entries[_starts(entries, "checkpoint complete: ", "restartpoint complete: ")]
-    warn = entries[_starts(entries, "checkpoints are occurring too frequently")]
+    start = _of(entries, "ckpt_start")
+    done = _of(entries, "ckpt_done")
+    warn = _of(entries, "ckpt_warn")
     f = _fields(done, _CKPT_DONE, 600)
     out = pd.DataFrame({"timestamp": done["timestamp"], "event": "complete", "kind": f["kind"]})
     for col, key in (("buffers", "buffers"), ("wal_added", "added"), ("wal_removed", "removed"),
@@ -408,8 +481,7 @@ def autovacuum(entries: pd.DataFrame) -> pd.DataFrame:
     elapsed time and what vacuum removed."""
     if entries is None or not len(entries):
         return pd.DataFrame(columns=VACUUM_COLUMNS)
-    ent = entries[_starts(entries, "automatic vacuum of table ", "automatic aggressive vacuum",
-                          "automatic analyze of table ")]
+    ent = _of(entries, "autovacuum")
     f = _fields(ent, r"^automatic (?:aggressive )?(?P<kind>vacuum|analyze)(?: to prevent wraparound)? of table "
                      r"\"(?P<table>[^\"]*)\"")
     msg = _arrow(ent["message"])
@@ -425,18 +497,17 @@ def autovacuum(entries: pd.DataFrame) -> pd.DataFrame:
 
 
 # ---- connections and sessions ------------------------------------------------------------------------------------
-def connections_per_minute(entries: pd.DataFrame, freq: str = "1min") -> pd.DataFrame:
+def connections_per_minute(entries: pd.DataFrame, freq: str = "1min", auth: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per minute: connections received, authorized, disconnections, refused (FATAL at sign-in)."""
     cols = ["minute", "received", "authorized", "disconnections", "refused"]
     if entries is None or not len(entries):
         return pd.DataFrame(columns=cols)
-    kinds = {"received": _starts(entries, "connection received: "),
-             "authorized": _starts(entries, "connection authorized: "),
-             "disconnections": _starts(entries, "disconnection: ")}
-    auth = auth_failures(entries)
-    fatal_conn = _starts(entries, "sorry, too many clients", "remaining connection slots are reserved",
-                         "too many connections for")
-    frames = [pd.DataFrame({"timestamp": entries["timestamp"][m], "kind": k}) for k, m in kinds.items()]
+    kind = kinds(entries)
+    wanted = {"received": kind == "conn_received", "authorized": kind == "conn_authorized",
+              "disconnections": kind == "disconnection"}
+    auth = auth_failures(entries) if auth is None else auth
+    fatal_conn = (kind == "conn_refused") & (entries["severity"] == "FATAL").to_numpy()
+    frames = [pd.DataFrame({"timestamp": entries["timestamp"][m], "kind": k}) for k, m in wanted.items()]
     frames.append(pd.DataFrame({"timestamp": pd.concat([entries["timestamp"][fatal_conn], auth["timestamp"]]),
                                 "kind": "refused"}))
     ev = pd.concat(frames)
@@ -456,7 +527,7 @@ def sessions(entries: pd.DataFrame) -> pd.DataFrame:
     the session's end and length in seconds."""
     if entries is None or not len(entries):
         return pd.DataFrame(columns=SESSION_COLUMNS)
-    ent = entries[_starts(entries, "disconnection: ")]
+    ent = _of(entries, "disconnection")
     f = _fields(ent, r"^disconnection: session time: (?P<h>\d+):(?P<m>\d+):(?P<s>[\d.]+) user=(?P<u>\S*) "
                      r"database=(?P<d>\S*) host=(?P<host>\S*)")
     out = ent[["timestamp", "pid"]].copy()
@@ -480,7 +551,7 @@ def cancellations(entries: pd.DataFrame) -> pd.DataFrame:
     cancelled by a lock request; with the statement."""
     if entries is None or not len(entries):
         return pd.DataFrame(columns=CANCEL_COLUMNS)
-    cand = entries[_starts(entries, "canceling ", "terminating connection due to ")]
+    cand = _of(entries, "cancel")
     f = _fields(cand, _CANCEL)
     reason = f["a"].fillna(f["b"]).fillna(f["c"])
     ok = reason.notna().to_numpy()
@@ -522,10 +593,13 @@ def summary_counts(entries: pd.DataFrame, frames: dict | None = None) -> dict:
 
 def analyse(entries: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """Every frame of this module from one read of the log."""
+    if "kind" not in entries:
+        entries = entries.assign(kind=kinds(entries))
     ev = statement_events(entries)
     errs = error_events(entries)
+    auth = auth_failures(entries)
     return {"statement_events": ev, "statements": statements(ev), "error_events": errs, "errors": errors(errs),
-            "auth_failures": auth_failures(entries), "lock_waits": lock_waits(entries),
+            "auth_failures": auth, "lock_waits": lock_waits(entries),
             "deadlocks": deadlocks(entries), "temp_files": temp_files(entries), "checkpoints": checkpoints(entries),
-            "autovacuum": autovacuum(entries), "connections_per_minute": connections_per_minute(entries),
+            "autovacuum": autovacuum(entries), "connections_per_minute": connections_per_minute(entries, auth=auth),
             "sessions": sessions(entries), "cancellations": cancellations(entries)}
