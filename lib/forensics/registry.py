@@ -1028,3 +1028,4 @@ CHANGE_EVENT_CAPTURES: tuple[str, ...] = (
     "ecs_deployments", "ecs_service_events", "ecs_stopped_tasks", "rds_events", "rds_replica_events",
     "elasticache_events", "cloudtrail_events", "alarm_history", "job_events", "rds_snapshots", "backup_jobs",
     "acm_certificates")
+from . import captures_pglog  # noqa: E402,F401  - PostgreSQL log captures (issue 20); the lead moves them into captures/

@@ -61,12 +61,11 @@ def prenormalise(texts: pa.Array, skip: np.ndarray | None = None) -> pa.Array:
     b = raw[base: int(offsets[-1])]
     lens = ends - starts
     # the bytes of the texts (skipped heads dropped), with each byte's text number
-    inside = np.zeros(len(b) + 1, dtype=np.int64)
-    np.add.at(inside, starts - base, 1)
-    np.add.at(inside, ends - base, -1)
-    keep_src = np.cumsum(inside[:-1]) > 0
-    b = b[keep_src]
-    sid = np.repeat(np.arange(n), lens)
+    if skip is not None and int(lens.sum()) != len(b):
+        inside = (np.bincount(starts - base, minlength=len(b) + 1).astype(np.int32)
+                  - np.bincount(ends - base, minlength=len(b) + 1).astype(np.int32))
+        b = b[np.cumsum(inside[:-1], dtype=np.int32) > 0]
+    sid = np.repeat(np.arange(n, dtype=np.int32), lens)
     first = np.zeros(len(b), dtype=bool)
     new_starts = np.concatenate(([0], np.cumsum(lens)[:-1]))
     first[new_starts[lens > 0]] = True
@@ -74,8 +73,8 @@ def prenormalise(texts: pa.Array, skip: np.ndarray | None = None) -> pa.Array:
     prev[first] = 32
     # string literals: quote parity within each text
     q = b == 39
-    cq = np.cumsum(q)
-    before = np.concatenate(([0], cq))[new_starts]
+    cq = np.cumsum(q, dtype=np.int32)
+    before = np.concatenate((np.zeros(1, np.int32), cq))[new_starts]
     parity = (cq - before[sid]) % 2
     opening = q & (parity == 1)
     in_str = (parity == 1) & ~opening | (q & (parity == 0))
@@ -93,7 +92,7 @@ def prenormalise(texts: pa.Array, skip: np.ndarray | None = None) -> pa.Array:
     num_prev[first] = False
     run_start = num & ~num_prev
     wordish = ((prev >= 65) & (prev <= 90)) | ((prev >= 97) & (prev <= 122)) | (prev == 95) | (prev == 36) | (prev >= 128)
-    label = np.cumsum(run_start)
+    label = np.cumsum(run_start, dtype=np.int32)
     is_number = np.zeros(int(label[-1]) + 1 if len(label) else 1, dtype=bool)
     is_number[label[run_start]] = ~wordish[run_start]
     num_char = num & is_number[label]
@@ -108,7 +107,7 @@ def prenormalise(texts: pa.Array, skip: np.ndarray | None = None) -> pa.Array:
     out[ws] = 32
     out[mark] = 1
     keep = ~drop
-    ck = np.concatenate(([0], np.cumsum(keep)))
+    ck = np.concatenate(([0], np.cumsum(keep, dtype=np.int64)))
     new_offsets = ck[np.append(new_starts, len(b))]
     data = out[keep]
     mask = None if valid is None else pa.py_buffer(np.packbits(valid, bitorder="little").tobytes())
