@@ -438,7 +438,7 @@ def temp_files(entries: pd.DataFrame) -> pd.DataFrame:
 # ---- checkpoints ----------------------------------------------------------------------------------------------
 CHECKPOINT_COLUMNS = ["timestamp", "event", "kind", "reason", "buffers", "wal_added", "wal_removed", "wal_recycled",
                       "write_s", "sync_s", "total_s", "distance_kb", "estimate_kb", "apart_s"]
-_CKPT_DONE = (r"^(?P<kind>checkpoint|restartpoint) complete: wrote (?P<buffers>\d+) buffers \([^)]*\)(?:; "
+_CKPT_DONE = (r"^(?P<kind>checkpoint|restartpoint) complete: wrote (?P<buffers>\d+) buffers \([^)]*\)[^;]*(?:; "
               r"(?P<added>\d+) (?:WAL|transaction log) file\(s\) added, (?P<removed>\d+) removed, "
               r"(?P<recycled>\d+) recycled)?[;,]? ?write=(?P<write>[\d.]+) s, sync=(?P<sync>[\d.]+) s, "
               r"total=(?P<total>[\d.]+) s(?:.*?distance=(?P<distance>\d+) kB, estimate=(?P<estimate>\d+) kB)?")

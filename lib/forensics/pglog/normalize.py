@@ -34,6 +34,9 @@ _NUMBER = r"\b(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
 _PARAM = re.compile(r"\$(\d+)")
 
 
+_WORD = np.frombuffer(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_$", dtype=np.uint8)
+
+
 def _buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """(offsets relative to the data, the data bytes, a validity mask or None) of a string array."""
     arr = arr.cast(pa.large_string())
@@ -96,6 +99,12 @@ def prenormalise(texts: pa.Array, skip: np.ndarray | None = None) -> pa.Array:
     is_number = np.zeros(int(label[-1]) + 1 if len(label) else 1, dtype=bool)
     is_number[label[run_start]] = ~wordish[run_start]
     num_char = num & is_number[label]
+    # E'...', B'...', X'...', N'...': the prefix letter belongs to the literal (when it starts a word)
+    at = np.flatnonzero(opening_mark & ~first)
+    letter = at[np.isin(b[at - 1], np.frombuffer(b"EeBbXxNn", dtype=np.uint8))]
+    ok = ~first[letter - 1] & ~np.isin(b[np.maximum(letter - 2, 0)], _WORD)
+    ok |= first[letter - 1]
+    in_str[letter[ok] - 1] = True
     mark = opening_mark | (num_char & run_start)
     drop = in_str | (num_char & ~run_start)
     # whitespace: runs to one space (outside literals)
