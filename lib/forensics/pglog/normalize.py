@@ -179,4 +179,5 @@ def comparable(query: str) -> str:
     """A key for comparing normalisations written differently (pgbadger's ``?``, lower case, ``in (...)``)."""
     q = re.sub(r"\$\d+|\?|'[^']*'|\b\d+(?:\.\d+)?\b", "?", str(query).lower())
     q = re.sub(r"\(\s*\?(?:\s*,\s*\?)*\s*\)", "(?)", q)
-    return " ".join(q.replace(";", " ").split())
+    q = " ".join(q.replace(";", " ").split())
+    return re.sub(r"^(?:begin|start transaction) (?=\S)", "", q)  # pgbadger drops a leading BEGIN
