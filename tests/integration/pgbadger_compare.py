@@ -30,8 +30,9 @@ HELD_OUT = ("quellog/comprehensive_csvlog.csv", "pgbadger/light.postgres.log")
 
 
 def run_pgbadger(path: Path, args: list[str], out: Path) -> dict:
-    subprocess.run([PGBADGER, "-q", *args, "-x", "json", "-o", str(out), str(path)], check=True, timeout=900,
-                   capture_output=True)
+    # its own pid folder: pgbadger refuses to start while another run's /tmp/pgbadger.pid exists
+    subprocess.run([PGBADGER, "-q", "--pid-dir", str(out.parent), *args, "-x", "json", "-o", str(out), str(path)],
+                   check=True, timeout=900, capture_output=True)
     return json.loads(out.read_text())
 
 

@@ -90,7 +90,12 @@ def prenormalise(texts: pa.Array, skip: np.ndarray | None = None) -> pa.Array:
     nxt = np.concatenate((isd[1:], [False]))
     prv = np.concatenate(([False], isd[:-1]))
     prv[first] = False
-    num = isd | ((b == 46) & prv & nxt)
+    nxt2 = np.concatenate((isd[2:], [False, False]))
+    is_e = (b == 101) | (b == 69)
+    is_sign = (b == 43) | (b == 45)
+    exp = is_e & prv & (nxt | (np.concatenate((is_sign[1:], [False])) & nxt2))  # 1.5e3, 2E-4
+    exp_sign = is_sign & np.concatenate(([False], exp[:-1])) & nxt
+    num = isd | ((b == 46) & prv & nxt) | exp | exp_sign
     num_prev = np.concatenate(([False], num[:-1]))
     num_prev[first] = False
     run_start = num & ~num_prev
