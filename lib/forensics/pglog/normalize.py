@@ -47,6 +47,34 @@ def _buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     return offsets, raw, valid
 
 
+def _after(a: np.ndarray, fill) -> np.ndarray:
+    """``a`` shifted one to the right (each element's predecessor), ``fill`` first."""
+    out = np.empty_like(a)
+    out[0:1] = fill
+    out[1:] = a[:-1]
+    return out
+
+
+def _before(a: np.ndarray, fill) -> np.ndarray:
+    """``a`` shifted one to the left (each element's successor), ``fill`` last."""
+    out = np.empty_like(a)
+    out[-1:] = fill
+    out[:-1] = a[1:]
+    return out
+
+
+def _skipped(texts: pa.Array, skip: np.ndarray) -> pa.Array:
+    """Each text without its first ``skip`` bytes, as views on the same data (no copy of the texts)."""
+    offsets, raw, valid = _buffers(texts)
+    starts = offsets[:-1] + np.minimum(skip.astype(np.int64), np.diff(offsets))
+    spans = np.empty(2 * len(starts) + 1, dtype=np.int64)
+    spans[0:-1:2], spans[1:-1:2], spans[-1] = starts, offsets[1:], offsets[-1]
+    data = texts.cast(pa.large_string()).buffers()[2]
+    views = pa.LargeStringArray.from_buffers(2 * len(starts), pa.py_buffer(spans.tobytes()), data)
+    out = views.take(pa.array(np.arange(0, 2 * len(starts), 2)))
+    return out if valid is None else pc.if_else(pa.array(valid), out, pa.scalar(None, pa.large_string()))
+
+
 def prenormalise(texts: pa.Array, skip: np.ndarray | None = None) -> pa.Array:
     """Step 1 on an Arrow string array, on its bytes with numpy (no regex): each string literal and each
     number starting a word becomes one :data:`MARK`, whitespace runs one space, the ends trimmed and a
@@ -55,55 +83,60 @@ def prenormalise(texts: pa.Array, skip: np.ndarray | None = None) -> pa.Array:
     if isinstance(texts, pa.ChunkedArray):
         texts = texts.combine_chunks()
     n = len(texts)
+    if n == 0:
+        return pa.array([], type=pa.large_string())
     offsets, raw, valid = _buffers(texts)
     starts = offsets[:-1] + (np.minimum(skip.astype(np.int64), np.diff(offsets)) if skip is not None else 0)
     ends = offsets[1:]
-    if n == 0:
-        return pa.array([], type=pa.large_string())
     base = int(offsets[0])
     b = raw[base: int(offsets[-1])]
     lens = ends - starts
-    # the bytes of the texts (skipped heads dropped), with each byte's text number
     if skip is not None and int(lens.sum()) != len(b):
         inside = (np.bincount(starts - base, minlength=len(b) + 1).astype(np.int32)
                   - np.bincount(ends - base, minlength=len(b) + 1).astype(np.int32))
         b = b[np.cumsum(inside[:-1], dtype=np.int32) > 0]
-    sid = np.repeat(np.arange(n, dtype=np.int32), lens)
+    if not len(b):
+        return pc.if_else(texts.is_valid(), pa.scalar("", pa.large_string()), pa.scalar(None, pa.large_string()))
+    new_starts = np.concatenate((np.zeros(1, np.int64), np.cumsum(lens)[:-1]))
     first = np.zeros(len(b), dtype=bool)
-    new_starts = np.concatenate(([0], np.cumsum(lens)[:-1]))
     first[new_starts[lens > 0]] = True
-    prev = np.concatenate(([32], b[:-1])).astype(np.uint8)
+    prev = _after(b, 32)
     prev[first] = 32
-    # string literals: quote parity within each text
+    # string literals: quote parity, restarted at each text (a text with an odd count cannot leak)
     q = b == 39
-    cq = np.cumsum(q, dtype=np.int32)
-    before = np.concatenate((np.zeros(1, np.int32), cq))[new_starts]
-    parity = (cq - before[sid]) % 2
+    par = (np.cumsum(q, dtype=np.int32) & 1).astype(np.uint8)
+    carry = _after(par, 0)[new_starts.clip(max=len(b) - 1)]
+    carry[lens == 0] = 0
+    parity = par ^ np.repeat(carry, lens)
     opening = q & (parity == 1)
-    in_str = (parity == 1) & ~opening | (q & (parity == 0))
-    prev_closing = np.concatenate(([False], q[:-1] & (parity[:-1] == 0)))
+    closing = q & (parity == 0)
+    in_str = (parity == 1) & ~opening | closing
+    prev_closing = _after(closing, False)
     prev_closing[first] = False
     opening_mark = opening & ~prev_closing  # 'a''b' is one literal
     in_str |= opening & prev_closing
     # numbers starting a word, outside literals
     isd = (b >= 48) & (b <= 57) & ~in_str & ~opening
-    nxt = np.concatenate((isd[1:], [False]))
-    prv = np.concatenate(([False], isd[:-1]))
+    nxt = _before(isd, False)
+    prv = _after(isd, False)
     prv[first] = False
-    nxt2 = np.concatenate((isd[2:], [False, False]))
+    nxt2 = _before(nxt, False)
     is_e = (b == 101) | (b == 69)
     is_sign = (b == 43) | (b == 45)
-    exp = is_e & prv & (nxt | (np.concatenate((is_sign[1:], [False])) & nxt2))  # 1.5e3, 2E-4
-    exp_sign = is_sign & np.concatenate(([False], exp[:-1])) & nxt
+    exp = is_e & prv & (nxt | (_before(is_sign, False) & nxt2))  # 1.5e3, 2E-4
+    exp_sign = is_sign & _after(exp, False) & nxt
     num = isd | ((b == 46) & prv & nxt) | exp | exp_sign
-    num_prev = np.concatenate(([False], num[:-1]))
+    num_prev = _after(num, False)
     num_prev[first] = False
     run_start = num & ~num_prev
-    wordish = ((prev >= 65) & (prev <= 90)) | ((prev >= 97) & (prev <= 122)) | (prev == 95) | (prev == 36) | (prev >= 128)
-    label = np.cumsum(run_start, dtype=np.int32)
-    is_number = np.zeros(int(label[-1]) + 1 if len(label) else 1, dtype=bool)
-    is_number[label[run_start]] = ~wordish[run_start]
-    num_char = num & is_number[label]
+    starts_at = np.flatnonzero(run_start)
+    p = prev[starts_at]
+    wordish = ((p >= 65) & (p <= 90)) | ((p >= 97) & (p <= 122)) | (p == 95) | (p == 36) | (p >= 128)
+    # a run is a number unless it continues a word: label runs by their start
+    run_id = np.cumsum(run_start, dtype=np.int32)
+    is_number = np.zeros(len(starts_at) + 1, dtype=bool)
+    is_number[1:] = ~wordish
+    num_char = num & is_number[run_id]
     # E'...', B'...', X'...', N'...': the prefix letter belongs to the literal (when it starts a word)
     at = np.flatnonzero(opening_mark & ~first)
     letter = at[np.isin(b[at - 1], np.frombuffer(b"EeBbXxNn", dtype=np.uint8))]
@@ -114,14 +147,14 @@ def prenormalise(texts: pa.Array, skip: np.ndarray | None = None) -> pa.Array:
     drop = in_str | (num_char & ~run_start)
     # whitespace: runs to one space (outside literals)
     ws = ((b == 32) | (b == 9) | (b == 10) | (b == 13)) & ~in_str
-    ws_prev = np.concatenate(([False], ws[:-1]))
+    ws_prev = _after(ws, False)
     ws_prev[first] = False
     drop |= ws & ws_prev
     out = b.copy()
     out[ws] = 32
     out[mark] = 1
     keep = ~drop
-    ck = np.concatenate(([0], np.cumsum(keep, dtype=np.int64)))
+    ck = np.concatenate((np.zeros(1, np.int64), np.cumsum(keep, dtype=np.int64)))
     new_offsets = ck[np.append(new_starts, len(b))]
     data = out[keep]
     mask = None if valid is None else pa.py_buffer(np.packbits(valid, bitorder="little").tobytes())
@@ -166,7 +199,10 @@ def normalise(texts, skip: np.ndarray | None = None) -> pd.DataFrame:
     arr = texts if isinstance(texts, (pa.Array, pa.ChunkedArray)) else pa.array(list(texts), type=pa.large_string())
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
-    shapes = pc.dictionary_encode(prenormalise(arr, skip).cast(pa.string()))
+    if skip is not None:
+        arr = _skipped(arr, skip)
+    distinct = pc.dictionary_encode(arr)  # exact repeats (bind parameters, ORMs) normalised once
+    shapes = pc.dictionary_encode(pc.take(prenormalise(distinct.dictionary).cast(pa.string()), distinct.indices))
     uniq = shapes.dictionary.to_pylist()
     queries = [number(s) for s in uniq]
     prints = [fingerprint(q) for q in queries]
