@@ -154,7 +154,8 @@ def statement_events(entries: pd.DataFrame) -> pd.DataFrame:
             lst = pc.extract_regex(pc.utf8_slice_codeunits(lmsg, 0, 200), _LOGGED)
             pos = pd.Series(np.arange(len(logged), dtype=float), index=logged.index)
             both = pd.concat([pd.DataFrame({"pid": logged["pid"], "p": pos}),
-                              pd.DataFrame({"pid": dur["pid"][bare], "p": np.nan, "d": True})]).sort_index(kind="stable")
+                              pd.DataFrame({"pid": dur["pid"][bare], "p": np.nan, "d": True})])
+            both = both.sort_index(kind="stable")
             both["p"] = both.groupby(both["pid"].fillna(-1))["p"].ffill()
             src = both.loc[both["d"].fillna(False).astype(bool), "p"].reindex(dur.index[bare]).to_numpy()
             ok = ~np.isnan(src)
@@ -197,7 +198,8 @@ def statements(events: pd.DataFrame) -> pd.DataFrame:
         "users": _few_by(events, "fingerprint", "user"), "databases": _few_by(events, "fingerprint", "database"),
         "applications": _few_by(events, "fingerprint", "application"),
         "via": _few_by(events, "fingerprint", "via")}).reindex(g.size().index).rename_axis("fingerprint").reset_index()
-    return out.sort_values(["total_ms", "calls"], ascending=False, kind="stable").reset_index(drop=True)[STATEMENT_COLUMNS]
+    out = out.sort_values(["total_ms", "calls"], ascending=False, kind="stable")
+    return out.reset_index(drop=True)[STATEMENT_COLUMNS]
 
 
 def _few_by(frame: pd.DataFrame, key: str, column: str, n: int = 5) -> pd.Series:
@@ -289,9 +291,10 @@ def errors(events: pd.DataFrame) -> pd.DataFrame:
     keys = ["severity", "sqlstate", "sqlstate_class", "inferred", "signature"]
     ev = events.assign(sqlstate=events["sqlstate"].fillna(""), sqlstate_class=events["sqlstate_class"].fillna(""))
     g = ev.groupby(keys, sort=False, dropna=False)
+    keyed = ev.assign(_k=g.ngroup())
     out = pd.DataFrame({"count": g.size(), "first_seen": g["timestamp"].min(), "last_seen": g["timestamp"].max(),
-                        "users": _few_by(ev.assign(_k=g.ngroup()), "_k", "user").reindex(range(g.ngroups)).to_numpy(),
-                        "databases": _few_by(ev.assign(_k=g.ngroup()), "_k", "database").reindex(range(g.ngroups)).to_numpy(),
+                        "users": _few_by(keyed, "_k", "user").reindex(range(g.ngroups)).to_numpy(),
+                        "databases": _few_by(keyed, "_k", "database").reindex(range(g.ngroups)).to_numpy(),
                         "example": g["message"].first(), "statement": g["statement"].first()}).reset_index()
     for c in ("sqlstate", "sqlstate_class"):
         out[c] = out[c].replace("", pd.NA)
@@ -316,7 +319,8 @@ _AUTH = (r"^(?:(?P<method>[A-Za-z0-9-]+) authentication failed for user \"(?P<wh
          r"(?P<mismatch>provided user name \([^)]*\) and authenticated user name \([^)]*\) do not match)|"
          r"(?P<nopass>password authentication failed)|(?P<cert>certificate authentication failed))")
 #: method keyword of a pg_hba.conf line (the DETAIL's "Connection matched ... line N: \"host all all x md5\"")
-_HBA_METHOD = r"Connection matched (?:pg_hba\.conf|file \"[^\"]*\") line \d+: \"[^\"]*?\b(?P<m>trust|reject|scram-sha-256|md5|password|gss|sspi|ident|peer|ldap|radius|cert|pam|bsd)\b[^\"]*\""
+_HBA_METHOD = (r"Connection matched (?:pg_hba\.conf|file \"[^\"]*\") line \d+: \"[^\"]*?\b(?P<m>trust|reject|"
+               r"scram-sha-256|md5|password|gss|sspi|ident|peer|ldap|radius|cert|pam|bsd)\b[^\"]*\"")
 
 
 def auth_failures(entries: pd.DataFrame) -> pd.DataFrame:
@@ -354,7 +358,8 @@ def auth_failures(entries: pd.DataFrame) -> pd.DataFrame:
 LOCK_COLUMNS = ["timestamp", "pid", "user", "database", "state", "mode", "object", "waited_ms", "holders",
                 "wait_queue", "statement"]
 _LOCK = (r"^process (?P<p>\d+) (?P<state>still waiting|acquired|avoided deadlock|detected deadlock while waiting)"
-         r"(?: for| by rearranging queue order)? ?(?P<mode>\w+)? ?(?:on )?(?P<object>.*?) after (?P<ms>\d+(?:\.\d+)?) ms")
+         r"(?: for| by rearranging queue order)? ?(?P<mode>\w+)? ?(?:on )?(?P<object>.*?) "
+         r"after (?P<ms>\d+(?:\.\d+)?) ms")
 
 
 def lock_waits(entries: pd.DataFrame) -> pd.DataFrame:

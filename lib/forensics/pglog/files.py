@@ -36,7 +36,8 @@ def local_files(spec: str) -> list[Path]:
     return found[:MAX_FILES]
 
 
-def read_files(specs: list[str], *, aws=None, client=None, max_bytes: int = MAX_BYTES) -> tuple[list[tuple[str, bytes]], dict]:
+def read_files(specs: list[str], *, aws=None, client=None,
+               max_bytes: int = MAX_BYTES) -> tuple[list[tuple[str, bytes]], dict]:
     """``[(name, bytes)]`` of every file ``specs`` name (paths and ``s3://`` prefixes), at most ``max_bytes``
     in all; and what was read (``objects_read``, ``bytes_read``, ``truncated``)."""
     out: list[tuple[str, bytes]] = []

@@ -22,7 +22,8 @@ def entries_of(export: pd.DataFrame, prefix: str | None = None) -> pd.DataFrame:
     files = export[is_file]
     for (group, fmt), g in files.groupby(["log_group", streams[is_file]], sort=False):
         text = "\n".join(g["message"].astype(str).tolist()) + "\n"
-        frames.append(reader.parse(text.encode("utf-8", "replace"), fmt, prefix if fmt != "rds" else (prefix or RDS_PREFIX)))
+        fmt_prefix = (prefix or RDS_PREFIX) if fmt == "rds" else prefix
+        frames.append(reader.parse(text.encode("utf-8", "replace"), fmt, fmt_prefix))
     events = export[~is_file]
     if len(events):
         frames.append(reader.parse_events(events.sort_values("timestamp", kind="stable"), prefix))
