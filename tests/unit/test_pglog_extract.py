@@ -190,6 +190,9 @@ def test_statements_source_says_which_and_why():
     stale = stmts.statements_source(_pss(taken="2026-11-26T10:00:00Z"), log, W)
     assert stale["source"] == "log" and "stale" in stale["why"]
     assert stmts.statements_source(missing, log.iloc[0:0], W)["source"] is None
+    # reset, and the log timed nothing: pg_stat_statements still ranks them, saying its counts are a lower bound
+    fallback = stmts.statements_source(_pss(), log.iloc[0:0], W, {"stats_reset": "2026-11-23T09:30:00Z"})
+    assert fallback["source"] == "pg_stat_statements" and "lower bound" in fallback["why"]
 
 
 def test_a_culprit_calling_pg_sleep_is_listed_from_either_source():

@@ -347,6 +347,9 @@ def statements_source(snapshot: pd.DataFrame | None, log_statements: pd.DataFram
         return {"source": SOURCE_PSS, "why": "pg_stat_statements answered and covers the window"}
     if has_log:
         return {"source": SOURCE_LOG, "why": problem + "; ranked from the statements PostgreSQL's log timed"}
+    if snapshot is not None and len(snapshot) and "query" in snapshot and not snapshot.attrs.get("capture_error"):
+        return {"source": SOURCE_PSS, "why": problem + "; the log timed no statement, so pg_stat_statements ranks "
+                                                       "them anyway (its counts are a lower bound)"}
     return {"source": None, "why": problem + "; the log timed no statement either"}
 
 
