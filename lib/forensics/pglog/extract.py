@@ -172,7 +172,7 @@ def statement_events(entries: pd.DataFrame) -> pd.DataFrame:
     order = np.argsort(row, kind="stable")
     row = row[order]
     picked = dur.iloc[row]
-    out = pd.DataFrame({"timestamp": picked["timestamp"].to_numpy(), "pid": picked["pid"].array,
+    out = pd.DataFrame({"timestamp": picked["timestamp"].array, "pid": picked["pid"].array,
                         "user": picked["user"].array, "database": picked["database"].array,
                         "client": picked["client"].array, "application": picked["application"].array,
                         "duration_ms": ms[row], "via": pd.array(np.concatenate(vias)[order], dtype="str"),

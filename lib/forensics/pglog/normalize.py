@@ -104,7 +104,7 @@ def prenormalise(texts: pa.Array, skip: np.ndarray | None = None) -> pa.Array:
     prev[first] = 32
     # string literals: quote parity, restarted at each text (a text with an odd count cannot leak)
     q = b == 39
-    par = (np.cumsum(q, dtype=np.int32) & 1).astype(np.uint8)
+    par = np.bitwise_xor.accumulate(q.view(np.uint8))
     carry = _after(par, 0)[new_starts.clip(max=len(b) - 1)]
     carry[lens == 0] = 0
     parity = par ^ np.repeat(carry, lens)
@@ -132,11 +132,11 @@ def prenormalise(texts: pa.Array, skip: np.ndarray | None = None) -> pa.Array:
     starts_at = np.flatnonzero(run_start)
     p = prev[starts_at]
     wordish = ((p >= 65) & (p <= 90)) | ((p >= 97) & (p <= 122)) | (p == 95) | (p == 36) | (p >= 128)
-    # a run is a number unless it continues a word: label runs by their start
-    run_id = np.cumsum(run_start, dtype=np.int32)
-    is_number = np.zeros(len(starts_at) + 1, dtype=bool)
-    is_number[1:] = ~wordish
-    num_char = num & is_number[run_id]
+    # a run is a number unless it continues a word: spread each run's verdict over its bytes
+    at_num = np.flatnonzero(num)
+    run_len = np.diff(np.append(np.searchsorted(at_num, starts_at), len(at_num)))
+    num_char = np.zeros(len(b), dtype=bool)
+    num_char[at_num] = np.repeat(~wordish, run_len)
     # E'...', B'...', X'...', N'...': the prefix letter belongs to the literal (when it starts a word)
     at = np.flatnonzero(opening_mark & ~first)
     letter = at[np.isin(b[at - 1], np.frombuffer(b"EeBbXxNn", dtype=np.uint8))]
@@ -154,8 +154,9 @@ def prenormalise(texts: pa.Array, skip: np.ndarray | None = None) -> pa.Array:
     out[ws] = 32
     out[mark] = 1
     keep = ~drop
-    ck = np.concatenate((np.zeros(1, np.int64), np.cumsum(keep, dtype=np.int64)))
-    new_offsets = ck[np.append(new_starts, len(b))]
+    kept = np.add.reduceat(keep.view(np.uint8), new_starts.clip(max=len(b) - 1), dtype=np.int64)
+    kept[lens == 0] = 0
+    new_offsets = np.concatenate((np.zeros(1, np.int64), np.cumsum(kept)))
     data = out[keep]
     mask = None if valid is None else pa.py_buffer(np.packbits(valid, bitorder="little").tobytes())
     arr = pa.LargeStringArray.from_buffers(n, pa.py_buffer(new_offsets.astype(np.int64).tobytes()),
