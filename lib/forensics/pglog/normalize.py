@@ -154,9 +154,8 @@ def prenormalise(texts: pa.Array, skip: np.ndarray | None = None) -> pa.Array:
     out[ws] = 32
     out[mark] = 1
     keep = ~drop
-    kept = np.add.reduceat(keep.view(np.uint8), new_starts.clip(max=len(b) - 1), dtype=np.int64)
-    kept[lens == 0] = 0
-    new_offsets = np.concatenate((np.zeros(1, np.int64), np.cumsum(kept)))
+    bounds = np.append(new_starts, len(b))
+    new_offsets = bounds - np.searchsorted(np.flatnonzero(drop), bounds)  # few bytes are dropped: count those
     data = out[keep]
     mask = None if valid is None else pa.py_buffer(np.packbits(valid, bitorder="little").tobytes())
     arr = pa.LargeStringArray.from_buffers(n, pa.py_buffer(new_offsets.astype(np.int64).tobytes()),

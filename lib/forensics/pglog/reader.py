@@ -104,7 +104,8 @@ def parse_buffer(data: bytes, prefix: str | None = None, times: np.ndarray | Non
     if not len(heads):
         return empty()
     take = pa.array(heads)
-    fields = {f.name: pc.take(st.field(i), take) for i, f in enumerate(st.type)}
+    every = len(heads) == n  # one line per entry (RDS, most logs): no take needed
+    fields = {f.name: (st.field(i) if every else pc.take(st.field(i), take)) for i, f in enumerate(st.type)}
     fields = {k: (v if k in ("head", "sev") else pc.if_else(pc.equal(v, ""), pa.scalar(None, v.type), v))
               for k, v in fields.items()}
     msg_start = starts[heads] + np.asarray(pc.binary_length(fields["head"]), dtype=np.int64)
@@ -125,13 +126,18 @@ def parse_buffer(data: bytes, prefix: str | None = None, times: np.ndarray | Non
     owner = pd.Series(np.where(is_secondary, np.nan, idx))
     owner = owner.groupby(np.nan_to_num(pid, nan=-1)).ffill() if "pid" in fields else owner.ffill()
     primary = np.flatnonzero(~is_secondary)
+    all_primary = len(primary) == len(heads)
+
+    def pick(arr):
+        return arr if all_primary else pc.take(arr, ptake)
+
     ptake = pa.array(primary)
     out = {"timestamp": ts[primary], "pid": pd.array(pid[primary], dtype="Float64").astype("Int64")}
     for col, key in (("user", "user"), ("database", "db"), ("client", "client"), ("application", "app"),
                      ("session", "session"), ("sqlstate", "sqlstate")):
-        out[col] = _clean(pc.take(fields[key], ptake)) if key in fields else None
-    out["severity"] = pc.take(sev, ptake)
-    out["message"] = pc.take(joined, ptake)
+        out[col] = _clean(pick(fields[key])) if key in fields else None
+    out["severity"] = pick(sev)
+    out["message"] = pick(joined)
     sec_rows = np.flatnonzero(is_secondary)
     owners = owner.to_numpy()[sec_rows]
     ok = ~np.isnan(owners)
