@@ -91,7 +91,11 @@ _ENV_SCHEMA: dict[str, Any] = {
     "rds": {"instance": (True, str, "RDS DB instance identifier"),
             "replica": (False, (str, type(None)), "a read replica's DB instance identifier (ReplicaLag, its events)"),
             "log_group": (False, (str, type(None)), "CloudWatch Logs group of its PostgreSQL log (default "
-                                                    "/aws/rds/instance/<instance>/postgresql)")},
+                                                    "/aws/rds/instance/<instance>/postgresql)"),
+            "log_line_prefix": (False, (str, type(None)), "log_line_prefix of that log (default RDS's %t:%r:%u@%d:[%p]:)")},
+    "postgres_log": {"files": (True, list, "a self-hosted server's log files: paths, folders, globs or s3://bucket/prefix"),
+                     "format": (False, (str, type(None)), "stderr, csvlog or jsonlog (detected when absent)"),
+                     "log_line_prefix": (False, (str, type(None)), "the server's log_line_prefix (stderr format)")},
     "postgres": {
         "dsn_env": (False, (str, type(None)), "name of the environment variable holding a libpq DSN"),
         "dsn": (False, (str, type(None)), "a libpq DSN without password (the sandbox); PG*/PGSERVICE also work"),
@@ -197,7 +201,7 @@ _ENV_SCHEMA: dict[str, Any] = {
 }
 #: Only ``name`` and ``aws`` are required: a notebook runs on the sections the environment has, and one
 #: with none of its sections is skipped (a security-only environment, a platform without ECS).
-_ENV_OPTIONAL_SECTIONS = {"alb", "ecs", "rds", "logs", "postgres", "elasticache", "queues", "ai", "audit",
+_ENV_OPTIONAL_SECTIONS = {"alb", "ecs", "rds", "logs", "postgres", "postgres_log", "elasticache", "queues", "ai", "audit",
                           "cloudtrail", "athena", "schema", "diagnosis", "jobs", "backups", "certificates"}
 #: fields naming a PostgreSQL table: a plain identifier (optionally schema-qualified), nothing else
 _TABLE_FIELDS = (("queues", "failed_table"), ("ai", "logs_table"), ("ai", "budgets_table"),

@@ -18,7 +18,9 @@ import pytest
 
 from forensics.analysis import pglog
 
-ROOT = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real" / "postgres_logs"
+ROOT = next((p for p in (Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real" / "postgres_logs",
+                         Path("/work/shared/data/real/postgres_logs")) if p.exists()),
+            Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real" / "postgres_logs")
 pytestmark = pytest.mark.skipif(not ROOT.exists(), reason="shared/data/real/postgres_logs is not beside this checkout")
 
 
@@ -68,3 +70,59 @@ def test_held_out_classification_report():
     assert (held["rds"]["category"] == "authentication_failure").sum() == 2
     assert int(cnpg_check["found"].sum()) == int(cnpg_check["hits"].sum())
     assert set(held["plain"]["category"]) == {"other"}
+
+
+# ---- the whole reader (forensics.pglog) against pgbadger on the same file, in one run ----------------------------
+def _cpu_children() -> float:
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def test_pglog_reader_speed_against_pgbadger(tmp_path):
+    """MB/s of forensics.pglog (read every entry, then every frame: statements normalised and ranked, errors,
+    auth failures, locks, deadlocks, temp files, checkpoints, autovacuum, connections, sessions, cancellations)
+    and of pgbadger 12 (``-f rds -x json``) on the same ~18 MB RDS log (pgbadger's test log, repeated), in one
+    run. CPU seconds are the fair figure on a shared machine (other processes stretch wall time); both printed.
+    Goal (issue 20): 10x pgbadger and >= 23 MB/s."""
+    import resource
+    import shutil
+    import subprocess
+
+    from forensics.pglog import extract, reader
+
+    import re
+
+    src = ROOT / "pgbadger" / "rds.head6000.log"
+    # 18 copies, each with its own literal values (a repeated text would be normalised once: not a fair test)
+    text = src.read_bytes()
+    data = b"".join(re.sub(rb"(?<=[=+-] )(\d+)", lambda m, k=k: m.group(1) + str(k).encode(), text) for k in range(18))
+    log = tmp_path / "rds.log"
+    log.write_bytes(data)
+    mb = len(data) / 1e6
+    reader.parse(data[:200_000])  # imports and first-call set-up out of the timing
+    c0, w0 = time.process_time(), time.perf_counter()
+    entries = reader.parse(data)
+    c1, w1 = time.process_time(), time.perf_counter()
+    frames = extract.analyse(entries)
+    c2, w2 = time.process_time(), time.perf_counter()
+    ours_cpu, ours_wall = c2 - c0, w2 - w0
+    print(f"\nforensics.pglog on {mb:.1f} MB ({len(entries):,} entries, {len(frames['statement_events']):,} statements):"
+          f" read {c1 - c0:.2f} s + frames {c2 - c1:.2f} s CPU = {mb / ours_cpu:.1f} MB/s CPU, "
+          f"{mb / ours_wall:.1f} MB/s wall")
+    assert len(frames["statement_events"]) == 18 * 5990
+    pgbadger = shutil.which("pgbadger")
+    if pgbadger is None:
+        pytest.skip("pgbadger is not installed (make pgbadger): no ratio")
+    k0, w0 = _cpu_children(), time.perf_counter()
+    subprocess.run([pgbadger, "-q", "--pid-dir", str(tmp_path), "-f", "rds", "-x", "json", "-o", str(tmp_path / "r.json"),
+                    str(log)], check=True, timeout=3600, capture_output=True)
+    theirs_cpu, theirs_wall = _cpu_children() - k0, time.perf_counter() - w0
+    print(f"pgbadger on the same file: {theirs_cpu:.2f} s CPU = {mb / theirs_cpu:.1f} MB/s CPU, "
+          f"{mb / theirs_wall:.1f} MB/s wall")
+    ratio = theirs_cpu / ours_cpu
+    print(f"ratio (CPU): {ratio:.1f}x pgbadger (goal 10x); wall: {theirs_wall / ours_wall:.1f}x; "
+          f"goal 23 MB/s {'met' if mb / ours_cpu >= 23 else 'NOT met'} ({mb / ours_cpu:.1f} MB/s CPU)")
+    del resource
+    assert ratio > 1, "slower than pgbadger: a regression"

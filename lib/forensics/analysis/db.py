@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import pandas as pd
 
+from .. import contracts
 from . import statements as stmts
 
 #: Our own sessions: never count them as the holder or as the slow statement.
-OWN_APPLICATION = "forensics"
+OWN_APPLICATION = contracts.APPLICATION_NAME
 UNNAMED = "(no application_name)"
 
 
@@ -100,10 +101,12 @@ def slow_statements(statements: pd.DataFrame, activity: pd.DataFrame | None = No
     cols = ["query", "source", "calls", "mean_exec_time", "total_exec_time", "queryid"]
     rows = []
     if statements is not None and not statements.empty:
+        # the collector's own statements are kind "collector" (what they read, or who ran them): never
+        # filtered by a word in the text - an application's culprit may well call pg_sleep
         ranked = statements if "kind" in statements else stmts.by_time_spent(statements)
-        ranked = ranked[~ranked["query"].str.contains("pg_sleep", na=False)]
+        source = ranked.attrs.get("source", stmts.SOURCE_PSS)
         for _, r in stmts.slow(ranked, n=limit, min_mean_ms=min_mean_ms).iterrows():
-            rows.append({"query": r["query"], "source": "pg_stat_statements", "calls": int(r["calls"]),
+            rows.append({"query": r["query"], "source": source, "calls": int(r["calls"]),
                          "mean_exec_time": float(r["mean_exec_time"]), "total_exec_time": float(r["total_exec_time"]),
                          "queryid": int(r["queryid"]) if pd.notna(r.get("queryid")) else None})
     if activity is not None and not activity.empty:

@@ -314,3 +314,89 @@ def slow(ranked: pd.DataFrame, n: int = 10, min_mean_ms: float = 0.0) -> pd.Data
 def one_offs(ranked: pd.DataFrame, n: int = 10) -> pd.DataFrame:
     """Utility, DDL and bulk-load statements (not the collector's), most time first: listed apart."""
     return _select(ranked, ranked["kind"].isin(["utility", "bulk load"]), n, 0.0)
+
+
+# ---- the log's statements when pg_stat_statements cannot answer (issue 20) ----------------------------------
+#: pg_stat_statements read this long after the window's end is stale: its totals are mostly other hours'.
+STALE_AFTER = pd.Timedelta(hours=6)
+SOURCE_PSS, SOURCE_LOG = "pg_stat_statements", "log"
+
+
+def statements_source(snapshot: pd.DataFrame | None, log_statements: pd.DataFrame | None, window=None,
+                      info: Mapping | pd.DataFrame | None = None) -> dict:
+    """Which source ranks the slow statements, and why: ``{"source": "pg_stat_statements" | "log" | None,
+    "why": ...}``. pg_stat_statements when it answered and covers the window; the statements PostgreSQL's
+    log timed (``duration:`` lines, :mod:`forensics.pglog`) when pg_stat_statements is missing (not
+    installed, no connection, capture failed), was reset after the window started (the window's counts
+    are gone) or was read more than :data:`STALE_AFTER` after the window (its totals are other hours').
+    None when neither answered (unknown, not "no slow statement")."""
+    has_log = log_statements is not None and len(log_statements) > 0 and not log_statements.attrs.get("capture_error")
+    problem = None
+    if snapshot is None or snapshot.attrs.get("capture_error") or not len(snapshot) or "query" not in snapshot:
+        err = snapshot.attrs.get("capture_error") if snapshot is not None else None
+        problem = f"pg_stat_statements did not answer ({err})" if err else "pg_stat_statements has no rows"
+    elif window is not None:
+        reset = _ts(_info(info).get("stats_reset"))
+        taken = _snapshot_at(snapshot)
+        if reset is not None and reset > window.start:
+            problem = f"pg_stat_statements was reset at {reset.isoformat()}, after the window began"
+        elif taken is not None and taken - window.end > STALE_AFTER:
+            problem = (f"pg_stat_statements was read at {taken.isoformat()}, "
+                       f"{(taken - window.end).total_seconds() / 3600:.0f} h after the window: stale")
+    if problem is None:
+        return {"source": SOURCE_PSS, "why": "pg_stat_statements answered and covers the window"}
+    if has_log:
+        return {"source": SOURCE_LOG, "why": problem + "; ranked from the statements PostgreSQL's log timed"}
+    if snapshot is not None and len(snapshot) and "query" in snapshot and not snapshot.attrs.get("capture_error"):
+        return {"source": SOURCE_PSS, "why": problem + "; the log timed no statement, so pg_stat_statements ranks "
+                                                       "them anyway (its counts are a lower bound)"}
+    return {"source": None, "why": problem + "; the log timed no statement either"}
+
+
+def from_log(log_statements: pd.DataFrame, collector_application: str | None = None) -> pd.DataFrame:
+    """The log's statements (``pg_log_statements``) in :func:`by_time_spent`'s shape (``query, calls,
+    total_exec_time, mean_exec_time, kind``; ``queryid`` unknown, ``fingerprint`` kept), so :func:`slow`,
+    :func:`one_offs` and the notebooks' tables read them unchanged. A statement only the collector ran
+    (``applications`` is its application_name, :data:`forensics.contracts.APPLICATION_NAME`) is of kind
+    ``collector``: classified by who ran it, never by a word in its text."""
+    from .. import contracts
+
+    own = collector_application or contracts.APPLICATION_NAME
+    cols = ["queryid", "query", "calls", "total_exec_time", "mean_exec_time", "max_exec_time", "first_seen",
+            "last_seen", "fingerprint", "kind"]
+    if log_statements is None or not len(log_statements):
+        out = pd.DataFrame(columns=cols)
+    else:
+        ls = log_statements
+        out = pd.DataFrame({"queryid": pd.array([pd.NA] * len(ls), dtype="Int64"), "query": ls["query"].to_numpy(),
+                            "calls": ls["calls"].astype(float).to_numpy(),
+                            "total_exec_time": ls["total_ms"].astype(float).to_numpy(),
+                            "mean_exec_time": ls["mean_ms"].astype(float).to_numpy(),
+                            "max_exec_time": ls["max_ms"].astype(float).to_numpy(),
+                            "first_seen": ls["first_seen"].to_numpy(), "last_seen": ls["last_seen"].to_numpy(),
+                            "fingerprint": ls["fingerprint"].to_numpy()})
+        apps = ls["applications"].fillna("").astype(str).to_numpy() if "applications" in ls else [""] * len(ls)
+        out["kind"] = [("collector" if a.strip() == own else kind(q)) for q, a in zip(out["query"], apps)]
+        out = out.sort_values("total_exec_time", ascending=False, kind="stable").reset_index(drop=True)
+    first = out["first_seen"].min() if len(out) else None
+    last = out["last_seen"].max() if len(out) else None
+    out.attrs = {"warnings": [], "source": SOURCE_LOG,
+                 "ranking": ("ranked by total time of the statements PostgreSQL's log timed (duration: lines; "
+                             "only those over log_min_duration_statement, unless log_duration is on)"
+                             + (f", {pd.Timestamp(first).isoformat()} to {pd.Timestamp(last).isoformat()}"
+                                if first is not None and pd.notna(first) else "")
+                             + "; utility, DDL and bulk-load statements and the collector's own are listed apart")}
+    return out
+
+
+def join_log(snapshot: pd.DataFrame, log_statements: pd.DataFrame) -> pd.DataFrame:
+    """pg_stat_statements rows with the log's figures for the same statement (joined on the libpg_query
+    fingerprint of both texts): ``log_calls, log_total_ms, log_first_seen, log_last_seen``."""
+    from ..pglog import normalize
+
+    if snapshot is None or not len(snapshot) or log_statements is None or not len(log_statements):
+        return snapshot
+    fp = [normalize.fingerprint(q) for q in snapshot["query"].astype(str)]
+    log = log_statements.set_index("fingerprint")[["calls", "total_ms", "first_seen", "last_seen"]]
+    log = log[~log.index.duplicated()].add_prefix("log_")
+    return snapshot.assign(fingerprint=fp).join(log, on="fingerprint")

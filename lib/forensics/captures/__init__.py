@@ -21,7 +21,7 @@ from .core import (COUNTERS, LIVE, LOGS, METRICS, TABLES, CAPTURES, Capture, cal
 
 # The declarations, by domain (each module declares its captures when imported).
 from . import postgres, service_metrics, logs, changes, cloudtrail, ecs, tables, audit, alb  # noqa: E402,I001
-from . import jobs, log_volume, backups, certificates  # noqa: E402,I001
+from . import jobs, log_volume, backups, certificates, pg_log  # noqa: E402,I001
 
 #: Captures of change events, merged by :func:`forensics.pull.all_change_events` into one timeline (with the
 #: jobs' events, which are analysis of the job captures: forensics.analysis.jobs.change_events).
