@@ -98,8 +98,50 @@ class _Functions(jp_functions.Functions):
         total = sum(v for v in counts.values() if isinstance(v, (int, float)))
         return None if not total else self._func_tally(counts, text) / total
 
+    @jp_functions.signature({"types": ["object", "null"]}, {"types": ["string"]})
+    def _func_pick(self, obj, text):
+        """The entries of ``obj`` whose key contains ``text`` (a queue's onset by the task's word)."""
+        if obj is None:
+            return None
+        return {k: v for k, v in obj.items() if text.lower() in str(k).lower()}
+
+    @jp_functions.signature({"types": ["string", "null"]})
+    def _func_role(self, principal):
+        return None if principal is None else fold_principal(principal)
+
+    @jp_functions.signature({"types": ["array", "null"]}, {"types": ["array", "null"]})
+    def _func_fold_principals(self, calls, principals):
+        """``calls`` (records with ``principal`` and ``new_principal``) with every principal folded to its
+        role (:func:`fold_principal`) and ``new_principal`` false when the folded principal is known: a
+        known principal of ``principals`` (``new`` false) or of ``calls`` folds to it. A new session
+        name of a known role is not a new principal."""
+        if calls is None:
+            return None
+        known = {fold_principal(r.get("principal")) for r in principals or []
+                 if isinstance(r, dict) and r.get("new") is False and r.get("principal")}
+        known |= {fold_principal(r.get("principal")) for r in calls
+                  if isinstance(r, dict) and r.get("new_principal") is False and r.get("principal")}
+        out = []
+        for r in calls:
+            if not isinstance(r, dict):
+                continue
+            p = fold_principal(r.get("principal")) if r.get("principal") else r.get("principal")
+            new = r.get("new_principal")
+            out.append({**r, "principal": p, "new_principal": (new and p not in known) if new is not None else None})
+        return out
+
 
 _OPTIONS = jmespath.Options(custom_functions=_Functions())
+_ASSUMED = re.compile(r"^arn:(aws[\w-]*):sts::(\d{12}):assumed-role/([^/]+)/.+$")
+
+
+def fold_principal(principal) -> str:
+    """An STS assumed-role session ARN (``arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION``, as CloudTrail's
+    userIdentity.arn gives it) -> its role, ``arn:aws:iam::ACCOUNT:role/ROLE``: each session has a new
+    name, the identity that holds the permissions is the role. Anything else unchanged."""
+    text = str(principal)
+    m = _ASSUMED.match(text)
+    return f"arn:{m.group(1)}:iam::{m.group(2)}:role/{m.group(3)}" if m else text
 
 
 def _when(value) -> pd.Timestamp | None:

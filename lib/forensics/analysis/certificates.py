@@ -78,6 +78,27 @@ def expiring(certs: pd.DataFrame, as_of, warn_days: float, domains=()) -> dict[s
     return dict(sorted(out.items(), key=lambda kv: kv[1]))
 
 
+def expiring_imported(certs: pd.DataFrame, expiring_names) -> list[dict]:
+    """The names of ``expiring`` (:func:`expiring`) served by an imported certificate (``type``
+    IMPORTED): ACM never renews those (no validation to wait for), so they must be replaced by hand.
+    A name also covered by an ACM-issued certificate in use is not listed (that one is renewed)."""
+    if certs is None or certs.empty or not expiring_names or "type" not in certs:
+        return []
+    c = certs.assign(names_=certs["names"].map(_split), used=certs["in_use_by"].fillna("").str.len() > 0)
+    out = []
+    for name in expiring_names:
+        mine = c[c["names_"].map(lambda ns: name in ns)]
+        served = mine[mine["used"]] if mine["used"].any() else mine
+        if len(served) and (served["type"].astype("str") == "IMPORTED").all():
+            r = served.sort_values("not_after").iloc[0]
+            out.append({"name": name, "certificate": r["arn"], "not_after": _iso(r["not_after"])})
+    return out
+
+
+def _iso(ts) -> str | None:
+    return None if ts is None or pd.isna(ts) else pd.Timestamp(ts).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _options(cert) -> list[dict]:
     return json.loads(cert.validation) if isinstance(cert.validation, str) and cert.validation else []
 

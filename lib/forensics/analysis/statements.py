@@ -195,10 +195,21 @@ def top(delta_frame: pd.DataFrame, n: int = 10, by: str = "total_exec_time") -> 
     return out
 
 
+#: Absolute floors of :func:`regressed`: at least this many calls in the window, and at least this
+#: mean time per call (ms) now. Below them a ratio is noise.
+REGRESSION_MIN_CALLS = 5
+REGRESSION_MIN_MEAN_MS = 1.0
+
+
 def regressed(
-    delta_frame: pd.DataFrame, before: pd.DataFrame | None = None, factor: float = 2.0, min_calls: int = 1
+    delta_frame: pd.DataFrame, before: pd.DataFrame | None = None, factor: float = 2.0,
+    min_calls: int = REGRESSION_MIN_CALLS, min_mean_ms: float = REGRESSION_MIN_MEAN_MS,
 ) -> pd.DataFrame:
     """Statements whose mean time in the window is at least ``factor`` x their mean before it.
+
+    A ratio alone is noise for cheap or rare statements (0.006 -> 0.03 ms from one call is "5x"): a
+    statement must also have run at least ``min_calls`` times in the window and take at least
+    ``min_mean_ms`` per call now (docs/diagnosis-bank.md, "Absolute floors").
 
     The mean before comes from ``delta_frame["mean_exec_time_before"]`` or, when ``before`` is
     given, from its cumulative totals. Ordered by the time the regression cost in the window
@@ -213,7 +224,8 @@ def regressed(
         d = d.drop(columns=["mean_exec_time_before"], errors="ignore").merge(
             b[[*key, "mean_exec_time_before"]], on=key, how="left"
         )
-    d = d[(d["calls"] >= min_calls) & d["mean_exec_time_before"].gt(0) & d["mean_exec_time"].notna()]
+    d = d[(d["calls"] >= min_calls) & d["mean_exec_time_before"].gt(0) & d["mean_exec_time"].notna()
+          & d["mean_exec_time"].ge(min_mean_ms)]
     d = d.assign(ratio=d["mean_exec_time"] / d["mean_exec_time_before"])
     d = d[d["ratio"] >= factor]
     d = d.assign(excess_time=d["calls"] * (d["mean_exec_time"] - d["mean_exec_time_before"]))

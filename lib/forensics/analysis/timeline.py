@@ -14,7 +14,32 @@ from .. import contracts
 from ..window import iso
 
 COLUMNS = list(contracts.EVENT_COLUMNS)
-CHANGE_KINDS = contracts.CHANGE_KINDS
+
+#: Changes someone made, besides ECS service deployments (contracts.DEPLOYMENT):
+TASK_RUN = "task-run"                    # a one-off ECS task (RunTask: a migration, a backfill)
+LAMBDA_DEPLOY = "lambda-deploy"          # Lambda UpdateFunctionCode / configuration / alias
+PARAMETER_CHANGE = "parameter-group-change"  # RDS/ElastiCache parameter group modified or reset
+SECURITY_GROUP_CHANGE = "security-group-change"  # ingress/egress rules authorised, revoked, modified
+#: Made changes (someone did something): the latest of these before an onset is the suspect.
+MADE_CHANGES: tuple[str, ...] = (contracts.DEPLOYMENT, TASK_RUN, LAMBDA_DEPLOY, PARAMETER_CHANGE,
+                                 SECURITY_GROUP_CHANGE)
+#: Every kind that counts as a change: made changes, then what AWS reports (used only when no made change
+#: is in the lookback).
+CHANGE_KINDS: tuple[str, ...] = MADE_CHANGES + tuple(k for k in contracts.CHANGE_KINDS if k not in MADE_CHANGES)
+
+#: CloudTrail eventName -> change kind (AWS API reference names; read-only calls are never changes).
+CLOUDTRAIL_CHANGES = {
+    "RunTask": TASK_RUN, "StartTask": TASK_RUN,
+    "UpdateFunctionCode": LAMBDA_DEPLOY, "UpdateFunctionConfiguration": LAMBDA_DEPLOY,
+    "PublishVersion": LAMBDA_DEPLOY, "UpdateAlias": LAMBDA_DEPLOY, "CreateFunction": LAMBDA_DEPLOY,
+    "ModifyDBParameterGroup": PARAMETER_CHANGE, "ResetDBParameterGroup": PARAMETER_CHANGE,
+    "ModifyDBClusterParameterGroup": PARAMETER_CHANGE, "ResetDBClusterParameterGroup": PARAMETER_CHANGE,
+    "ModifyCacheParameterGroup": PARAMETER_CHANGE, "ResetCacheParameterGroup": PARAMETER_CHANGE,
+    "AuthorizeSecurityGroupIngress": SECURITY_GROUP_CHANGE, "AuthorizeSecurityGroupEgress": SECURITY_GROUP_CHANGE,
+    "RevokeSecurityGroupIngress": SECURITY_GROUP_CHANGE, "RevokeSecurityGroupEgress": SECURITY_GROUP_CHANGE,
+    "ModifySecurityGroupRules": SECURITY_GROUP_CHANGE,
+    "UpdateSecurityGroupRuleDescriptionsIngress": SECURITY_GROUP_CHANGE,
+}
 
 
 def empty() -> pd.DataFrame:
@@ -109,6 +134,40 @@ def merge(*frames: pd.DataFrame | None) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
+def cloudtrail_changes(trail: pd.DataFrame | None) -> pd.DataFrame:
+    """CloudTrail events (the ``cloudtrail_events`` capture's columns) that change something
+    (:data:`CLOUDTRAIL_CHANGES`) as timeline events; failed calls (an ``error_code``) changed nothing."""
+    if trail is None or not len(trail) or "event_name" not in trail:
+        return empty()
+    t = trail[trail["event_name"].isin(set(CLOUDTRAIL_CHANGES))]
+    if "error_code" in t:
+        t = t[t["error_code"].isna() | (t["error_code"].astype("str").isin(["", "None", "<NA>", "nan"]))]
+    if not len(t):
+        return empty()
+    who = t["principal"].astype("str") if "principal" in t else pd.Series([""] * len(t), index=t.index)
+    res = t["resource"].astype("str") if "resource" in t else pd.Series([""] * len(t), index=t.index)
+    return _contract(pd.DataFrame({
+        "timestamp": t["timestamp"].to_numpy(), "source": "cloudtrail", "resource": res.to_numpy(),
+        "kind": t["event_name"].map(CLOUDTRAIL_CHANGES).to_numpy(),
+        "message": (t["event_name"].astype("str") + " by " + who).to_numpy()}))
+
+
+def one_off_tasks(stopped: pd.DataFrame | None) -> pd.DataFrame:
+    """ECS tasks not started by a service (``group`` is ``family:<name>``, as RunTask sets it, not
+    ``service:<name>``) as ``task-run`` changes at their start: a migration run as a one-off task."""
+    if stopped is None or not len(stopped) or "group" not in stopped:
+        return empty()
+    t = stopped[~stopped["group"].astype("str").str.startswith("service:")
+                & stopped["group"].notna() & (stopped["group"].astype("str") != "")]
+    if not len(t):
+        return empty()
+    when = t["started_at"].fillna(t["timestamp"]) if "started_at" in t else t["timestamp"]
+    what = t["task_definition"].astype("str") if "task_definition" in t else t["group"].astype("str")
+    return _contract(pd.DataFrame({
+        "timestamp": when.to_numpy(), "source": "ecs", "resource": t["group"].astype("str").to_numpy(),
+        "kind": TASK_RUN, "message": ("one-off task " + what).to_numpy()}))
+
+
 def change_before(
     events: pd.DataFrame,
     t,
@@ -117,7 +176,9 @@ def change_before(
     slack: str | pd.Timedelta = "0s",
 ) -> pd.Series | None:
     """The change most likely behind an onset at ``t``: among events in ``[t - lookback, t + slack]``,
-    the latest of the first kind in ``kinds`` that has any (deployments first). ``slack`` admits an
+    the latest made change (:data:`MADE_CHANGES`: a deployment, a one-off task, a Lambda deploy, a
+    parameter-group or security-group change) in ``kinds``; without one, the latest of the first other
+    kind in ``kinds`` that has any (RDS events, then service events). ``slack`` admits an
     event inside the onset's own period (an onset at 09:05 stands for the minute 09:05-09:06).
     ``None`` when nothing of those kinds happened in the lookback."""
     if t is None or events is None or events.empty:
@@ -126,6 +187,10 @@ def change_before(
     t = t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
     ev = merge(events)
     ev = ev[(ev["timestamp"] >= t - pd.Timedelta(lookback)) & (ev["timestamp"] <= t + pd.Timedelta(slack))]
+    kinds = tuple(kinds)
+    made = ev[ev["kind"].isin([k for k in kinds if k in MADE_CHANGES])]
+    if len(made):  # someone's change: the latest one, whatever its kind (a migration after a deploy)
+        return made.iloc[-1]
     for kind in kinds:
         sel = ev[ev["kind"] == kind]
         if len(sel):

@@ -30,6 +30,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..errors import ForensicsError
+
 #: The shipped rules (SigmaHQ, Detection Rule License 1.1: see rules/sigmahq/LICENSE.md and UPSTREAM.md)
 SIGMAHQ_DIR = Path(__file__).resolve().parent / "rules" / "sigmahq"
 
@@ -238,7 +240,7 @@ def _match_text(view: "RecordView", name: str, rx: re.Pattern, full: bool) -> pd
     return out.fillna(False).astype(bool)
 
 
-class Unsupported(Exception):
+class Unsupported(ForensicsError):
     """A value type the evaluator does not read: the rule is skipped with this reason."""
 
 
