@@ -10,7 +10,7 @@ import re
 import ahocorasick
 
 from . import keys, shape
-from .rules import FIELD_GATE, FIELD_KEY, FIELD_TRIGGER, FIELD_VALUE, RULES, Rule
+from .rules import FIELD_GATE, FIELD_KEY, FIELD_TRIGGER, FIELD_VALUE, KEY_ID, RULES, UNLABELLED, VENDOR, Rule
 
 _KEY = os.environ.get("FORENSICS_REDACT_KEY", "forensics-notebooks/redact/v1").encode()
 
@@ -20,6 +20,13 @@ MARKER = re.compile(r"\[REDACTED:[a-z0-9-]+:[0-9a-f]{8}\]")
 DATA_URI = r"data:[\w/+.-]+;base64,[A-Za-z0-9+/=]{16,}"
 _PROTECTED = re.compile(r"(\[REDACTED:[a-z0-9-]+:[0-9a-f]{8}\]|" + DATA_URI + ")")
 _FIELD_RULE = len(RULES)  # index of the field rule among the gates
+_KEY_ID = RULES.index(KEY_ID)  # applied last, only beside a secret or alone (rules.KEY_ID)
+_VENDOR = frozenset(range(len(VENDOR)))
+_UNLABELLED = UNLABELLED[0]
+#: Words one of which must stand in the 48 characters before an unlabelled 40-character AWS secret key
+#: (``key=``, ``aws_secret...``, ``credentials:``) unless an access key id is in the same text: 40
+#: base64 characters alone are as often a digest or a fingerprint.
+_AWS_CONTEXT = ("secret", "key", "aws", "credential", "cred")
 
 
 def digest(secret: str) -> str:
@@ -94,9 +101,10 @@ def detect(value: str, found: list[tuple[str, str]] | None = None) -> str:
     ``found``. Markers and data URIs already in ``value`` are cut out once, not once per rule, and the
     rules are gated on the text between them (a gate word is part of its rule's match)."""
     if "[REDACTED:" not in value and ";base64," not in value:
-        return _detect_part(value, found)
+        return _detect_part(value, found, False)
+    beside = any(not m.group(0).startswith("[REDACTED:aws-access-key-id:") for m in MARKER.finditer(value))
     parts = _PROTECTED.split(value)
-    return "".join(part if i % 2 else _detect_part(part, found) for i, part in enumerate(parts))
+    return "".join(part if i % 2 else _detect_part(part, found, beside) for i, part in enumerate(parts))
 
 
 #: A text at least this long (an HTML page, a notebook) first checks each selected rule's RE2 trigger on
@@ -118,16 +126,23 @@ def _triggered(value: str, rules: list[int]) -> list[int]:
     return keep
 
 
-def _detect_part(value: str, found) -> str:
+def _detect_part(value: str, found, beside: bool = False) -> str:
+    """Every rule but the key-id rule, then the key-id rule when a secret was found beside the id (or
+    ``beside``: a marker of one is already in the text) or the text is the id alone."""
     rules = active_rules(value.lower())
     if len(value) >= BIG_TEXT:
         rules = _triggered(value, rules)
+    hits: list[tuple[str, str]] = []
     for i in rules:
         if i == _FIELD_RULE:
-            value = _apply(value, lambda part: _fields(part, found))
-        else:
+            value = _apply(value, lambda part: _fields(part, hits))
+        elif i != _KEY_ID:
             rule = RULES[i]
-            value = _apply(value, lambda part, r=rule: r.rx.sub(lambda m: _replace(m, r, found), part))
+            value = _apply(value, lambda part, r=rule, v=i in _VENDOR: r.rx.sub(lambda m: _replace(m, r, hits, v), part))
+    if _KEY_ID in rules and (hits or beside or KEY_ID.rx.fullmatch(value.strip().strip("\"'"))):
+        value = _apply(value, lambda part: KEY_ID.rx.sub(lambda m: _replace(m, KEY_ID, hits, True), part))
+    if found is not None:
+        found.extend(hits)
     return value
 
 
@@ -144,11 +159,16 @@ def _unquote(raw: str) -> tuple[str, bool]:
     return raw, False
 
 
-def _replace(m: re.Match, rule: Rule, found) -> str:
+def _replace(m: re.Match, rule: Rule, found, vendor: bool = False) -> str:
     secret = m.group(rule.group)
     if not secret or secret.startswith("[REDACTED:"):
         return m.group(0)
     start, end = m.span(rule.group)
+    if vendor and (shape.is_placeholder(secret) or shape.low_entropy(secret)):
+        return m.group(0)  # ghp_xxxx..., AKIA0000..., sk_live_0000...: the vendor's shape, no secret in it
+    if rule is _UNLABELLED and not (any(w in m.string[max(0, start - 48):start].lower() for w in _AWS_CONTEXT)
+                                    or KEY_ID.rx.search(m.string)):
+        return m.group(0)
     if rule.group:
         inner, quoted = _unquote(secret)
         if quoted:  # keep the quotes; the marker hashes what is inside
@@ -182,6 +202,8 @@ def field_secret(key: str, raw: str, op: str, key_quoted: bool, after: str, colo
         return None
     if strength == "password":
         return value if len(value) >= 3 and value.lower() != key.strip("\"'`-").lower() else None
+    if shape.is_identifier(value):
+        return None  # an ARN, an AWS resource id, an object key or path, words: evidence, not a credential
     if strength == "secret":
         if len(value) < 8 or (value.isdigit() and len(value) < 12) or shape.entropy(value) < 2.5 \
                 or shape.is_timestamp(value):

@@ -42,7 +42,16 @@ META_WORDS = frozenset(
     "strength min max timeout rotation created updated used valid validity store storetype alias usage "
     "tokens keys secrets passwords limit limits bucket region regex pattern attempt attempts retry "
     "retries reset change changed policy provider method methods status state lifetime age mask masked "
-    "env var variable placeholder hint hints text message error errors list class".split())
+    "env var variable placeholder hint hints text message error errors list class "
+    # who and when: a responder needs them (token_owner: bert-jan, key_fingerprint: ab:cd:...)
+    "owner owners user username users principal creator by holder subject account role group "
+    "fingerprint checksum etag md5 sha sha1 sha256 sha512 integrity crc crc32 time date timestamp "
+    "issued ts".split())
+#: Verbs that start an API action's name (CreateAccessKey, GetSecretValue): ``CreateAccessKey: bert-jan
+#: called ...`` names who called it, not a key.
+API_VERBS = frozenset(
+    "create delete get put update list describe rotate generate restore import upload enable disable tag "
+    "untag attach detach decrypt encrypt set reset revoke cancel validate batch assume remove add".split())
 #: Whole names that look secret-ish but are not (database keys, keyboard, metrics).
 NOT_SECRET_NAMES = frozenset(
     "primary_key foreign_key sort_key partition_key hash_key range_key cache_key idempotency_key "
@@ -79,6 +88,8 @@ def strength(name: str) -> str | None:
     ws = words(name)
     if not ws or ws[-1] in META_WORDS:
         return None
+    if len(ws) > 1 and ws[0] in API_VERBS and name[:1].isupper() and not name.isupper() and name.isalnum():
+        return None  # an API action (PascalCase, AWS style), not a field
     best = None
     for i, w in enumerate(ws):
         if w in NOT_SECRET_NAMES:
