@@ -164,7 +164,7 @@ def _replace(m: re.Match, rule: Rule, found, vendor: bool = False) -> str:
     if not secret or secret.startswith("[REDACTED:"):
         return m.group(0)
     start, end = m.span(rule.group)
-    if vendor and (shape.is_placeholder(secret) or shape.low_entropy(secret)):
+    if vendor and (shape.low_entropy(secret) or (rule is not KEY_ID and shape.is_placeholder(secret))):
         return m.group(0)  # ghp_xxxx..., AKIA0000..., sk_live_0000...: the vendor's shape, no secret in it
     if rule is _UNLABELLED and not (any(w in m.string[max(0, start - 48):start].lower() for w in _AWS_CONTEXT)
                                     or KEY_ID.rx.search(m.string)):

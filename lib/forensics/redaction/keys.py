@@ -51,7 +51,8 @@ META_WORDS = frozenset(
 #: called ...`` names who called it, not a key.
 API_VERBS = frozenset(
     "create delete get put update list describe rotate generate restore import upload enable disable tag "
-    "untag attach detach decrypt encrypt set reset revoke cancel validate batch assume remove add".split())
+    "untag attach detach decrypt encrypt set reset revoke cancel validate batch assume remove add change modify "
+    "request issue export sign start stop associate disassociate register deregister copy schedule test".split())
 #: Whole names that look secret-ish but are not (database keys, keyboard, metrics).
 NOT_SECRET_NAMES = frozenset(
     "primary_key foreign_key sort_key partition_key hash_key range_key cache_key idempotency_key "
