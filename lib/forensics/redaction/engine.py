@@ -26,6 +26,9 @@ _UNLABELLED = UNLABELLED[0]
 #: Words one of which must stand in the 48 characters before an unlabelled 40-character AWS secret key
 #: (``key=``, ``aws_secret...``, ``credentials:``) unless an access key id is in the same text: 40
 #: base64 characters alone are as often a digest or a fingerprint.
+#: A key id is "beside" a secret when the secret's marker is at most this many characters away (a key id
+#: and its secret key or session token in one credentials block; not anywhere in a long JSON record).
+_BESIDE = 200
 _AWS_CONTEXT = ("secret", "key", "aws", "credential", "cred")
 
 
@@ -140,7 +143,14 @@ def _detect_part(value: str, found, beside: bool = False) -> str:
             rule = RULES[i]
             value = _apply(value, lambda part, r=rule, v=i in _VENDOR: r.rx.sub(lambda m: _replace(m, r, hits, v), part))
     if _KEY_ID in rules and (hits or beside or KEY_ID.rx.fullmatch(value.strip().strip("\"'"))):
-        value = _apply(value, lambda part: KEY_ID.rx.sub(lambda m: _replace(m, KEY_ID, hits, True), part))
+        near = [m.span() for m in MARKER.finditer(value) if not m.group(0).startswith("[REDACTED:aws-access-key-id:")]
+        alone = bool(KEY_ID.rx.fullmatch(value.strip().strip("\"'")))
+
+        def pair(m: re.Match) -> str:
+            if alone or (beside and not near) or any(a - _BESIDE <= m.end() and m.start() <= b + _BESIDE for a, b in near):
+                return _replace(m, KEY_ID, hits, True)
+            return m.group(0)
+        value = _apply(value, lambda part: KEY_ID.rx.sub(pair, part))
     if found is not None:
         found.extend(hits)
     return value
@@ -227,6 +237,10 @@ def _fields(text: str, found) -> str:
             pos = m.end()
             continue
         raw = v.group(0)
+        if m.group("op") == "," and (m.start() == 0 or text[m.start() - 1] not in "\"'"
+                                     or text[v.end():v.end() + 3].lstrip()[:1] == ":"):
+            pos = m.end()  # JSON: "a value", "next key": ... ; a "k", "v" pair is a whole quoted name, then a value
+            continue
         secret = field_secret(m.group("key"), raw, m.group("op"), bool(m.group("kq")), text[v.end():v.end() + 1],
                               m.start() > 0 and text[m.start() - 1] == ":")
         if secret is None:

@@ -64,7 +64,9 @@ NOT_SECRET_NAMES = frozenset(
     "passenger passive passport passthrough pass_through surpass passed passes passing "
     "authored author authors authority authorities authorized authenticated authentication "
     "authorize authorizer authz keyword keywords keyspace keyset tokenizer tokenize tokenizers "
-    "secretary token_bucket auth_method auth_type auth_mode auth_source auth_plugin".split())
+    "secretary token_bucket auth_method auth_type auth_mode auth_source auth_plugin "
+    # AWS idempotency tokens (ClientToken, ClientRequestToken): the caller's request id, not a credential
+    "client_token client_request_token idempotency_token request_token".split())
 
 #: Weak words that count only when not followed by a letter or digit in the lowercased name
 #: (``basicAuth``, ``auth_header`` yes; ``authValue`` no): the prefilter can only see them that way.
@@ -87,6 +89,8 @@ def strength(name: str) -> str | None:
     if flat in NOT_SECRET_NAMES or flat.replace("_", "") in NOT_SECRET_NAMES:
         return None
     ws = words(name)
+    if "_".join(ws) in NOT_SECRET_NAMES:
+        return None
     if not ws or ws[-1] in META_WORDS:
         return None
     if len(ws) > 1 and ws[0] in API_VERBS and name[:1].isupper() and not name.isupper() and name.isalnum():

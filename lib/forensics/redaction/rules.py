@@ -229,7 +229,8 @@ FIELD_TRIGGER = (
 #: Unlabelled AWS secret access keys: 40 base64 characters with the shape and entropy of one. After the
 #: labelled rules (a 40-character bearer token keeps its kind), before the field rule (``key=<40>``).
 UNLABELLED: list[Rule] = [
-    Rule("aws-secret-key", re.compile(r"(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])"), 0, (),
+    # Not a 40-character piece of a longer base64url blob (cut at its '-' or '_').
+    Rule("aws-secret-key", re.compile(r"(?<![A-Za-z0-9/+_-])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=_-])"), 0, (),
          r"(?:^|[^A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?:[^A-Za-z0-9/+=]|$)", _aws_secret),
 ]
 

@@ -28,7 +28,8 @@ PLACEHOLDER = re.compile(
 #: Substrings that mark a value as an example or an instruction, not a credential.
 PLACEHOLDER_PART = re.compile(
     r"(?i)your[_-]?|<[a-z_ -]+>|xxxx|\*{3}|example|placeholder|changeme|change[_-]me|dummy|_here\b|"
-    r"replace[_-]?(?:me|with)|insert[_-]|redacted|\[REDACTED|fake[_-]|sample[_-]|\.\.\.|…")
+    r"replace[_-]?(?:me|with)|insert[_-]|redacted|\[REDACTED|fake[_-]|sample[_-]|\.\.\.|…"
+    r"|hidden_due_to_security_reasons")  # what CloudTrail writes in place of a password it withholds
 #: References to a value held elsewhere: shell/CI/template variables, environment and config lookups.
 REFERENCE = re.compile(
     r"""^(?:\$[A-Za-z_]\w*|\$\{[^}]*\}|\$\{\{[^}]*\}\}|\{\{[^}]*\}\}|\{\{-?[^}]*|\{%[^%]*%\}|%\{[^}]*\}
