@@ -195,6 +195,26 @@ def _replace(m: re.Match, rule: Rule, found, vendor: bool = False) -> str:
     return whole[: start - s0] + marker(rule.kind, secret) + whole[end - s0:]
 
 
+_GROUP0 = {}
+for _rule in RULES:
+    if _rule.group == 0:
+        _GROUP0.setdefault(_rule.kind, []).append(_rule)
+
+
+def plausible(kind: str, token: str) -> bool:
+    """Could ``token`` alone be a secret of ``kind``? The final pass's check on a token whose keyed hash
+    shares a marker's 32-bit digest: a chance match (about tokens x markers / 2^32 per record) must also
+    have the shape of the kind it would be masked as. A token format (``github-token``, ``aws-secret-key``
+    ...) must match its rule whole; any other kind must look generated, not be an identifier."""
+    if kind == "aws-access-key-id":
+        return False
+    rules = _GROUP0.get(kind)
+    if rules and kind not in ("private-key", "slack-webhook", "webhook-url"):
+        return any(r.rx.fullmatch(token) and (r.check is None or r.check(token)) and not shape.low_entropy(token)
+                   for r in rules)
+    return not shape.is_identifier(token) and not shape.is_timestamp(token)
+
+
 def field_secret(key: str, raw: str, op: str, key_quoted: bool, after: str, colon_before: bool = False) -> str | None:
     """The secret held by ``key op raw``, or None when the name or the value says it is none."""
     strength = keys.strength(key)

@@ -123,7 +123,10 @@ class Scrubber:
         n = 0
         for token in tokens:
             d = engine.digest(token)
-            if d in digests and self.register(token, (kinds or {}).get(d, "known-secret")):
+            if d not in digests:
+                continue
+            kind = (kinds or {}).get(d, "known-secret")
+            if engine.plausible(kind, token) and self.register(token, kind):
                 n += 1
         return n
 
