@@ -198,10 +198,15 @@ def test_precision_on_negatives_and_real_lines_next_to_recall():
     out = redact.frame(df)
     changed = out["message"] != df["message"]
     n_lines, n_ct = int(changed.iloc[:len(lines)].sum()), int(changed.iloc[len(lines):].sum())
-    total = len(lines) + len(records)
-    print(f"  real lines touched: {n_lines + n_ct}/{total:,} = {(n_lines + n_ct) / total:.3%} "
-          f"({n_lines} of {len(lines):,} log lines, {n_ct} of {len(records):,} CloudTrail records)")
+    ct_out = out["message"].iloc[len(lines):][changed.iloc[len(lines):].to_numpy()]
+    # CloudTrail writes the session token of the credentials AssumeRole/GetSessionToken hand out: a credential
+    with_token = int(ct_out.str.contains("[REDACTED:aws-session-token:", regex=False).sum())
+    print(f"  real log lines touched: {n_lines}/{len(lines):,} = {n_lines / len(lines):.3%} "
+          f"(ALTER/CREATE ROLE ... PASSWORD in PostgreSQL logs)")
+    print(f"  real CloudTrail records touched: {n_ct}/{len(records):,} = {n_ct / len(records):.2%}, "
+          f"{with_token} of them for the session token CloudTrail logged (a credential, masked on purpose)")
     redact.forget()
     assert figures["dev"][0] >= 0.95 and figures["dev"][1] <= 0.10
-    assert (n_lines + n_ct) / total <= 0.001
+    assert n_lines / len(lines) <= 0.001
+    assert n_ct - with_token <= 0.001 * len(records)
 
