@@ -202,7 +202,7 @@ def test_precision_on_negatives_and_real_lines_next_to_recall():
     # CloudTrail writes the session token of the credentials AssumeRole/GetSessionToken hand out: a credential
     with_token = int(ct_out.str.contains("[REDACTED:aws-session-token:", regex=False).sum())
     print(f"  real log lines touched: {n_lines}/{len(lines):,} = {n_lines / len(lines):.3%} "
-          f"(ALTER/CREATE ROLE ... PASSWORD in PostgreSQL logs)")
+          "(7 are CREATE USER/ALTER ROLE ... PASSWORD in PostgreSQL logs; docs/redaction.md)")
     print(f"  real CloudTrail records touched: {n_ct}/{len(records):,} = {n_ct / len(records):.2%}, "
           f"{with_token} of them for the session token CloudTrail logged (a credential, masked on purpose)")
     redact.forget()
