@@ -558,3 +558,12 @@ def test_recovery_does_not_mask_a_chance_digest_match_of_another_shape(tmp_path)
     gh = "ghp_k7Qw9Rz5Ty4Ue2E3xK7qW9rZ5tY4uE2e3Xk7Q"
     assert scrubber.register_digests({gh}, {engine.digest(gh)}, {engine.digest(gh): "aws-secret-key"}) == 0
     assert scrubber.register_digests({gh}, {engine.digest(gh)}, {engine.digest(gh): "github-token"}) == 1
+
+
+def test_a_key_id_far_from_a_marker_already_in_the_text_is_kept():
+    """The final pass detects again in texts that already hold markers: a key id is masked only near one."""
+    akid = "AKIA2E3XK7QW9RZ5TY4U"
+    near = f'{{"sessionToken": "{redact.marker("aws-session-token", "x" * 40)}", "accessKeyId": "{akid}"}}'
+    assert akid not in redact.text(near)
+    far = f'{redact.marker("secret-pair", "y" * 12)} {"z " * 200} key {akid} used'
+    assert akid in redact.text(far)

@@ -102,12 +102,41 @@ def active_rules(low: str) -> list[int]:
 def detect(value: str, found: list[tuple[str, str]] | None = None) -> str:
     """``value`` with every detected secret replaced by its marker; (kind, secret) pairs appended to
     ``found``. Markers and data URIs already in ``value`` are cut out once, not once per rule, and the
-    rules are gated on the text between them (a gate word is part of its rule's match)."""
+    rules are gated on the text between them (a gate word is part of its rule's match). Access key ids
+    last, over the whole text: masked where a secret's marker is near them (new or already there)."""
+    hits: list[tuple[str, str]] = []
     if "[REDACTED:" not in value and ";base64," not in value:
-        return _detect_part(value, found, False)
-    beside = any(not m.group(0).startswith("[REDACTED:aws-access-key-id:") for m in MARKER.finditer(value))
-    parts = _PROTECTED.split(value)
-    return "".join(part if i % 2 else _detect_part(part, found, beside) for i, part in enumerate(parts))
+        value = _detect_part(value, hits)
+    else:
+        parts = _PROTECTED.split(value)
+        value = "".join(part if i % 2 else _detect_part(part, hits) for i, part in enumerate(parts))
+    if any(p in value for p in _KEY_ID_PREFIXES):
+        value = _key_ids(value, hits)
+    if found is not None:
+        found.extend(hits)
+    return value
+
+
+_KEY_ID_PREFIXES = ("AKIA", "ASIA", "ABIA", "ACCA", "AIDA", "AROA", "AGPA", "ANPA", "ANVA", "AIPA", "A3T")
+
+
+def _key_ids(value: str, hits) -> str:
+    """Mask the access key ids of ``value`` that are alone (the whole text) or within ``_BESIDE`` characters
+    of a secret's marker; keep the others (rules.KEY_ID)."""
+    alone = bool(KEY_ID.rx.fullmatch(value.strip().strip("\"'")))
+    near = [m.span() for m in MARKER.finditer(value) if not m.group(0).startswith("[REDACTED:aws-access-key-id:")]
+    if not alone and not near:
+        return value
+
+    protected = [m.span() for m in _PROTECTED.finditer(value)] if ";base64," in value else []
+    out, pos = [], 0
+    for m in KEY_ID.rx.finditer(value):
+        if any(a <= m.start() < b for a, b in protected):
+            continue
+        if alone or any(a - _BESIDE <= m.end() and m.start() <= b + _BESIDE for a, b in near):
+            out += [value[pos:m.start()], _replace(m, KEY_ID, hits, True)]
+            pos = m.end()
+    return "".join(out) + value[pos:] if out else value
 
 
 #: A text at least this long (an HTML page, a notebook) first checks each selected rule's RE2 trigger on
@@ -129,30 +158,17 @@ def _triggered(value: str, rules: list[int]) -> list[int]:
     return keep
 
 
-def _detect_part(value: str, found, beside: bool = False) -> str:
-    """Every rule but the key-id rule, then the key-id rule when a secret was found beside the id (or
-    ``beside``: a marker of one is already in the text) or the text is the id alone."""
+def _detect_part(value: str, hits) -> str:
+    """Every rule but the key-id rule (``detect`` applies it last, over the whole text)."""
     rules = active_rules(value.lower())
     if len(value) >= BIG_TEXT:
         rules = _triggered(value, rules)
-    hits: list[tuple[str, str]] = []
     for i in rules:
         if i == _FIELD_RULE:
             value = _apply(value, lambda part: _fields(part, hits))
         elif i != _KEY_ID:
             rule = RULES[i]
             value = _apply(value, lambda part, r=rule, v=i in _VENDOR: r.rx.sub(lambda m: _replace(m, r, hits, v), part))
-    if _KEY_ID in rules and (hits or beside or KEY_ID.rx.fullmatch(value.strip().strip("\"'"))):
-        near = [m.span() for m in MARKER.finditer(value) if not m.group(0).startswith("[REDACTED:aws-access-key-id:")]
-        alone = bool(KEY_ID.rx.fullmatch(value.strip().strip("\"'")))
-
-        def pair(m: re.Match) -> str:
-            if alone or (beside and not near) or any(a - _BESIDE <= m.end() and m.start() <= b + _BESIDE for a, b in near):
-                return _replace(m, KEY_ID, hits, True)
-            return m.group(0)
-        value = _apply(value, lambda part: KEY_ID.rx.sub(pair, part))
-    if found is not None:
-        found.extend(hits)
     return value
 
 
