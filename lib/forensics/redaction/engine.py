@@ -168,7 +168,8 @@ def _detect_part(value: str, hits) -> str:
             value = _apply(value, lambda part: _fields(part, hits))
         elif i != _KEY_ID:
             rule = RULES[i]
-            value = _apply(value, lambda part, r=rule, v=i in _VENDOR: r.rx.sub(lambda m: _replace(m, r, hits, v), part))
+            vendor = i in _VENDOR
+            value = _apply(value, lambda part, r=rule, v=vendor: r.rx.sub(lambda m: _replace(m, r, hits, v), part))
     return value
 
 
