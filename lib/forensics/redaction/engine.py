@@ -10,7 +10,7 @@ import re
 import ahocorasick
 
 from . import keys, shape
-from .rules import FIELD_GATE, FIELD_KEY, FIELD_TRIGGER, FIELD_VALUE, RULES, Rule
+from .rules import FIELD_GATE, FIELD_KEY, FIELD_TRIGGER, FIELD_VALUE, KEY_ID, RULES, UNLABELLED, VENDOR, Rule
 
 _KEY = os.environ.get("FORENSICS_REDACT_KEY", "forensics-notebooks/redact/v1").encode()
 
@@ -20,6 +20,16 @@ MARKER = re.compile(r"\[REDACTED:[a-z0-9-]+:[0-9a-f]{8}\]")
 DATA_URI = r"data:[\w/+.-]+;base64,[A-Za-z0-9+/=]{16,}"
 _PROTECTED = re.compile(r"(\[REDACTED:[a-z0-9-]+:[0-9a-f]{8}\]|" + DATA_URI + ")")
 _FIELD_RULE = len(RULES)  # index of the field rule among the gates
+_KEY_ID = RULES.index(KEY_ID)  # applied last, only beside a secret or alone (rules.KEY_ID)
+_VENDOR = frozenset(range(len(VENDOR)))
+_UNLABELLED = UNLABELLED[0]
+#: Words one of which must stand in the 48 characters before an unlabelled 40-character AWS secret key
+#: (``key=``, ``aws_secret...``, ``credentials:``) unless an access key id is in the same text: 40
+#: base64 characters alone are as often a digest or a fingerprint.
+#: A key id is "beside" a secret when the secret's marker is at most this many characters away (a key id
+#: and its secret key or session token in one credentials block; not anywhere in a long JSON record).
+_BESIDE = 200
+_AWS_CONTEXT = ("secret", "key", "aws", "credential", "cred")
 
 
 def digest(secret: str) -> str:
@@ -92,11 +102,41 @@ def active_rules(low: str) -> list[int]:
 def detect(value: str, found: list[tuple[str, str]] | None = None) -> str:
     """``value`` with every detected secret replaced by its marker; (kind, secret) pairs appended to
     ``found``. Markers and data URIs already in ``value`` are cut out once, not once per rule, and the
-    rules are gated on the text between them (a gate word is part of its rule's match)."""
+    rules are gated on the text between them (a gate word is part of its rule's match). Access key ids
+    last, over the whole text: masked where a secret's marker is near them (new or already there)."""
+    hits: list[tuple[str, str]] = []
     if "[REDACTED:" not in value and ";base64," not in value:
-        return _detect_part(value, found)
-    parts = _PROTECTED.split(value)
-    return "".join(part if i % 2 else _detect_part(part, found) for i, part in enumerate(parts))
+        value = _detect_part(value, hits)
+    else:
+        parts = _PROTECTED.split(value)
+        value = "".join(part if i % 2 else _detect_part(part, hits) for i, part in enumerate(parts))
+    if any(p in value for p in _KEY_ID_PREFIXES):
+        value = _key_ids(value, hits)
+    if found is not None:
+        found.extend(hits)
+    return value
+
+
+_KEY_ID_PREFIXES = ("AKIA", "ASIA", "ABIA", "ACCA", "AIDA", "AROA", "AGPA", "ANPA", "ANVA", "AIPA", "A3T")
+
+
+def _key_ids(value: str, hits) -> str:
+    """Mask the access key ids of ``value`` that are alone (the whole text) or within ``_BESIDE`` characters
+    of a secret's marker; keep the others (rules.KEY_ID)."""
+    alone = bool(KEY_ID.rx.fullmatch(value.strip().strip("\"'")))
+    near = [m.span() for m in MARKER.finditer(value) if not m.group(0).startswith("[REDACTED:aws-access-key-id:")]
+    if not alone and not near:
+        return value
+
+    protected = [m.span() for m in _PROTECTED.finditer(value)] if ";base64," in value else []
+    out, pos = [], 0
+    for m in KEY_ID.rx.finditer(value):
+        if any(a <= m.start() < b for a, b in protected):
+            continue
+        if alone or any(a - _BESIDE <= m.end() and m.start() <= b + _BESIDE for a, b in near):
+            out += [value[pos:m.start()], _replace(m, KEY_ID, hits, True)]
+            pos = m.end()
+    return "".join(out) + value[pos:] if out else value
 
 
 #: A text at least this long (an HTML page, a notebook) first checks each selected rule's RE2 trigger on
@@ -118,16 +158,18 @@ def _triggered(value: str, rules: list[int]) -> list[int]:
     return keep
 
 
-def _detect_part(value: str, found) -> str:
+def _detect_part(value: str, hits) -> str:
+    """Every rule but the key-id rule (``detect`` applies it last, over the whole text)."""
     rules = active_rules(value.lower())
     if len(value) >= BIG_TEXT:
         rules = _triggered(value, rules)
     for i in rules:
         if i == _FIELD_RULE:
-            value = _apply(value, lambda part: _fields(part, found))
-        else:
+            value = _apply(value, lambda part: _fields(part, hits))
+        elif i != _KEY_ID:
             rule = RULES[i]
-            value = _apply(value, lambda part, r=rule: r.rx.sub(lambda m: _replace(m, r, found), part))
+            vendor = i in _VENDOR
+            value = _apply(value, lambda part, r=rule, v=vendor: r.rx.sub(lambda m: _replace(m, r, hits, v), part))
     return value
 
 
@@ -144,11 +186,16 @@ def _unquote(raw: str) -> tuple[str, bool]:
     return raw, False
 
 
-def _replace(m: re.Match, rule: Rule, found) -> str:
+def _replace(m: re.Match, rule: Rule, found, vendor: bool = False) -> str:
     secret = m.group(rule.group)
     if not secret or secret.startswith("[REDACTED:"):
         return m.group(0)
     start, end = m.span(rule.group)
+    if vendor and (shape.low_entropy(secret) or (rule is not KEY_ID and shape.is_placeholder(secret))):
+        return m.group(0)  # ghp_xxxx..., AKIA0000..., sk_live_0000...: the vendor's shape, no secret in it
+    if rule is _UNLABELLED and not (any(w in m.string[max(0, start - 48):start].lower() for w in _AWS_CONTEXT)
+                                    or KEY_ID.rx.search(m.string)):
+        return m.group(0)
     if rule.group:
         inner, quoted = _unquote(secret)
         if quoted:  # keep the quotes; the marker hashes what is inside
@@ -163,6 +210,26 @@ def _replace(m: re.Match, rule: Rule, found) -> str:
         found.append((rule.kind, secret))
     s0, whole = m.start(0), m.group(0)
     return whole[: start - s0] + marker(rule.kind, secret) + whole[end - s0:]
+
+
+_GROUP0 = {}
+for _rule in RULES:
+    if _rule.group == 0:
+        _GROUP0.setdefault(_rule.kind, []).append(_rule)
+
+
+def plausible(kind: str, token: str) -> bool:
+    """Could ``token`` alone be a secret of ``kind``? The final pass's check on a token whose keyed hash
+    shares a marker's 32-bit digest: a chance match (about tokens x markers / 2^32 per record) must also
+    have the shape of the kind it would be masked as. A token format (``github-token``, ``aws-secret-key``
+    ...) must match its rule whole; any other kind must look generated, not be an identifier."""
+    if kind == "aws-access-key-id":
+        return False
+    rules = _GROUP0.get(kind)
+    if rules and kind not in ("private-key", "slack-webhook", "webhook-url"):
+        return any(r.rx.fullmatch(token) and (r.check is None or r.check(token)) and not shape.low_entropy(token)
+                   for r in rules)
+    return not shape.is_identifier(token) and not shape.is_timestamp(token)
 
 
 def field_secret(key: str, raw: str, op: str, key_quoted: bool, after: str, colon_before: bool = False) -> str | None:
@@ -182,6 +249,8 @@ def field_secret(key: str, raw: str, op: str, key_quoted: bool, after: str, colo
         return None
     if strength == "password":
         return value if len(value) >= 3 and value.lower() != key.strip("\"'`-").lower() else None
+    if shape.is_identifier(value):
+        return None  # an ARN, an AWS resource id, an object key or path, words: evidence, not a credential
     if strength == "secret":
         if len(value) < 8 or (value.isdigit() and len(value) < 12) or shape.entropy(value) < 2.5 \
                 or shape.is_timestamp(value):
@@ -207,6 +276,10 @@ def _fields(text: str, found) -> str:
             pos = m.end()
             continue
         raw = v.group(0)
+        if m.group("op") == "," and (m.start() == 0 or text[m.start() - 1] not in "\"'"
+                                     or text[v.end():v.end() + 3].lstrip()[:1] == ":"):
+            pos = m.end()  # JSON: "a value", "next key": ... ; a "k", "v" pair is a whole quoted name, then a value
+            continue
         secret = field_secret(m.group("key"), raw, m.group("op"), bool(m.group("kq")), text[v.end():v.end() + 1],
                               m.start() > 0 and text[m.start() - 1] == ":")
         if secret is None:

@@ -42,7 +42,17 @@ META_WORDS = frozenset(
     "strength min max timeout rotation created updated used valid validity store storetype alias usage "
     "tokens keys secrets passwords limit limits bucket region regex pattern attempt attempts retry "
     "retries reset change changed policy provider method methods status state lifetime age mask masked "
-    "env var variable placeholder hint hints text message error errors list class".split())
+    "env var variable placeholder hint hints text message error errors list class "
+    # who and when: a responder needs them (token_owner: bert-jan, key_fingerprint: ab:cd:...)
+    "owner owners user username users principal creator by holder subject account role group "
+    "fingerprint checksum etag md5 sha sha1 sha256 sha512 integrity crc crc32 time date timestamp "
+    "issued ts".split())
+#: Verbs that start an API action's name (CreateAccessKey, GetSecretValue): ``CreateAccessKey: bert-jan
+#: called ...`` names who called it, not a key.
+API_VERBS = frozenset(
+    "create delete get put update list describe rotate generate restore import upload enable disable tag "
+    "untag attach detach decrypt encrypt set reset revoke cancel validate batch assume remove add change modify "
+    "request issue export sign start stop associate disassociate register deregister copy schedule test".split())
 #: Whole names that look secret-ish but are not (database keys, keyboard, metrics).
 NOT_SECRET_NAMES = frozenset(
     "primary_key foreign_key sort_key partition_key hash_key range_key cache_key idempotency_key "
@@ -54,7 +64,9 @@ NOT_SECRET_NAMES = frozenset(
     "passenger passive passport passthrough pass_through surpass passed passes passing "
     "authored author authors authority authorities authorized authenticated authentication "
     "authorize authorizer authz keyword keywords keyspace keyset tokenizer tokenize tokenizers "
-    "secretary token_bucket auth_method auth_type auth_mode auth_source auth_plugin".split())
+    "secretary token_bucket auth_method auth_type auth_mode auth_source auth_plugin "
+    # AWS idempotency tokens (ClientToken, ClientRequestToken): the caller's request id, not a credential
+    "client_token client_request_token idempotency_token request_token".split())
 
 #: Weak words that count only when not followed by a letter or digit in the lowercased name
 #: (``basicAuth``, ``auth_header`` yes; ``authValue`` no): the prefilter can only see them that way.
@@ -77,8 +89,12 @@ def strength(name: str) -> str | None:
     if flat in NOT_SECRET_NAMES or flat.replace("_", "") in NOT_SECRET_NAMES:
         return None
     ws = words(name)
+    if "_".join(ws) in NOT_SECRET_NAMES:
+        return None
     if not ws or ws[-1] in META_WORDS:
         return None
+    if len(ws) > 1 and ws[0] in API_VERBS and name[:1].isupper() and not name.isupper() and name.isalnum():
+        return None  # an API action (PascalCase, AWS style), not a field
     best = None
     for i, w in enumerate(ws):
         if w in NOT_SECRET_NAMES:

@@ -40,8 +40,9 @@ class Scrubber:
     # -- registry -------------------------------------------------------------------------------
     def register(self, value: str, kind: str = "known-secret") -> bool:
         """Remember ``value`` as a secret; False when it is too word-like to be masked everywhere."""
-        if not isinstance(value, str) or not shape.worth_registering(value) or engine.MARKER.search(value):
-            return False
+        if not isinstance(value, str) or not shape.worth_registering(value) or engine.MARKER.search(value) \
+                or kind == "aws-access-key-id":
+            return False  # a key id is masked beside its secret only, never everywhere (rules.KEY_ID)
         with self._lock:
             if value not in self._known:
                 self._known[value] = kind
@@ -122,7 +123,10 @@ class Scrubber:
         n = 0
         for token in tokens:
             d = engine.digest(token)
-            if d in digests and self.register(token, (kinds or {}).get(d, "known-secret")):
+            if d not in digests:
+                continue
+            kind = (kinds or {}).get(d, "known-secret")
+            if engine.plausible(kind, token) and self.register(token, kind):
                 n += 1
         return n
 

@@ -259,7 +259,8 @@ def scrub_record_files(paths, scrubber: Scrubber | None = None, detected=(), ahe
         for e in early.values():
             for d in digests & e[3].keys():
                 for token in e[3][d]:
-                    scrubber.register(token, kinds[d])
+                    if engine.plausible(kinds[d], token):  # a chance 32-bit match must have the kind's shape
+                        scrubber.register(token, kinds[d])
     # 3. mask every known value everywhere; write what changed. An Arrow table without one is left as it is.
     written = []
     tables = [p for p, c in scrubbed.items() if isinstance(c, pa.Table)]

@@ -49,10 +49,17 @@ def _aws_secret(v: str) -> bool:
             and v.count("/") <= 3 and "//" not in v and shape.entropy(v) >= 4.1 and not shape.is_placeholder(v))
 
 
+#: AWS access key ids (and the other unique-id prefixes). Not secret on their own (AWS: the id is the
+#: public half of the pair): masked only where a secret is beside it in the same text, or where the text is
+#: the id alone (a column or field holding just the id, e.g. CloudTrail's access_key_id, hashed on purpose
+#: so "the key used at 09:03 is the one used at 11:40" stays visible without the id). engine.detect applies it
+#: after every other rule.
+KEY_ID = _tok("aws-access-key-id", r"\b(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA|AIDA|AROA|AGPA|ANPA|ANVA|AIPA)[A-Z0-9]{16}\b",
+              ("akia", "asia", "abia", "acca", "aida", "aroa", "agpa", "anpa", "anva", "aipa", "a3t"),
+              check=lambda v: not v.endswith("EXAMPLE"))  # AWS's documented example id only
+
 VENDOR: list[Rule] = [
-    _tok("aws-access-key-id", r"\b(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA|AIDA|AROA|AGPA|ANPA|ANVA|AIPA)[A-Z0-9]{16}\b",
-         ("akia", "asia", "abia", "acca", "aida", "aroa", "agpa", "anpa", "anva", "aipa", "a3t"),
-         check=lambda v: not v.endswith("EXAMPLE")),  # AWS's documented example id only
+    KEY_ID,
     _tok("github-token", r"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})\b",
          ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_")),
     _tok("gitlab-token", r"\b(?:gl(?:pat|dt|ft|rt|soat|ffct|imt|agent|oas|ptt|cbt)-[A-Za-z0-9_.-]{20,300}|GR1348941[\w-]{20})",
@@ -222,7 +229,8 @@ FIELD_TRIGGER = (
 #: Unlabelled AWS secret access keys: 40 base64 characters with the shape and entropy of one. After the
 #: labelled rules (a 40-character bearer token keeps its kind), before the field rule (``key=<40>``).
 UNLABELLED: list[Rule] = [
-    Rule("aws-secret-key", re.compile(r"(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])"), 0, (),
+    # Not a 40-character piece of a longer base64url blob (cut at its '-' or '_').
+    Rule("aws-secret-key", re.compile(r"(?<![A-Za-z0-9/+_-])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=_-])"), 0, (),
          r"(?:^|[^A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?:[^A-Za-z0-9/+=]|$)", _aws_secret),
 ]
 

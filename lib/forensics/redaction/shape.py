@@ -28,7 +28,8 @@ PLACEHOLDER = re.compile(
 #: Substrings that mark a value as an example or an instruction, not a credential.
 PLACEHOLDER_PART = re.compile(
     r"(?i)your[_-]?|<[a-z_ -]+>|xxxx|\*{3}|example|placeholder|changeme|change[_-]me|dummy|_here\b|"
-    r"replace[_-]?(?:me|with)|insert[_-]|redacted|\[REDACTED|fake[_-]|sample[_-]|\.\.\.|…")
+    r"replace[_-]?(?:me|with)|insert[_-]|redacted|\[REDACTED|fake[_-]|sample[_-]|\.\.\.|…"
+    r"|hidden_due_to_security_reasons")  # what CloudTrail writes in place of a password it withholds
 #: References to a value held elsewhere: shell/CI/template variables, environment and config lookups.
 REFERENCE = re.compile(
     r"""^(?:\$[A-Za-z_]\w*|\$\{[^}]*\}|\$\{\{[^}]*\}\}|\{\{[^}]*\}\}|\{\{-?[^}]*|\{%[^%]*%\}|%\{[^}]*\}
@@ -86,6 +87,56 @@ def is_placeholder(value: str) -> bool:
         return True
     low = v.lower()
     return len(v) >= 6 and (low in _SEQ or low in _SEQ[::-1])  # abcdefgh, 123456
+
+
+def is_sequence(value: str) -> bool:
+    """Mostly runs of consecutive characters (``1234567890abcdef``, ``abcdefghijkl``): a placeholder."""
+    v = value.lower()
+    if len(v) < 8:
+        return False
+    steps = sum(ord(b) - ord(a) == 1 for a, b in zip(v, v[1:]))
+    return steps >= 0.75 * (len(v) - 1)
+
+
+def low_entropy(value: str) -> bool:
+    """Too regular to be a generated secret: few distinct characters, a sequence, or under 3.0 bits per
+    character over 12+ characters (random tokens of the shortest vendor alphabets score 3.3+)."""
+    v = value.strip()
+    if len(v) < 8:
+        return False
+    return len(set(v)) <= 4 or is_sequence(v) or (len(v) >= 12 and entropy(v) < 3.0)
+
+
+#: AWS resource ids (``i-0abc...``, ``sg-...``, ``vpc-...``) and ARNs: what a responder looks for.
+_AWS_RESOURCE = re.compile(r"^(?:arn:aws[\w-]*:.*|(?:i|sg|vpc|subnet|vol|snap|ami|eni|igw|nat|rtb|acl|eipalloc|lt|tgw|"
+                           r"pcx|vpce|fs|db|r|rtbassoc|cluster|sgr|dopt|eigw|elb|prefix)-[0-9a-f]{8,17})$")
+#: A file name at the end of a path-like value (``exports/2026/11/23/orders-2ed8.csv``).
+_FILE_PATH = re.compile(r"^[\w.-]+(?:/[\w.=-]+)+\.[A-Za-z][A-Za-z0-9]{0,4}$")
+_PLAIN_SEGMENT = re.compile(r"^(?:[A-Za-z]+(?:[_-][A-Za-z]+)*|[0-9]+)$")
+
+
+def _words(v: str) -> bool:
+    """A chain of lowercase words (``invalid_grant``, ``regenerate-on-next-login``); one unbroken lowercase run
+    only when short and word-like (a 32-letter random run scores 4.3+ bits per character, a word about 3)."""
+    if not _WORDY.match(v):
+        return False
+    segs = re.split(r"[_.:/ -]", v)
+    if len(segs) >= 2:
+        return max(map(len, segs)) <= 15
+    return len(v) <= 16 and entropy(v) < 3.5
+
+
+def is_identifier(value: str) -> bool:
+    """Judged by content, whatever the field is called: an ARN, an AWS resource id, an object key or path
+    (a file name, or mostly plain-word segments), a chain of lowercase words (``invalid_grant``,
+    ``not-provided``), a sequence or a low-entropy run. Never a credential's shape."""
+    v = value.strip()
+    if _AWS_RESOURCE.match(v) or _FILE_PATH.match(v) or low_entropy(v) or _words(v):
+        return True
+    if "/" in v:
+        segs = [s for s in v.strip("/").split("/") if s]
+        return len(segs) >= 2 and sum(bool(_PLAIN_SEGMENT.match(s)) for s in segs) * 2 >= len(segs)
+    return False
 
 
 def is_timestamp(value: str) -> bool:
