@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import captures as caps
-from . import contracts, defaults, diagnosis, evidence, postmortem, redact, report_html
+from . import contracts, defaults, diagnosis, evidence, postmortem, prefetch, redact, report_html
 from .capture import CaptureStore, collect_sidecars, iso_ms
 from .errors import ParamsError, RecordError
 from .notebooks import catalogue
@@ -149,10 +149,7 @@ def _execute(incident: Incident, selected: list[str], out: Path, jobs: int | Non
         echo(f"plan     {len(plan)} captures for {len(selected)} notebook(s)"
              + (f"; {len(skipped)} need sections the environment lacks" if skipped else ""))
         t0 = time.perf_counter()
-        volatile = caps.volatile(plan)
-        for i, cap in enumerate(volatile, 1):
-            session.pull(cap.name)
-            progress.captures(i, len(plan), cap.name)
+        volatile = prefetch.pull_volatile(session, plan, lambda i, name: progress.captures(i, len(plan), name))
         if volatile:
             failed = session.failed(*[c.name for c in volatile])
             echo(f"volatile {len(volatile)} PostgreSQL captures in {time.perf_counter() - t0:.1f} s"
@@ -167,7 +164,7 @@ def _execute(incident: Incident, selected: list[str], out: Path, jobs: int | Non
                 _progress_queue() as queue, progress.listen(queue), ProcessPoolExecutor(
                     max_workers=max(1, min(jobs, len(selected))), initializer=_worker_init,
                     initargs=(queue,)) as pool:
-            pulled = {threads.submit(session.pull, c.name): c.name for c in rest}
+            pulled = prefetch.submit(threads, session, rest)
             futures = {pool.submit(_run_one, str(cat[n].path), str(record), n, params): n for n in selected}
             done = len(volatile)
             for fut in as_completed([*pulled, *futures]):
