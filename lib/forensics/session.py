@@ -238,14 +238,16 @@ class IncidentSession:
             return self.pull(name)
         from . import prefetch
 
+        names = list(dict.fromkeys([*self.captures, *(self.prefetch.names if self.prefetch else ()),
+                                    *prefetch.declared(self.notebook)]))
         if self.prefetch is not None:
             self.prefetch.cancel()
             self.prefetch.wait()
-        for n in list(dict.fromkeys([*self.captures, *prefetch.declared(self.notebook)])):
+        for n in names:
             self.store.forget(n)
         self.captures.clear()
         if not self.replaying and prefetch.enabled():
-            self.start_prefetch()
+            self.start_prefetch(names)
         return None
 
     # -- the progress line ----------------------------------------------------------------------------
