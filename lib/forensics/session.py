@@ -333,7 +333,7 @@ class IncidentSession:
 
         if name not in self.captures:
             self.pull(name)
-        return SamplingPlan(self.captures[name].args.get("sampling"))
+        return SamplingPlan(self._meta(name).args.get("sampling"))  # a prefetch thread's reading is in the store
 
     def failed(self, *names: str) -> list[str]:
         """Which of these captures failed (all of this notebook's when no name is given)."""

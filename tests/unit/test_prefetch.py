@@ -73,6 +73,7 @@ def declared(source):
 
     def derived_call(inc):
         base = inc.pull("test_pf_fast")
+        inc.sampling("test_pf_fast")  # reads its input's recorded args, also in a prefetch thread
         return Call(None, {"url": f"{url}/derived", "from": int(base["n"].iloc[0]) if len(base) else None}, lambda: _get(f"{url}/derived"))
 
     names = []
@@ -99,7 +100,7 @@ def test_the_prefetch_pulls_each_declared_capture_once_and_the_cells_are_served(
     ahead = inc.start_prefetch(names)
     assert [c.name for c in ahead.planned][0] == "test_pf_live"  # volatile first
     assert ahead.wait(20)
-    assert not ahead.errors
+    assert not ahead.errors and not [n for n in names if inc.store.meta(n).error]
     assert dict(hits) == {"live": 1, "fast": 1, "slow": 1, "derived": 1}
     assert inc.captures == {}  # nothing is the notebook's until a cell asks
     for n in names:  # the cells, and a re-run of them: served from memory
