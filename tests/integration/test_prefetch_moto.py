@@ -93,3 +93,42 @@ def test_the_prefetch_pulls_each_capture_once_and_a_replay_contacts_nothing(inci
     assert all(replay.captures[n].replayed_from for n in names)
     replay.refresh()
     assert proxy.requests == before
+
+
+def test_under_forensics_run_the_plan_is_pulled_once(incident, tmp_path):
+    """The runner pulls the plan; the notebook's open_incident sees it in the record and prefetches nothing:
+    the run makes the requests of one pull per capture."""
+    import os
+    import subprocess
+    import sys
+
+    import nbformat
+
+    path, proxy = incident
+    names = [c.name for c in captures.plan(declared(NOTEBOOK), forensics.open_incident(
+        path, prefetch=False).env)[0]]
+    before = proxy.requests
+    once = forensics.open_incident(path, prefetch=False)
+    for n in names:
+        once.pull(n)
+    one_pull_each = proxy.requests - before
+
+    nbdir = tmp_path / "notebooks"
+    nbdir.mkdir()
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell("incident_file = None\nrecord_dir = None\nreplay_from = None")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell(
+        "import forensics\ninc = forensics.open_incident(incident_file, record_dir=record_dir, "
+        "replay_from=replay_from, notebook='pf')\nassert inc.prefetch is None, 'the runner pulled the plan'\n"
+        + "".join(f"inc.pull({n!r})\n" for n in names)
+        + "inc.finding('n', len(inc.captures), needs=[])")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, nbdir / "pf.ipynb")
+    before = proxy.requests
+    proc = subprocess.run([sys.executable, "-m", "forensics.cli", "run", str(path), "--out", "ev", "--jobs", "1",
+                           "--skip-preflight"], capture_output=True, text=True, timeout=600, cwd=tmp_path,
+                          env={**os.environ, "FORENSICS_NOTEBOOK_DIR": str(nbdir)})
+    assert "plan     2 captures for 1 notebook" in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+    assert "FAILED" not in proc.stdout, proc.stdout + proc.stderr
+    assert proxy.requests - before == one_pull_each + 1  # and the runner's STS GetCallerIdentity
