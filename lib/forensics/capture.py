@@ -7,7 +7,9 @@ A capture is keyed by its name. Inside a record folder:
                                duration, error. The runner folds the sidecars into manifest.json.
 
 Notebooks run in parallel processes; a file lock per capture makes the second notebook that asks
-for the same name wait for and reuse the first one's frame, so no source is pulled twice.
+for the same name wait for and reuse the first one's frame, so no source is pulled twice. Inside one
+process (a notebook's prefetch threads and its cells, the runner's plan threads) a lock per name does
+the same: whoever asks second waits for that one capture only, and is served the first one's frame.
 
 Replay serves the frames of an earlier record by the same names, with no network: a capture
 that failed in the original fails the same way in the replay, so the findings come out equal.
@@ -23,6 +25,7 @@ import json
 import os
 import re
 import shutil
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -91,6 +94,8 @@ class CaptureStore:
         self.replay_from = Path(replay_from) if replay_from else None
         self.notebook = notebook
         self._memory: dict[str, tuple[pd.DataFrame, CaptureMeta]] = {}
+        self._names: dict[str, threading.Lock] = {}  # one lock per capture name, in this process
+        self._names_lock = threading.Lock()
         self._replay_manifest: dict | None = None
         if self.replay_from is not None:
             manifest = self.replay_from / contracts.MANIFEST_FILE
@@ -111,18 +116,45 @@ class CaptureStore:
             raise ValueError(f"capture name {name!r}: use lower-case letters, digits, '_', '-', '.'")
         if name in self._memory:
             return self._memory[name]
-        with self._lock(name):
-            existing = self._read_existing(name)
-            if existing is None:
-                if self._replay_manifest is not None:
-                    existing = self._replay(name, source, call, {}, columns)
-                else:
-                    existing = self._pull(name, build, source, call, columns, volatile, query)
-                self._write(*existing)
-        self._memory[name] = existing
+        with self._name_lock(name):
+            if name in self._memory:  # pulled by another thread while this one waited
+                return self._memory[name]
+            with self._lock(name):
+                existing = self._read_existing(name)
+                if existing is None:
+                    if self._replay_manifest is not None:
+                        existing = self._replay(name, source, call, {}, columns)
+                    else:
+                        existing = self._pull(name, build, source, call, columns, volatile, query)
+                    self._write(*existing)
+            self._memory[name] = existing
         return existing
 
+    def has(self, name: str) -> bool:
+        """Whether ``name`` is already served from memory (asking for it will not wait)."""
+        return name in self._memory
+
+    def meta(self, name: str) -> CaptureMeta | None:
+        """The metadata of ``name`` if this store holds it (None while it is not pulled yet)."""
+        held = self._memory.get(name)
+        return held[1] if held else None
+
+    def forget(self, name: str) -> None:
+        """Drop ``name`` so the next :meth:`get` pulls it again (an explicit refresh): from memory and, in a
+        record, its frame and sidecar (the refreshed pull replaces them). A replay serves the record again."""
+        with self._name_lock(name):
+            self._memory.pop(name, None)
+            if self.record_dir is not None:
+                with self._lock(name):
+                    for path in (self.record_dir / SIDECAR_DIR / f"{name}.json",
+                                 self.record_dir / DATA_DIR / f"{name}.parquet"):
+                        path.unlink(missing_ok=True)
+
     # -- internals --------------------------------------------------------------------------------
+    def _name_lock(self, name: str) -> threading.Lock:
+        with self._names_lock:
+            return self._names.setdefault(name, threading.Lock())
+
     @contextlib.contextmanager
     def _lock(self, name: str):
         if self.record_dir is None:

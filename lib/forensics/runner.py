@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import captures as caps
-from . import contracts, defaults, redact, stopping
+from . import contracts, defaults, prefetch, redact, stopping
 from .capture import CaptureStore, iso_ms
 from .errors import DiskFull, ParamsError, RecordError
 from .evidence import Record
@@ -192,10 +192,7 @@ def _skip_unconfigured(selected: list[str], cat, env: dict, echo) -> tuple[list[
 def _pull_volatile(session: IncidentSession, plan, progress: Progress, echo) -> list:
     """The live database views, one after the other, before anything else (the order of volatility)."""
     t0 = time.perf_counter()
-    volatile = caps.volatile(plan)
-    for i, cap in enumerate(volatile, 1):
-        session.pull(cap.name)
-        progress.captures(i, len(plan), cap.name)
+    volatile = prefetch.pull_volatile(session, plan, lambda i, name: progress.captures(i, len(plan), name))
     if volatile:
         failed = session.failed(*[c.name for c in volatile])
         echo(f"volatile {len(volatile)} PostgreSQL captures in {time.perf_counter() - t0:.1f} s"
@@ -217,7 +214,7 @@ def _captures_and_notebooks(session: IncidentSession, rest: list, total: int, se
     echo(f"running  {len(selected)} notebook(s), {jobs} at a time: {', '.join(selected)}")
     with ThreadPoolExecutor(max_workers=defaults.PLAN_THREADS, thread_name_prefix="plan") as threads, \
             pool(min(jobs, max(1, len(selected)))) as (workers, queue), progress.listen(queue):
-        pulled = {threads.submit(session.pull, c.name): c.name for c in rest}
+        pulled = prefetch.submit(threads, session, rest)
         futures = {workers.submit(run_notebook, str(cat[n].path), str(record.path), n, params): n for n in selected}
         try:
             for fut in as_completed([*pulled, *futures]):

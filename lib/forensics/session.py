@@ -12,6 +12,12 @@
 Interactively (JupyterLab) ``record_dir`` is None: nothing is written, captures stay in memory.
 Under ``forensics run`` the runner passes the record folder.
 
+Opening a live incident starts pulling every capture the notebook declares in background threads (the
+runner's plan machinery, :mod:`forensics.prefetch`), while the first cells run; a cell that asks for a
+capture waits for that one only, and a one-line progress display says what has arrived. A re-run cell is
+served from memory; ``inc.refresh("name")`` (or ``inc.refresh()``: all of them) pulls again. No prefetch
+in a replay, under ``forensics run`` (the runner pulled the plan), or with ``FORENSICS_PREFETCH=0``.
+
 The session owns its read-only PostgreSQL connection: opened on first use (:meth:`IncidentSession.pg`),
 closed by :meth:`IncidentSession.close` (``with`` closes it, a failed run included; a notebook's
 session is closed when its kernel exits).
@@ -73,10 +79,16 @@ class IncidentSession:
         self._db = _Connection()
         self._closer = weakref.finalize(self, _Connection.close, self._db)
         self._reading = threading.local()  # the captures each capture being fetched reads (per thread)
+        self._ahead = threading.local()    # set in the prefetch's threads: a pull no cell asked for yet
+        self.prefetch = None               # the running forensics.prefetch.Prefetch, if any
+        self._display = None               # its progress line in a kernel (an IPython display handle)
 
     # -- lifetime ---------------------------------------------------------------------------------
     def close(self) -> None:
-        """Close the database connection (if one was opened). The session stays readable."""
+        """Stop prefetching and close the database connection (if one was opened). The session stays
+        readable."""
+        if self.prefetch is not None:
+            self.prefetch.cancel()
         self._closer()
 
     def __enter__(self) -> IncidentSession:
@@ -175,8 +187,105 @@ class IncidentSession:
         stack = getattr(self._reading, "stack", None)
         if stack:
             stack[-1].add(name)
-        return self.capture(name, self._derived(cap, captures.call_for(cap, self, params)), source=cap.source,
+        asked = not getattr(self._ahead, "on", False) and not stack  # a cell asks (not a prefetch, not an input)
+        if asked and self.prefetch is not None and not self.store.has(name):
+            self._show(waiting=name)
+        try:
+            return self._capture_declared(cap, name, params, asked)
+        finally:
+            if asked:
+                self._show()
+
+    def _capture_declared(self, cap, name: str, params: dict, asked: bool) -> pd.DataFrame:
+        from . import captures
+
+        frame = self.capture(name, self._derived(cap, captures.call_for(cap, self, params)), source=cap.source,
                             call=cap.api, columns=list(cap.columns or ()), volatile=cap.volatile, query=cap.query)
+        if asked:  # the inputs it read (perhaps in a prefetch thread) are this notebook's too
+            for dep in _inputs(cap):
+                meta = self.store.meta(dep)
+                if meta is not None:
+                    self.captures.setdefault(dep, meta)
+        return frame
+
+    def _pull_ahead(self, name: str) -> None:
+        """Pull ``name`` for the prefetch: into the store, not yet the notebook's (until a cell asks)."""
+        self._ahead.on = True
+        try:
+            self.pull(name)
+        finally:
+            self._ahead.on = False
+
+    def start_prefetch(self, names=None):
+        """Start pulling ``names`` (default: every capture this notebook declares) in background threads,
+        volatile first, within each API's rate; a running prefetch is replaced. Returns the Prefetch (None
+        when there is nothing to pull)."""
+        from . import captures, prefetch
+
+        names = prefetch.declared(self.notebook) if names is None else tuple(names)
+        names = [n for n in names if n not in prefetch.planned_in(self.record_dir)]
+        planned, _ = captures.plan(names, self.env)
+        planned = [c for c in planned if not self.store.has(c.name)]
+        if self.prefetch is not None:
+            self.prefetch.cancel()
+        self.prefetch = prefetch.Prefetch(self, planned).start() if planned else None
+        if self.prefetch is not None and _in_kernel():
+            self._display_start()
+        return self.prefetch
+
+    def refresh(self, name: str | None = None):
+        """Pull ``name`` again (a re-run cell is served the frame it had): its frame now. With no name, every
+        capture this session holds or declares is dropped and pulled again in the background (the cells then
+        ask for them as usual). In a replay the record serves them again (no source is contacted)."""
+        if name is not None:
+            self.store.forget(name)
+            self.captures.pop(name, None)
+            return self.pull(name)
+        from . import prefetch
+
+        names = list(dict.fromkeys([*self.captures, *(self.prefetch.names if self.prefetch else ()),
+                                    *prefetch.declared(self.notebook)]))
+        if self.prefetch is not None:
+            self.prefetch.cancel()
+            self.prefetch.wait()
+        for n in names:
+            self.store.forget(n)
+        self.captures.clear()
+        if not self.replaying and prefetch.enabled():
+            self.start_prefetch(names)
+        return None
+
+    # -- the progress line ----------------------------------------------------------------------------
+    def _display_start(self) -> None:
+        try:
+            from IPython import get_ipython
+            from IPython.display import Pretty, display
+
+            self._display = display(Pretty(self.prefetch.line()), display_id=True)
+            shell = get_ipython()
+
+            def after_cell(*_):
+                self._show()
+                if self.prefetch is None or self.prefetch.done:
+                    shell.events.unregister("post_run_cell", after_cell)
+
+            shell.events.register("post_run_cell", after_cell)
+        except Exception:  # noqa: BLE001 - a display is a convenience, never a failure
+            self._display = None
+
+    def _show(self, waiting: str | None = None) -> None:
+        """Update the progress line (from the main thread, when a cell asks or ends)."""
+        if self._display is None or self.prefetch is None:
+            return
+        try:
+            from IPython.display import Pretty
+
+            self._display.update(Pretty(self.prefetch.line(waiting)))
+        except Exception:  # noqa: BLE001
+            pass
+
+    def _meta(self, name: str) -> CaptureMeta | None:
+        return self.captures.get(name) or self.store.meta(name)
 
     def _derived(self, cap, build: Callable[[], Call]) -> Callable[[], Call]:
         """``build`` with its inputs watched: if a capture it read (building or running its call) failed, it
@@ -194,9 +303,9 @@ class IncidentSession:
                 stack.pop()
 
         def check() -> None:
-            failed = [n for n in sorted(reads - set(cap.tolerates)) if n in self.captures and self.captures[n].error]
+            failed = [n for n in sorted(reads - set(cap.tolerates)) if self._meta(n) and self._meta(n).error]
             if failed:
-                raise LookupError(f"its input {failed[0]} failed: {self.captures[failed[0]].error}")
+                raise LookupError(f"its input {failed[0]} failed: {self._meta(failed[0]).error}")
 
         def built() -> Call:
             made = watched(build)
@@ -216,7 +325,8 @@ class IncidentSession:
         """The frame ``name``, pulled (when it must be) by running the :class:`Call` that ``build()`` makes."""
         frame, meta = self.store.get(name, build, source=source, call=call, columns=columns,
                                      volatile=volatile, query=query)
-        self.captures[name] = meta
+        if not getattr(self._ahead, "on", False):
+            self.captures[name] = meta
         if meta.error:
             frame.attrs["capture_error"] = meta.error
         return frame
@@ -228,12 +338,12 @@ class IncidentSession:
 
         if name not in self.captures:
             self.pull(name)
-        return SamplingPlan(self.captures[name].args.get("sampling"))
+        return SamplingPlan(self._meta(name).args.get("sampling"))  # a prefetch thread's reading is in the store
 
     def failed(self, *names: str) -> list[str]:
         """Which of these captures failed (all of this notebook's when no name is given)."""
         names = names or tuple(self.captures)
-        return [n for n in names if n in self.captures and self.captures[n].error]
+        return [n for n in names if self._meta(n) is not None and self._meta(n).error]
 
     def sources(self) -> pd.DataFrame:
         """One row per capture: source, rows, duration and, for a failed one, why; ``partial`` when it
@@ -316,14 +426,26 @@ def _in_kernel() -> bool:
     return shell is not None and getattr(shell, "kernel", None) is not None
 
 
+def _inputs(cap) -> list[str]:
+    """The captures ``cap`` reads, transitively (its declared ``after``)."""
+    from . import captures
+
+    out: list[str] = []
+    for dep in cap.after:
+        out += [dep, *_inputs(captures.get(dep))]
+    return list(dict.fromkeys(out))
+
+
 def open_incident(incident_file: str | os.PathLike | None = None, *, record_dir=None, replay_from=None,
                   notebook: str = "notebook", window_start: str | None = None,
-                  window_end: str | None = None) -> IncidentSession:
+                  window_end: str | None = None, prefetch: bool | None = None) -> IncidentSession:
     """Open the incident a notebook works on.
 
     ``incident_file`` is an incident YAML (or a record's resolved params.yaml); None means
     ``$FORENSICS_INCIDENT`` or params/incidents/sandbox.yaml (written by `forensics sandbox up`).
     ``window_start``/``window_end`` narrow or move the window interactively.
+    ``prefetch`` (default: on, unless ``$FORENSICS_PREFETCH=0``) starts pulling every capture the notebook
+    declares in background threads; never in a replay, never what the runner plans in this record.
     """
     path = resolve_incident_file(incident_file)
     if not path.exists() and incident_file is None:
@@ -337,7 +459,13 @@ def open_incident(incident_file: str | os.PathLike | None = None, *, record_dir=
         incident = replace(incident, window=windows.IncidentWindow(window_start or incident.window.start,
                                                                   window_end or incident.window.end))
     store = CaptureStore(record_dir=record_dir, replay_from=replay_from, notebook=notebook)
-    return IncidentSession(incident, store, notebook)
+    session = IncidentSession(incident, store, notebook)
+    if replay_from is None:
+        from . import prefetch as ahead
+
+        if ahead.enabled() if prefetch is None else prefetch:
+            session.start_prefetch()
+    return session
 
 
 def _is_resolved(path: Path) -> bool:

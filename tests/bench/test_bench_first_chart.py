@@ -1,0 +1,124 @@
+"""Benchmark (issue 22: a notebook that answers in seconds): per notebook, plain papermill (as an on-call engineer
+runs one notebook, outside `forensics run`) from its start to its first figure and to its end, with the
+interactive prefetch and without it (``FORENSICS_PREFETCH=0``), on the sandbox and through the loopback proxy
+that delays every AWS call by 150 ms, as a real Region answers. All in one run; prints one table and the ratios.
+
+The first figure is the first cell whose outputs hold an image; its end time is read from the executed
+notebook's papermill metadata (``cell.metadata.papermill.end_time``) against the wall clock taken just before
+papermill started (kernel start included). ``FORENSICS_BENCH_NOTEBOOKS=api-errors,security`` limits the
+notebooks (default: the whole catalogue). Goal (issue 22): every notebook <= 6 s to its end on the sandbox,
+<= 10 s with 150 ms per call."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from forensics.notebooks import catalogue
+from forensics.prefetch import ENV
+
+from tests.loopback_proxy import LoopbackProxy
+
+pytestmark = pytest.mark.sandbox
+
+GOAL_END_S = {"sandbox": 6.0, "150 ms": 10.0}
+
+
+def _papermill(nb: Path, incident: Path, out: Path, prefetch: bool) -> dict:
+    """One plain papermill run: seconds from its start to the first figure (None: no figure) and to its end."""
+    import papermill as pm
+
+    old = os.environ.get(ENV)
+    os.environ[ENV] = "1" if prefetch else "0"  # the kernel inherits it
+    try:
+        started = pd.Timestamp.now(tz="UTC")
+        t0 = time.perf_counter()
+        pm.execute_notebook(str(nb), str(out), parameters={"incident_file": str(incident)}, kernel_name="python3",
+                            progress_bar=False, log_output=False,
+                            extra_arguments=["--IPKernelApp.log_level=CRITICAL"])
+        end_s = time.perf_counter() - t0
+    finally:
+        if old is None:
+            os.environ.pop(ENV, None)
+        else:
+            os.environ[ENV] = old
+    return {"first_figure_s": _first_figure_s(json.loads(out.read_text()), started), "end_s": end_s}
+
+
+def _first_figure_s(nb: dict, started: pd.Timestamp) -> float | None:
+    for cell in nb["cells"]:
+        if cell.get("cell_type") != "code":
+            continue
+        if any("image/png" in (o.get("data") or {}) for o in cell.get("outputs", [])):
+            end = (cell.get("metadata", {}).get("papermill") or {}).get("end_time")
+            return (pd.Timestamp(end).tz_convert("UTC") - started).total_seconds() if end else None
+    return None
+
+
+def _proxied(sandbox_params, endpoint: str, tmp_path: Path) -> Path:
+    env = yaml.safe_load(Path(sandbox_params["environment"]).read_text())
+    env["aws"]["endpoint_url"] = endpoint
+    env_path = tmp_path / "env-delayed.yaml"
+    env_path.write_text(yaml.safe_dump(env))
+    incident = yaml.safe_load(Path(sandbox_params["incident"]).read_text())
+    incident["environment"] = str(env_path)
+    path = tmp_path / "incident-delayed.yaml"
+    path.write_text(yaml.safe_dump(incident))
+    return path
+
+
+def _fmt(v: float | None) -> str:
+    return "   -  " if v is None else f"{v:6.1f}"
+
+
+def _ratio(a: float | None, b: float | None) -> str:
+    return "  -  " if not a or not b else f"{a / b:5.2f}"
+
+
+def test_time_to_first_chart_with_and_without_prefetch(sandbox_params, tmp_path):
+    cat = catalogue()
+    wanted = [n.strip() for n in os.environ.get("FORENSICS_BENCH_NOTEBOOKS", "").split(",") if n.strip()]
+    names = [n for n in cat if not wanted or n in wanted]
+    assert names, f"no notebook among {wanted}"
+    env = yaml.safe_load(Path(sandbox_params["environment"]).read_text())
+    proxy = LoopbackProxy(env["aws"]["endpoint_url"], delay_s=0.15).start()
+    try:
+        networks = {"sandbox": Path(sandbox_params["incident"]),
+                    "150 ms": _proxied(sandbox_params, proxy.endpoint_url, tmp_path)}
+        rows = []
+        for net, incident in networks.items():
+            for n in names:
+                row = {"notebook": n, "network": net}
+                for mode, on in (("off", False), ("on", True)):
+                    out = tmp_path / f"{n}-{net.replace(' ', '')}-{mode}.ipynb"
+                    got = _papermill(cat[n].path, incident, out, on)
+                    row[f"first_{mode}"], row[f"end_{mode}"] = got["first_figure_s"], got["end_s"]
+                rows.append(row)
+    finally:
+        proxy.stop()
+
+    print(f"\ntime to the first chart, plain papermill per notebook (seconds from papermill's start; "
+          f"prefetch off = {ENV}=0)")
+    print(f"{'notebook':<16} {'network':<8} {'first off':>9} {'first on':>9} {'ratio':>6} "
+          f"{'end off':>8} {'end on':>8} {'ratio':>6} {'goal':>5}")
+    for r in rows:
+        goal = GOAL_END_S[r["network"]]
+        print(f"{r['notebook']:<16} {r['network']:<8} {_fmt(r['first_off']):>9} {_fmt(r['first_on']):>9} "
+              f"{_ratio(r['first_on'], r['first_off']):>6} {_fmt(r['end_off']):>8} {_fmt(r['end_on']):>8} "
+              f"{_ratio(r['end_on'], r['end_off']):>6} {'met' if r['end_on'] <= goal else 'MISS':>5}")
+    for net in networks:
+        sel = [r for r in rows if r["network"] == net]
+        end_off, end_on = sum(r["end_off"] for r in sel), sum(r["end_on"] for r in sel)
+        firsts = [r for r in sel if r["first_on"] and r["first_off"]]
+        first = (sum(r["first_on"] for r in firsts) / sum(r["first_off"] for r in firsts)) if firsts else None
+        print(f"{net}: to the end, prefetch on / off {end_on / end_off:.2f} (sum {end_on:.1f} s / {end_off:.1f} s)"
+              + (f"; to the first figure {first:.2f}" if first else "")
+              + f"; notebooks within the goal ({GOAL_END_S[net]:.0f} s): "
+              f"{sum(r['end_on'] <= GOAL_END_S[net] for r in sel)}/{len(sel)}")
+    assert all(r["end_on"] > 0 and r["end_off"] > 0 for r in rows)
