@@ -42,6 +42,12 @@ def notebook_dir() -> Path:
     return CHECKOUT / "notebooks" if is_checkout() else DATA / "notebooks"
 
 
+def builtin_notebook_dir() -> Path:
+    """The notebooks that ship with the tool (the checkout's, else the packaged copy), whatever
+    ``$FORENSICS_NOTEBOOK_DIR`` says: what the built-in runbook entries were written against."""
+    return CHECKOUT / "notebooks" if is_checkout() else DATA / "notebooks"
+
+
 def params_dir() -> Path:
     """The user's parameters: ``$FORENSICS_PARAMS_DIR``, else ``<workspace>/params``."""
     if os.environ.get("FORENSICS_PARAMS_DIR"):

@@ -197,8 +197,14 @@ def load(user_file: str | os.PathLike | None = None) -> Runbook:
     writes: ParamsError naming it."""
     from . import notebooks
 
+    from .resources import builtin_notebook_dir
+
     files = [BUILTIN] + ([Path(user_file)] if user_file else [])
+    # The findings the notebooks in use write, and those of the shipped notebooks (the built-in entries name
+    # them even when $FORENSICS_NOTEBOOK_DIR points at a folder of one's own).
     cat = notebooks.catalogue()
+    if builtin_notebook_dir().is_dir() and builtin_notebook_dir().resolve() != Path(notebooks.NOTEBOOK_DIR).resolve():
+        cat = {**notebooks.catalogue(builtin_notebook_dir()), **cat}
     symptoms: dict[str, dict] = {}
     entries: dict[str, dict] = {}
     compiled: dict[str, Any] = {}

@@ -17,8 +17,8 @@ from forensics import params
 from forensics.analysis import db, log_counts
 from forensics.analysis import statements as stmts
 from forensics.pglog import extract, reader
-from forensics.sandbox.moto_ext import logs_insights as ext_logs_insights
-from forensics.sandbox.s3_evidence import rds_log_line
+from forensics_sandbox.moto_ext import logs_insights as ext_logs_insights
+from forensics_sandbox.s3_evidence import rds_log_line
 
 pytestmark = pytest.mark.sandbox
 DATA = Path(__file__).resolve().parents[1] / "data" / "postgres_logs"

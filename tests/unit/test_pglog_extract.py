@@ -214,3 +214,16 @@ def test_the_collector_is_known_by_its_application_name_not_by_words():
 def test_pg_stat_statements_rows_join_the_log_by_fingerprint():
     joined = stmts.join_log(_pss(), _log())
     assert joined["log_calls"].iloc[0] == 2 and pd.isna(joined["log_calls"].iloc[1])
+
+
+def test_connections_per_minute_with_no_sign_in_failure():
+    """A log with connections and no refused sign-in (the sandbox's RDS log): the empty failures frame must
+    not turn the times into objects (pd.Grouper then raised 'Only valid with DatetimeIndex')."""
+    text = ("2026-11-23 18:00:01 UTC:10.0.0.5(5432):app@db:[101]:LOG:  connection received: host=10.0.0.5 port=5432\n"
+            "2026-11-23 18:00:01 UTC:10.0.0.5(5432):app@db:[101]:LOG:  connection authorized: user=app database=db\n"
+            "2026-11-23 18:02:30 UTC:10.0.0.5(5432):app@db:[101]:LOG:  disconnection: session time: 0:02:29.000 "
+            "user=app database=db host=10.0.0.5 port=5432\n").encode()
+    entries = reader.parse_text(text, "%t:%r:%u@%d:[%p]:")
+    cpm = extract.connections_per_minute(entries)
+    assert cpm["received"].sum() == 1 and cpm["authorized"].sum() == 1 and cpm["disconnections"].sum() == 1
+    assert cpm["refused"].sum() == 0 and len(cpm) == 3  # 18:00, 18:01 (zero), 18:02

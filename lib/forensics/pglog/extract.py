@@ -516,6 +516,8 @@ def connections_per_minute(entries: pd.DataFrame, freq: str = "1min", auth: pd.D
     frames.append(pd.DataFrame({"timestamp": pd.concat([entries["timestamp"][fatal_conn], auth["timestamp"]]),
                                 "kind": "refused"}))
     ev = pd.concat(frames)
+    # an empty part (no sign-in failure) has no dtype of its own: concatenated, the times would be objects
+    ev["timestamp"] = pd.to_datetime(ev["timestamp"], utc=True)
     ev = ev[ev["timestamp"].notna()]
     if not len(ev):
         return pd.DataFrame(columns=cols)
