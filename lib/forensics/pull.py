@@ -33,7 +33,7 @@ def all_change_events(inc) -> pd.DataFrame:
     frames = [inc.pull(c.name) for c in caps if not c.missing_sections(inc.env)]
     if inc.env.get("jobs"):
         frames.append(job_change_events(inc))
-    if inc.env.get("integrations") is not None and inc.env.get("postgres"):
+    if not captures.get("crm_sync_logs").missing_sections(inc.env):
         frames.append(crm_change_events(inc))
     return timeline.merge(*frames)
 
