@@ -41,7 +41,7 @@ def error_classes_config(path: str | None = None) -> dict:
         classes.append({**c, "providers": [p.lower() for p in c.get("providers") or []],
                         "regex": re.compile("|".join(f"(?:{p})" for p in c["patterns"]), re.IGNORECASE)})
     return {"failed_statuses": {s.lower() for s in doc.get("failed_statuses") or []},
-            "stale_after": pd.Timedelta(hours=float(doc.get("stale_after_hours", 6))), "classes": classes}
+            "stale_after": pd.Timedelta(minutes=float(doc.get("stale_after_minutes", 30))), "classes": classes}
 
 
 def classify(message, provider=None, config: dict | None = None) -> str:
