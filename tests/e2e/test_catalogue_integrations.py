@@ -62,7 +62,7 @@ def test_first_oauth_failure_is_on_the_overview_timeline(findings, sandbox):
     assert abs(pd.Timestamp(oauth[0]["time"]) - truth["oauth_first_failure"]) < pd.Timedelta(seconds=1)
 
 
-def test_the_diagnosis_names_oauth_expiry_for_crm_sync_errors(record):
-    diag = json.loads((record / "diagnosis.json").read_text())
-    hyps = {h["id"]: h for h in diag["hypotheses"]}
+def test_the_diagnosis_names_oauth_expiry_for_crm_sync_errors(findings, sandbox):
+    hyps = {h["id"]: h for h in findings["diagnosis"]["hypotheses"]}
     assert hyps["crm-oauth-expired"]["holds"] and not hyps["crm-encryption-key-changed"]["holds"]
+    assert sandbox.truth_for("integrations")["oauth_first_org"] in hyps["crm-oauth-expired"]["next_step"]
