@@ -17,8 +17,8 @@ HEADLINE_SERIES = ("error_rate", "latency_p99_s", "latency_avg_s")
 #: Timeline kinds that make the postmortem (service events and the like are too many to list).
 TIMELINE_KINDS = ("deployment", "rollback", "onset", "recovered", "task-stopped", "rds-event", "failover",
                   "elasticache-event", "alarm", "config-change", contracts.JOB_SILENT, contracts.JOB_FAILED,
-                  contracts.BACKUP, contracts.BACKUP_FAILED, contracts.CERTIFICATE_EXPIRY, "security", CRM_SYNC_FAILED,
-                  *sorted(SENSITIVE_EVENTS))
+                  contracts.BACKUP, contracts.BACKUP_FAILED, contracts.CERTIFICATE_EXPIRY, "security",
+                  CRM_SYNC_FAILED, *sorted(SENSITIVE_EVENTS))
 #: Events of one kind from one source closer than this are one line ("x36") in the timeline.
 BURST_GAP = pd.Timedelta(minutes=10)
 MAX_TIMELINE_ROWS = 40
