@@ -123,6 +123,12 @@ _ENV_SCHEMA: dict[str, Any] = {
         "budgets_table": (False, (str, type(None)), "table of monthly budgets (org_id, monthly_budget_usd)"),
         "organizations_table": (False, (str, type(None)), "table of organizations (id, name)"),
     },
+    "integrations": {
+        "sync_logs_table": (False, (str, type(None)), "the CRM sync log table (provider, direction, org_id, status, "
+                                                      "error_message, created_at), default crm_sync_logs"),
+        "connections_table": (False, (str, type(None)), "the CRM connections table (provider, org_id, is_active, "
+                                                        "last_synced_at), default crm_connections"),
+    },
     "audit": {
         "base_url": (True, str, "the application's base URL serving /api/v1/tenants/<id>/audit-replay and "
                                 "verify-chain (https://; http:// only on loopback)"),
@@ -201,11 +207,12 @@ _ENV_SCHEMA: dict[str, Any] = {
 }
 #: Only ``name`` and ``aws`` are required: a notebook runs on the sections the environment has, and one
 #: with none of its sections is skipped (a security-only environment, a platform without ECS).
-_ENV_OPTIONAL_SECTIONS = {"alb", "ecs", "rds", "logs", "postgres", "postgres_log", "elasticache", "queues", "ai", "audit",
+_ENV_OPTIONAL_SECTIONS = {"alb", "ecs", "rds", "logs", "postgres", "postgres_log", "elasticache", "queues", "ai", "integrations", "audit",
                           "cloudtrail", "athena", "schema", "diagnosis", "jobs", "backups", "certificates"}
 #: fields naming a PostgreSQL table: a plain identifier (optionally schema-qualified), nothing else
 _TABLE_FIELDS = (("queues", "failed_table"), ("ai", "logs_table"), ("ai", "budgets_table"),
-                 ("ai", "organizations_table"))
+                 ("ai", "organizations_table"), ("integrations", "sync_logs_table"),
+                 ("integrations", "connections_table"))
 _TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}(\.[A-Za-z_][A-Za-z0-9_$]{0,62})?$")
 
 _INCIDENT_SCHEMA: dict[str, Any] = {

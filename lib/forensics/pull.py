@@ -20,7 +20,7 @@ EVENT_COLUMNS = list(contracts.EVENT_COLUMNS)
 
 #: The captures each of these helpers pulls (the catalogue counts them as the notebook's).
 PULLS: dict[str, tuple[str, ...]] = {
-    "all_change_events": captures.CHANGE_EVENT_CAPTURES + captures.JOB_EVENT_CAPTURES,
+    "all_change_events": captures.CHANGE_EVENT_CAPTURES + captures.JOB_EVENT_CAPTURES + ("crm_sync_logs",),
 }
 
 
@@ -33,7 +33,17 @@ def all_change_events(inc) -> pd.DataFrame:
     frames = [inc.pull(c.name) for c in caps if not c.missing_sections(inc.env)]
     if inc.env.get("jobs"):
         frames.append(job_change_events(inc))
+    if not captures.get("crm_sync_logs").missing_sections(inc.env):
+        frames.append(crm_change_events(inc))
     return timeline.merge(*frames)
+
+
+def crm_change_events(inc) -> pd.DataFrame:
+    """Each CRM sync error class's first failure in the window, as change events
+    (:func:`forensics.analysis.integrations.change_events` over the ``crm_sync_logs`` capture)."""
+    from .analysis import integrations
+
+    return integrations.change_events(integrations.by_class(integrations.failures(inc.pull("crm_sync_logs"))))
 
 
 def job_change_events(inc) -> pd.DataFrame:

@@ -132,7 +132,7 @@ def test_every_capture_is_complete():
                                   captures.TABLES), cap.name
         assert {n.split(".")[0] for n in cap.needs} <= {
             "aws", "alb", "ecs", "rds", "logs", "postgres", "elasticache", "queues", "ai", "audit", "cloudtrail",
-            "athena", "schema", "jobs", "backups", "certificates"}, cap.name
+            "athena", "schema", "jobs", "backups", "certificates", "integrations"}, cap.name
         assert cap.doc, f"{cap.name} has no description"
     for name in captures.CHANGE_EVENT_CAPTURES + captures.JOB_EVENT_CAPTURES:
         captures.get(name)
@@ -188,7 +188,7 @@ def test_a_notebook_whose_sources_are_all_absent_says_which_sections_it_needs():
 def test_the_catalogues_plan_is_smaller_than_the_sum_of_its_notebooks():
     every = [c for nb in CATALOGUE.values() for c in nb.captures]
     env = {s: {"x": 1} for s in ("aws", "ecs", "rds", "logs", "postgres", "elasticache", "queues", "ai",
-                                 "audit", "schema")}
+                                 "audit", "schema", "integrations")}
     env.update(alb={"access_logs": {"bucket": "b"}}, cloudtrail={"bucket": "t"}, jobs={"heartbeats": [{}]},
                backups={"bucket": "b", "retention_log_groups": ["g"]},
                certificates={"domains": ["a.example.com"], "cloudfront_distributions": ["E1"]})

@@ -14,7 +14,7 @@ PARAMETERS = {"incident_file = None", "record_dir = None", "replay_from = None"}
 def test_the_catalogue_has_every_incident_class():
     assert set(catalogue()) == {"api-errors", "db-connections", "ecs-deploy", "slow-queries", "db-health",
                                 "cache-redis", "queue-backlog", "ai-cost", "data-integrity", "security",
-                                "scheduled-jobs", "auth-failures", "backups", "certificates", "overview"}
+                                "scheduled-jobs", "auth-failures", "backups", "certificates", "integrations", "overview"}
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

@@ -9,6 +9,7 @@ from .. import contracts
 from ..window import iso
 from . import onset as onset_mod
 from . import timeline
+from .integrations import CRM_SYNC_FAILED
 from .security import SENSITIVE_EVENTS
 
 #: Series whose departure from baseline marks the incident, most user-visible first.
@@ -17,7 +18,7 @@ HEADLINE_SERIES = ("error_rate", "latency_p99_s", "latency_avg_s")
 TIMELINE_KINDS = ("deployment", "rollback", "onset", "recovered", "task-stopped", "rds-event", "failover",
                   "elasticache-event", "alarm", "config-change", contracts.JOB_SILENT, contracts.JOB_FAILED,
                   contracts.BACKUP, contracts.BACKUP_FAILED, contracts.CERTIFICATE_EXPIRY, "security",
-                  *sorted(SENSITIVE_EVENTS))
+                  CRM_SYNC_FAILED, *sorted(SENSITIVE_EVENTS))
 #: Events of one kind from one source closer than this are one line ("x36") in the timeline.
 BURST_GAP = pd.Timedelta(minutes=10)
 MAX_TIMELINE_ROWS = 40

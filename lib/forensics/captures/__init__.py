@@ -22,6 +22,7 @@ from .core import (COUNTERS, LIVE, LOGS, METRICS, TABLES, CAPTURES, Capture, cal
 # The declarations, by domain (each module declares its captures when imported).
 from . import postgres, service_metrics, logs, changes, cloudtrail, ecs, tables, audit, alb  # noqa: E402,I001
 from . import jobs, log_volume, backups, certificates, pg_log  # noqa: E402,I001
+from . import integrations  # noqa: E402,I001
 
 #: Captures of change events, merged by :func:`forensics.pull.all_change_events` into one timeline (with the
 #: jobs' events, which are analysis of the job captures: forensics.analysis.jobs.change_events).
@@ -37,4 +38,4 @@ JOB_EVENT_CAPTURES: tuple[str, ...] = (
 __all__ = ["CAPTURES", "CHANGE_EVENT_CAPTURES", "COUNTERS", "JOB_EVENT_CAPTURES", "LIVE", "LOGS", "METRICS", "TABLES",
            "Call", "Capture", "call_for", "declare", "events", "failing", "get", "log_events", "metrics", "plan",
            "postgres_query", "sections_lacking", "volatile", "alb", "audit", "backups", "certificates", "changes",
-           "cloudtrail", "ecs", "jobs", "log_volume", "logs", "postgres", "service_metrics", "tables"]
+           "cloudtrail", "ecs", "integrations", "jobs", "log_volume", "logs", "postgres", "service_metrics", "tables"]

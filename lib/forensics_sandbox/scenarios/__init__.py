@@ -20,7 +20,8 @@ __all__ = ["SCENARIOS", "Played", "PlayFunction", "register", "resolve", "focus"
 
 #: modules that register scenarios when imported
 _MODULES = ("pool_exhaustion", "cache_redis", "queue_backlog", "ai_cost", "data_integrity", "security",
-            "ecs_deploy", "slow_queries", "db_health", "scheduled_jobs", "auth_failures", "backups", "certificates", "volume")
+            "ecs_deploy", "slow_queries", "db_health", "scheduled_jobs", "auth_failures", "backups", "certificates", "volume",
+            "integrations")
 _loaded = False
 
 
