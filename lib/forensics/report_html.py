@@ -79,8 +79,9 @@ _ROW_TH = re.compile(r"(<tr[^>]*>\s*)<th>(\d+)</th>", re.S)
 _CORNER_TH = re.compile(r"(<tr[^>]*>\s*)<th(?: [^>]*)?>\s*</th>", re.S)
 #: Report pages: tables and outputs wrap long text rather than cut or overflow it.
 REPORT_CSS = ("<style>.jp-OutputArea-output pre { white-space: pre-wrap; word-break: break-word; }"
-              " table.dataframe td { white-space: pre-wrap; word-break: break-word; max-width: 60em; }"
-              " table.dataframe { table-layout: auto; }</style>")
+              " .jp-RenderedHTMLCommon table.dataframe { table-layout: auto; }"
+              " .jp-RenderedHTMLCommon table.dataframe td { white-space: pre-wrap; word-break: break-word;"
+              " text-align: left; max-width: 60em; }</style>")
 
 
 def drop_row_number_index(table: str) -> str:
