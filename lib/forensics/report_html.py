@@ -267,10 +267,11 @@ def at_a_glance(findings: dict) -> dict:
         impact_text = f"{failed:,} requests failed"
     else:
         impact_text = None
-    unknown = set(ov.get("unknown") or [])
+    # "none detected" only when the overview ran and read its series; otherwise it is not known
+    known = ov.get("status") == "ok" and not set(ov.get("unknown") or []) & {"onset", "impact", "ongoing"}
     return {"onset": readable(onset) if onset else None, "onset_iso": str(onset) if onset else None,
             "status": status, "ongoing": bool(ov.get("ongoing")) if onset else None, "impact": impact_text,
-            "unknown": bool(unknown & {"onset", "impact", "ongoing", "recovered"}) or not ov}
+            "known": known}
 
 
 def _hhmm(value: str | None) -> str:

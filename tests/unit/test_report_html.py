@@ -118,7 +118,9 @@ def test_at_a_glance_onset_status_and_impact():
     g = report_html.at_a_glance({"overview": {**ov, "recovered": None, "ongoing": True, "duration_minutes": 150}})
     assert g["status"] == "ongoing at the end of the window (2 h 30 min so far)" and g["ongoing"]
     g = report_html.at_a_glance({})
-    assert g["onset"] is None and g["status"] is None and g["impact"] is None
+    assert g["onset"] is None and g["status"] is None and g["impact"] is None and not g["known"]
+    assert report_html.at_a_glance({"overview": {"status": "ok", "onset": None}})["known"]
+    assert not report_html.at_a_glance({"overview": {"status": "ok", "onset": None, "unknown": ["onset"]}})["known"]
 
 
 def test_the_index_header_holds_the_facts_and_folds_the_rest(small_record):
@@ -128,6 +130,12 @@ def test_the_index_header_holds_the_facts_and_folds_the_rest(small_record):
 
     inc = Incident("INC-7", "<b>Wide</b> 500s", "P1",
                    IncidentWindow("2026-11-23T09:30:00Z", "2026-11-23T11:00:00Z"), {"name": "production"})
+    page = report_html.write_index(small_record, inc, {**FINDINGS, "diagnosis": diagnosis.diagnose(FINDINGS)},
+                                   [], [], "r").read_text()
+    # no overview: the api-errors onset, and what only the overview knows is unknown, not "none"
+    assert re.search(r'id="glance-onset"><dt>Onset</dt><dd title="2026-11-23T10:05:00Z">10:05 UTC</dd>', page)
+    assert re.search(r'id="glance-status"><dt>Status</dt><dd class="">unknown</dd>', page)
+    assert re.search(r'id="glance-impact"><dt>Impact</dt><dd>unknown</dd>', page)
     overview = {"status": "ok", "onset": "2026-11-23T10:05:00Z", "recovered": None, "ongoing": True,
                 "duration_minutes": 55.0, "impact": {"requests": 69856, "failed_requests": 17137, "failed_share": 0.2453}}
     findings = {**FINDINGS, "overview": overview}
