@@ -16,9 +16,16 @@ carried by a page someone may ``cat`` or copy.
 - ``html/<name>.html``         the executed notebook, code and outputs
 - ``html/<name>.report.html``  the same without code cells (nbconvert ``exclude_input``), to attach to a
                                postmortem
-- ``index.html``               incident header and window, what was verified when it was written, the
-                               diagnosis, the timeline, each notebook's status and headline findings, the
-                               figures, the data files (size, rows)
+- ``index.html``               the page at 3 a.m.: its header holds onset, ongoing or recovered (with the
+                               duration), impact, the primary cause and its next step (above the fold at
+                               1280×800); then the diagnosis (alternatives and concurrent incidents as a
+                               compact table, details folded), what was verified when it was written, the
+                               timeline, each notebook's status and headline findings, the figures (two per
+                               row), the data files (size, rows)
+
+The report view leaves out what a postmortem reader does not need: the session's ``mode`` banner line, the
+findings dump of a notebook's last cell (``inc.findings``: it is findings.json), and the pandas index
+column of a table whose index is only the row number; long messages wrap instead of being cut.
 """
 
 from __future__ import annotations
@@ -62,6 +69,55 @@ def offline(html: str) -> str:
     return visible(html)
 
 
+#: The findings dump that ends every notebook: findings.json holds it, the report view leaves it out.
+FINDINGS_CELL = "inc.findings"
+#: The session banner's line saying where the record is written (forensics.session.Session.banner).
+_MODE_LINE = re.compile(r"^mode {2,}(?:recording to|replay of|interactive) .*\n?", re.M)
+#: A pandas table's row-number index: ``<th>0</th>`` … in the body, an empty corner cell in the head.
+_DATAFRAME = re.compile(r"<table\b[^>]*class=\"dataframe\"[^>]*>.*?</table>", re.S)
+_ROW_TH = re.compile(r"(<tr[^>]*>\s*)<th>(\d+)</th>", re.S)
+_CORNER_TH = re.compile(r"(<tr[^>]*>\s*)<th(?: [^>]*)?>\s*</th>", re.S)
+#: Report pages: tables and outputs wrap long text rather than cut or overflow it.
+REPORT_CSS = ("<style>.jp-OutputArea-output pre { white-space: pre-wrap; word-break: break-word; }"
+              " .jp-RenderedHTMLCommon table.dataframe { table-layout: auto; }"
+              " .jp-RenderedHTMLCommon table.dataframe td { white-space: pre-wrap; word-break: break-word;"
+              " text-align: left; max-width: 60em; }</style>")
+
+
+def drop_row_number_index(table: str) -> str:
+    """A pandas HTML table without its index column when that index is only the row number 0..n-1 (a
+    RangeIndex: it says nothing); a meaningful index (a time, a name) is kept."""
+    rows = [int(m.group(2)) for m in _ROW_TH.finditer(table)]
+    if not rows or rows != list(range(rows[0], rows[0] + len(rows))) or "<th>" not in table:
+        return table
+    if table.count("<tr") != len(rows) + len(_CORNER_TH.findall(table)):
+        return table  # a header row that is not a plain corner: a multi-level table, left as it is
+    return _CORNER_TH.sub(r"\1", _ROW_TH.sub(r"\1", table))
+
+
+def report_view(nb):
+    """The notebook as the report page shows it: no findings dump, no mode line, no row-number index."""
+    import copy
+
+    nb = copy.deepcopy(nb)
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        if cell.source.strip() == FINDINGS_CELL:
+            cell.outputs = []
+            continue
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream":
+                out["text"] = _MODE_LINE.sub("", out.get("text", ""))
+            data = out.get("data") or {}
+            if "text/plain" in data and isinstance(data["text/plain"], str):
+                data["text/plain"] = _MODE_LINE.sub("", data["text/plain"])
+            if "text/html" in data:
+                html = data["text/html"] if isinstance(data["text/html"], str) else "".join(data["text/html"])
+                data["text/html"] = _DATAFRAME.sub(lambda m: drop_row_number_index(m.group(0)), html)
+    return nb
+
+
 def render_notebook(nb_path: Path, html_dir: Path, name: str) -> str:
     """``html/<name>.html`` and ``html/<name>.report.html`` from an executed notebook; returns the first's
     path relative to the record."""
@@ -72,7 +128,9 @@ def render_notebook(nb_path: Path, html_dir: Path, name: str) -> str:
     for suffix, exclude in (("", False), (".report", True)):
         exporter = HTMLExporter(template_name="lab", embed_images=True, exclude_input=exclude,
                                 exclude_input_prompt=exclude, exclude_output_prompt=exclude)
-        body, _ = exporter.from_notebook_node(nb)
+        body, _ = exporter.from_notebook_node(report_view(nb) if exclude else nb)
+        if exclude:
+            body = re.sub(r"</head>", REPORT_CSS + "</head>", body, count=1, flags=re.I)
         (html_dir / f"{name}{suffix}.html").write_text(redact.text(offline(body)), encoding="utf-8")
     return f"{html_dir.name}/{name}.html"
 
@@ -144,7 +202,76 @@ def _size(n: int) -> str:
 
 def _headlines(entry: dict) -> list[tuple[str, str]]:
     keys = [k for k in entry if k not in _SKIP and entry[k] not in (None, [], {})]
-    return [(k, short(entry[k], 140)) for k in keys[:HEADLINES]]
+    return [(k, readable(entry[k], 140)) for k in keys[:HEADLINES]]
+
+
+_ISO_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ](\d{2}:\d{2})(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]00:?00)?$")
+
+
+def readable(value, limit: int = 160) -> str:
+    """A finding's value as a reader takes it in: a UTC time as ``18:08 UTC``, an object as a short
+    ``key: value`` list, a list as its items, a number without float noise; bounded to ``limit``.
+    Text only: the template escapes it (Jinja autoescape) like every other value."""
+    def one(v, depth=0) -> str:
+        if isinstance(v, str):
+            m = _ISO_TIME.match(v.strip())
+            return f"{m.group(1)} UTC" if m else v
+        if isinstance(v, bool) or v is None:
+            return {True: "yes", False: "no", None: "—"}[v]
+        if isinstance(v, float):
+            return f"{v:.4g}"
+        if isinstance(v, dict):
+            if depth >= 2:
+                return short(v, 60)
+            return "; ".join(f"{k}: {one(x, depth + 1)}" for k, x in v.items())
+        if isinstance(v, (list, tuple)):
+            if depth >= 2:
+                return short(v, 60)
+            items = [one(x, depth + 1) for x in v[:8]]
+            more = f" … (+{len(v) - 8} more)" if len(v) > 8 else ""
+            return (" | " if any(isinstance(x, dict) for x in v) else ", ").join(items) + more
+        return str(v)
+
+    return short(one(value), limit)
+
+
+def _minutes(m) -> str:
+    if m is None:
+        return ""
+    m = float(m)
+    return f"{m:g} min" if m < 120 else f"{int(m // 60)} h {int(m % 60)} min"
+
+
+def at_a_glance(findings: dict) -> dict:
+    """The header's facts from the overview notebook (api-errors as fallback): onset, status (ongoing or
+    recovered, with the duration) and impact, each as a short text; ``None`` where nothing was found."""
+    ov = findings.get("overview") or {}
+    api = findings.get("api-errors") or {}
+    onset = ov.get("onset") or api.get("onset")
+    duration = _minutes(ov.get("duration_minutes"))
+    if not onset:
+        status = None
+    elif ov.get("recovered"):
+        status = f"recovered at {readable(ov['recovered'])}" + (f" after {duration}" if duration else "")
+    elif ov.get("ongoing"):
+        status = "ongoing at the end of the window" + (f" ({duration} so far)" if duration else "")
+    else:
+        status = None
+    impact = ov.get("impact") or api.get("impact") or {}
+    failed = ov.get("failed_requests", impact.get("failed_requests"))
+    if failed is not None and impact.get("requests"):
+        share = impact.get("failed_share")
+        share = share if isinstance(share, (int, float)) else failed / impact["requests"]
+        impact_text = f"{failed:,} of {impact['requests']:,} requests failed ({share * 100:.1f}%)"
+    elif failed is not None:
+        impact_text = f"{failed:,} requests failed"
+    else:
+        impact_text = None
+    # "none detected" only when the overview ran and read its series; otherwise it is not known
+    known = ov.get("status") == "ok" and not set(ov.get("unknown") or []) & {"onset", "impact", "ongoing"}
+    return {"onset": readable(onset) if onset else None, "onset_iso": str(onset) if onset else None,
+            "status": status, "ongoing": bool(ov.get("ongoing")) if onset else None, "impact": impact_text,
+            "known": known}
 
 
 def _hhmm(value: str | None) -> str:
@@ -202,7 +329,7 @@ def index_context(record: Path, incident, findings: dict, notebooks: list[dict],
         "ruled_out": [h for h in hyps if not h["holds"] and h["verdict"].startswith("refuted")],
         "not_supported": [h for h in hyps if not h["holds"] and not h["verdict"].startswith("refuted")],
         "timeline": timeline, "notebooks": nb_rows, "figures": figures, "data": data, "files": others,
-        "short": short,
+        "short": short, "glance": at_a_glance(findings),
     }
 
 
@@ -214,6 +341,7 @@ def index_html(record: Path, incident, findings: dict, notebooks: list[dict], ca
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"]),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["short"] = short
+    env.filters["readable"] = readable
     env.filters["values"] = evidence_values
     env.filters["json"] = lambda v: json.dumps(v, default=str, ensure_ascii=False)
     ctx = index_context(record, incident, findings, notebooks, captures, record_name, digest)

@@ -25,6 +25,9 @@ from .progress import cell_hook
 
 CELL_TIMEOUT_S = defaults.CELL_TIMEOUT_S
 SKIPPED = "skipped"
+#: Run in each kernel before the notebook: tables show whole messages (pandas cuts a cell at 50
+#: characters by default), so the notebook and its report page carry them; the page wraps them (CSS).
+KERNEL_EXEC_LINES = ["import pandas as _pd; _pd.set_option('display.max_colwidth', None); del _pd"]
 
 
 @dataclass
@@ -88,7 +91,8 @@ def run_notebook(nb_path: str, record: str, name: str, params: dict) -> Notebook
                             on_cell_execute=cell_hook(_QUEUE, name, json.loads(Path(nb_path).read_text())["cells"])
                             if _QUEUE is not None else None,
                             # ipykernel 7 warns on stderr that loopback TCP is unencrypted, per kernel.
-                            extra_arguments=["--IPKernelApp.log_level=CRITICAL"])
+                            extra_arguments=["--IPKernelApp.log_level=CRITICAL",
+                                             *(f"--IPKernelApp.exec_lines={line}" for line in KERNEL_EXEC_LINES)])
     except Exception as exc:  # noqa: BLE001 - PapermillExecutionError, DeadKernelError, timeouts
         status = "failed"
         error = redact.text(exec_error(exc))
