@@ -29,6 +29,7 @@ PLANTED = {
     "ai-cost": "llm-provider-fallback",
     "data-integrity": "audit-write-outside-service",
     "security": "leaked-access-key",
+    "integrations": "crm-oauth-expired",
 }
 EXTERNAL = re.compile(r"""(src|href)\s*=\s*["']?(https?:)?//|url\(\s*["']?(https?:)?//|<script|import\s*\(""", re.I)
 
@@ -103,6 +104,7 @@ def test_index_and_report_views_are_in_the_record_and_offline(record):
     report = (record / "html" / "db-connections.report.html").read_text()
     code = 'class="jp-CodeMirrorEditor'  # a code cell's input, as nbconvert's lab template renders it
     assert code in (record / "html" / "db-connections.html").read_text()
-    assert code not in report and "peak_connections" in report
+    # the report view keeps the outputs (its figures), not the code nor the findings dump (issue 22)
+    assert code not in report and "<img" in report
     index = (record / "index.html").read_text()
     assert "Consistent." in index and "deployment → database connection pool exhausted → API 5xx" in index
