@@ -214,8 +214,10 @@ def _captures_and_notebooks(session: IncidentSession, rest: list, total: int, se
     echo(f"running  {len(selected)} notebook(s), {jobs} at a time: {', '.join(selected)}")
     with ThreadPoolExecutor(max_workers=defaults.PLAN_THREADS, thread_name_prefix="plan") as threads, \
             pool(min(jobs, max(1, len(selected)))) as (workers, queue), progress.listen(queue):
-        pulled = prefetch.submit(threads, session, rest)
+        # The notebooks first: the pool forks its workers at the first submit, and a worker forked while a plan
+        # thread holds a lock (redaction's, the store's, logging's) would inherit it held and wait on it forever.
         futures = {workers.submit(run_notebook, str(cat[n].path), str(record.path), n, params): n for n in selected}
+        pulled = prefetch.submit(threads, session, rest)
         try:
             for fut in as_completed([*pulled, *futures]):
                 if fut in futures:
