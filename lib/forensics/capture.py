@@ -146,8 +146,8 @@ class CaptureStore:
             self._memory.pop(name, None)
             if self.record_dir is not None:
                 with self._lock(name):
-                    for path in (self.record_dir / SIDECAR_DIR / f"{name}.json",
-                                 self.record_dir / DATA_DIR / f"{name}.parquet"):
+                    for path in (self.record_dir / contracts.SIDECAR_DIR / f"{name}.json",
+                                 self.record_dir / contracts.DATA_DIR / f"{name}.parquet"):
                         path.unlink(missing_ok=True)
 
     # -- internals --------------------------------------------------------------------------------
