@@ -10,6 +10,8 @@ order of volatility and redaction.
 
 from __future__ import annotations
 
+import re
+
 import getpass
 import json
 import os
@@ -272,8 +274,14 @@ def test_verify_names_a_renamed_file_and_a_deleted_figure(records, tmp_path):
 
 
 # ---- 5. redaction ----------------------------------------------------------------------------------
+#: An access key id with no secret beside it is an identifier a responder needs (who did it), kept on purpose
+#: since issue 21 (docs/redaction.md); the secrets planted here must still be masked everywhere.
+KEY_ID = re.compile(r"^(?:AKIA|ASIA)[A-Z0-9]{16}$")
+MASKED = [s for s in SECRETS if not KEY_ID.match(s.secret)]
+
+
 def _fragments():
-    return {frag for s in SECRETS for frag in s.secret.split("\n") if len(frag) >= 8}
+    return {frag for s in MASKED for frag in s.secret.split("\n") if len(frag) >= 8}
 
 
 def test_planted_secrets_reached_the_record_as_markers(records):
@@ -282,7 +290,7 @@ def test_planted_secrets_reached_the_record_as_markers(records):
     probe = logs[logs["message"].str.contains("trust.probe", regex=False)]
     assert len(probe) == len(SECRETS), "every planted log line was pulled"
     text = "\n".join(probe["message"])
-    for s in SECRETS:
+    for s in MASKED:
         assert redact.marker(s.kind, s.secret) in text, s.kind
     activity = pd.read_parquet(original / "data" / "pg_activity.parquet")
     queries = "\n".join(activity.loc[activity["application_name"] == "trust-probe", "query"])
