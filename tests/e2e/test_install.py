@@ -169,19 +169,25 @@ def test_validate_finds_the_shipped_example_environment(venv, tmp_path):
 
 # ---- the README's "Installing as a package", as a user runs it ----------------------------------------------
 LOG_GROUP = "/ecs/shop-api"
-LOAD_BALANCER = "app/shop-alb/0123456789abcdef"
 PLANTED_ERROR = "psycopg.OperationalError: connection to server at db.shop.internal failed: timeout expired"
 BASELINE_ERROR = "httpx.ReadTimeout: timed out"
 
 
-def _load(status: dict, start: pd.Timestamp, end: pd.Timestamp) -> int:
-    """A user's own data, loaded with boto3: an application log group whose planted errors start half-way,
-    and the load balancer's request and 5xx counts per minute. Returns how many planted errors were written."""
+def _load(status: dict, start: pd.Timestamp, end: pd.Timestamp) -> tuple[int, str]:
+    """A user's own data, loaded with boto3: a load balancer (preflight checks it exists), an application log
+    group whose planted errors start half-way, and the load balancer's request and 5xx counts per minute.
+    Returns how many planted errors were written and the load balancer's CloudWatch dimension."""
     import boto3
 
     kw = {"region_name": status["region"], "endpoint_url": status["aws_endpoint_url"],
           "aws_access_key_id": "user", "aws_secret_access_key": "user"}
-    logs, cw = boto3.client("logs", **kw), boto3.client("cloudwatch", **kw)
+    logs, cw, ec2 = boto3.client("logs", **kw), boto3.client("cloudwatch", **kw), boto3.client("ec2", **kw)
+    vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.9.{i}.0/24", AvailabilityZone=f"{status['region']}{az}")
+               ["Subnet"]["SubnetId"] for i, az in ((1, "a"), (2, "b"))]
+    arn = boto3.client("elbv2", **kw).create_load_balancer(Name="shop-alb", Subnets=subnets, Type="application"
+                                                          )["LoadBalancers"][0]["LoadBalancerArn"]
+    load_balancer = arn.split(":loadbalancer/", 1)[1]  # app/shop-alb/<id>: the metrics' dimension
     logs.create_log_group(logGroupName=LOG_GROUP)
     logs.create_log_stream(logGroupName=LOG_GROUP, logStreamName="web/1")
     minutes = pd.date_range(start, end - pd.Timedelta(minutes=1), freq="1min")
@@ -200,7 +206,7 @@ def _load(status: dict, start: pd.Timestamp, end: pd.Timestamp) -> int:
                                       f"[req=e{i:04d}{k}] {message}"})
             errors += message == PLANTED_ERROR
     logs.put_log_events(logGroupName=LOG_GROUP, logStreamName="web/1", logEvents=events)
-    dims = [{"Name": "LoadBalancer", "Value": LOAD_BALANCER}]
+    dims = [{"Name": "LoadBalancer", "Value": load_balancer}]
     data = []
     for minute in minutes:
         failing = minute >= onset
@@ -210,7 +216,7 @@ def _load(status: dict, start: pd.Timestamp, end: pd.Timestamp) -> int:
                   "Value": 40.0 if failing else 1.0, "Unit": "Count"}]
     for i in range(0, len(data), 20):
         cw.put_metric_data(Namespace="AWS/ApplicationELB", MetricData=data[i:i + 20])
-    return errors
+    return errors, load_balancer
 
 
 @pytest.mark.sandbox
@@ -224,14 +230,14 @@ def test_the_installed_tool_as_a_user_runs_it(venv_sandbox, tmp_path):
         assert status["running"] is True and status["state_dir"] == str(work / ".sandbox")
         end = pd.Timestamp.now(tz="UTC").floor("min")
         start = end - pd.Timedelta(minutes=40)
-        errors = _load(status, start, end)
+        errors, load_balancer = _load(status, start, end)
 
         (work / "params" / "environments").mkdir(parents=True)
         (work / "params" / "incidents").mkdir(parents=True)
         (work / "params" / "environments" / "shop.yaml").write_text(
             "name: shop\n"
             f"aws: {{region: {status['region']}, profile: null, endpoint_url: '{status['aws_endpoint_url']}'}}\n"
-            f"alb: {{load_balancer: {LOAD_BALANCER}}}\n"
+            f"alb: {{load_balancer: {load_balancer}}}\n"
             f"logs: {{app: ['{LOG_GROUP}']}}\n")
         incident = work / "params" / "incidents" / "shop-errors.yaml"
         incident.write_text(

@@ -130,3 +130,28 @@ def put_metrics(cloudwatch, namespace: str, items: list[dict], batch: int = METR
     """``PutMetricData`` of ``items`` (MetricData entries) into ``namespace``, ``batch`` at a time."""
     for i in range(0, len(items), batch):
         cloudwatch.put_metric_data(Namespace=namespace, MetricData=items[i:i + batch])
+
+
+def create_alb(sb, *, cidr: str, lb: tuple[str, str], tg: tuple[str, str], port: int, scheme: str = "internal",
+               health_check_path: str = "/health") -> tuple[str, str, list[str], str]:
+    """A VPC with two subnets, an application load balancer ``lb = (name, id)`` and a target group
+    ``tg = (name, id)`` forwarded to from port 80, both re-keyed to the given ids so their CloudWatch
+    dimensions (``app/name/id``, ``targetgroup/name/id``) are the scenario's constants. Returns the load
+    balancer's ARN, the target group's ARN, the subnets and the security group. ``cidr`` is the VPC's /16 prefix, ``"10.40"``."""
+    from .. import moto_ext as ext
+
+    ec2 = sb.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock=f"{cidr}.0.0/16")["Vpc"]["VpcId"]
+    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"{cidr}.{i}.0/24", AvailabilityZone=f"{sb.region}{az}")
+               ["Subnet"]["SubnetId"] for i, az in ((1, "a"), (2, "b"))]
+    sg = ec2.create_security_group(GroupName=f"{lb[0]}-sg", Description="ALB", VpcId=vpc)["GroupId"]
+    elb, backend = sb.client("elbv2"), sb.backend("elbv2")
+    lb_arn = elb.create_load_balancer(Name=lb[0], Subnets=subnets, SecurityGroups=[sg], Scheme=scheme,
+                                      Type="application")["LoadBalancers"][0]["LoadBalancerArn"]
+    lb_arn = ext.rekey_load_balancer(backend, lb_arn, lb[1])
+    tg_arn = elb.create_target_group(Name=tg[0], Protocol="HTTP", Port=port, VpcId=vpc, TargetType="ip",
+                                     HealthCheckPath=health_check_path)["TargetGroups"][0]["TargetGroupArn"]
+    tg_arn = ext.rekey_target_group(backend, tg_arn, tg[1])
+    elb.create_listener(LoadBalancerArn=lb_arn, Protocol="HTTP", Port=80,
+                        DefaultActions=[{"Type": "forward", "TargetGroupArn": tg_arn}])
+    return lb_arn, tg_arn, subnets, sg

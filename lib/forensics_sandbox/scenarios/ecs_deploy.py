@@ -21,7 +21,7 @@ import pandas as pd
 
 from .. import moto_ext as ext
 from .played import Played, register
-from .common import ECS_CLUSTER, WORKER_SERVICE, hex_id, incident_fields, put_metrics, timeline, uuid4
+from .common import ECS_CLUSTER, create_alb, WORKER_SERVICE, hex_id, incident_fields, put_metrics, timeline, uuid4
 
 SEED = 20261126
 CLUSTER = ECS_CLUSTER
@@ -91,20 +91,9 @@ def _ensure_cluster(ecs) -> None:
 
 
 def load(sb, plan: Plan) -> dict:
-    ec2 = sb.client("ec2")
-    vpc = ec2.create_vpc(CidrBlock="10.40.0.0/16")["Vpc"]["VpcId"]
-    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.40.{i}.0/24", AvailabilityZone=f"{sb.region}{az}")
-               ["Subnet"]["SubnetId"] for i, az in ((1, "a"), (2, "b"))]
-    sg = ec2.create_security_group(GroupName="scr-internal-alb", Description="internal ALB", VpcId=vpc)["GroupId"]
+    lb_arn, tg_arn, subnets, sg = create_alb(sb, cidr="10.40", lb=(LB_NAME, LB_ID), tg=(TG_NAME, TG_ID),
+                                             port=8080, health_check_path="/healthz")
     elb, elb_backend = sb.client("elbv2"), sb.backend("elbv2")
-    lb_arn = elb.create_load_balancer(Name=LB_NAME, Subnets=subnets, SecurityGroups=[sg], Scheme="internal",
-                                      Type="application")["LoadBalancers"][0]["LoadBalancerArn"]
-    lb_arn = ext.rekey_load_balancer(elb_backend, lb_arn, LB_ID)
-    tg_arn = elb.create_target_group(Name=TG_NAME, Protocol="HTTP", Port=8080, VpcId=vpc, TargetType="ip",
-                                     HealthCheckPath="/healthz")["TargetGroups"][0]["TargetGroupArn"]
-    tg_arn = ext.rekey_target_group(elb_backend, tg_arn, TG_ID)
-    elb.create_listener(LoadBalancerArn=lb_arn, Protocol="HTTP", Port=80,
-                        DefaultActions=[{"Type": "forward", "TargetGroupArn": tg_arn}])
     targets = ["10.40.1.17", "10.40.2.54", "10.40.1.88"]
     elb.register_targets(TargetGroupArn=tg_arn, Targets=[{"Id": ip, "Port": 8080} for ip in targets])
     ext.set_target_health(elb_backend, tg_arn, targets[2], "unhealthy", "Target.Timeout", "Request timed out")

@@ -25,13 +25,15 @@ import numpy as np
 import pandas as pd
 
 from .played import Played, register
-from .common import ensure_log_group, epoch_ms, iso, log_time, put_metrics
+from .common import create_alb, ensure_log_group, epoch_ms, iso, log_time, put_metrics
 
 SEED = 20260608
 LOG_GROUP = "/ecs/scr-api-volume"
 STREAMS = [f"ecs/scr-api/{x}" for x in ("7f3a9c1e52b04d6e", "0b91e4d7a3c65f28", "c4e8a2f61d7b9053", "59d0b3e7f2a14c86")]
-LB_DIMENSION = "app/scr-volume-alb/5d2e8f0a9c3b7146"
-TG_DIMENSION = "targetgroup/scr-api-volume/a81c4f2e6b9d3057"
+LB_NAME, LB_ID = "scr-volume-alb", "5d2e8f0a9c3b7146"
+TG_NAME, TG_ID = "scr-api-volume", "a81c4f2e6b9d3057"
+LB_DIMENSION = f"app/{LB_NAME}/{LB_ID}"
+TG_DIMENSION = f"targetgroup/{TG_NAME}/{TG_ID}"
 
 HOURS = 3
 WEBHOOK_PER_S = 40.0
@@ -204,7 +206,9 @@ def _stamp(ms: int) -> str:
 
 
 def load(sb, plan: Plan) -> int:
-    """ALB metrics through the API; log events through the in-process backend, one batch at a time."""
+    """The load balancer and its target group (preflight checks they exist), ALB metrics through the API; log
+    events through the in-process backend, one batch at a time."""
+    create_alb(sb, cidr="10.50", lb=(LB_NAME, LB_ID), tg=(TG_NAME, TG_ID), port=8000)
     put_metrics(sb.client("cloudwatch"), "AWS/ApplicationELB", plan.metrics)
     logs = sb.client("logs")
     ensure_log_group(logs, LOG_GROUP)
