@@ -36,29 +36,27 @@ postgres:
 	  fi; \
 	fi
 
-# The browser tests open a record in headless Chromium: Debian's chromium (Playwright drives it and
-# downloads no browser). Without root or apt-get those tests skip, saying why.
-chromium:
-	@if ! command -v chromium >/dev/null 2>&1; then \
+# An optional Debian package the tests use: $(1) the command, $(2) the package, $(3) what skips without it.
+# Installed with apt-get when run as root; otherwise those tests skip, saying why.
+define apt_optional
+	@if ! command -v $(1) >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "chromium not found: installing Debian's chromium with apt-get"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	    echo "$(1) not found: installing Debian's $(2) with apt-get"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(2) >/dev/null; \
 	  else \
-	    echo "note: chromium not found and not installable here (needs root and apt-get): browser tests will skip" >&2; \
+	    echo "note: $(1) not found and not installable here (needs root and apt-get): $(3)" >&2; \
 	  fi; \
 	fi
+endef
 
-# The PostgreSQL-log tests and benchmark compare the project with pgbadger, the tool DBAs trust: Debian's
-# pgbadger package. Without root or apt-get those tests skip, saying why.
+# The browser tests open a record in headless Chromium: Debian's chromium (Playwright drives it and
+# downloads no browser).
+chromium:
+	$(call apt_optional,chromium,chromium,browser tests will skip)
+
+# The PostgreSQL-log tests and benchmark compare the project with pgbadger, the tool DBAs trust.
 pgbadger:
-	@if ! command -v pgbadger >/dev/null 2>&1; then \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "pgbadger not found: installing Debian's pgbadger with apt-get"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbadger >/dev/null; \
-	  else \
-	    echo "note: pgbadger not found and not installable here (needs root and apt-get): the pgbadger comparison skips" >&2; \
-	  fi; \
-	fi
+	$(call apt_optional,pgbadger,pgbadger,the pgbadger comparison skips)
 
 demo: $(STAMP) postgres
 	$(BIN)/forensics demo

@@ -10,6 +10,7 @@ import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import urlparse
 
 
@@ -76,3 +77,19 @@ class LoopbackProxy:
         if self._server:
             self._server.shutdown()
             self._server.server_close()
+
+
+def incident_through(sandbox_params: dict, endpoint_url: str, folder: Path) -> Path:
+    """A copy of the sandbox's incident whose environment sends every AWS call to ``endpoint_url`` (a proxy):
+    the environment and the incident written into ``folder``; returns the incident's path."""
+    import yaml
+
+    env = yaml.safe_load(Path(sandbox_params["environment"]).read_text())
+    env["aws"]["endpoint_url"] = endpoint_url
+    env_path = Path(folder) / "env-delayed.yaml"
+    env_path.write_text(yaml.safe_dump(env))
+    incident = yaml.safe_load(Path(sandbox_params["incident"]).read_text())
+    incident["environment"] = str(env_path)
+    path = Path(folder) / "incident-delayed.yaml"
+    path.write_text(yaml.safe_dump(incident))
+    return path

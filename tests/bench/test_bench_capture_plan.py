@@ -17,7 +17,7 @@ import yaml
 from forensics import runner
 from forensics.notebooks import catalogue
 
-from tests.loopback_proxy import LoopbackProxy
+from tests.loopback_proxy import LoopbackProxy, incident_through
 
 pytestmark = pytest.mark.sandbox
 
@@ -41,18 +41,6 @@ def _runner(incident: Path, names: list[str], out: Path) -> tuple[float, runner.
     return time.perf_counter() - t0, result
 
 
-def _proxied(sandbox_params, endpoint: str, tmp_path: Path) -> Path:
-    env = yaml.safe_load(Path(sandbox_params["environment"]).read_text())
-    env["aws"]["endpoint_url"] = endpoint
-    env_path = tmp_path / "env-delayed.yaml"
-    env_path.write_text(yaml.safe_dump(env))
-    incident = yaml.safe_load(Path(sandbox_params["incident"]).read_text())
-    incident["environment"] = str(env_path)
-    path = tmp_path / "incident-delayed.yaml"
-    path.write_text(yaml.safe_dump(incident))
-    return path
-
-
 def test_catalogue_run_vs_sequential_papermill(sandbox_params, tmp_path):
     names = list(catalogue())
     incident = Path(sandbox_params["incident"])
@@ -70,7 +58,7 @@ def test_catalogue_run_vs_sequential_papermill(sandbox_params, tmp_path):
     env = yaml.safe_load(Path(sandbox_params["environment"]).read_text())
     proxy = LoopbackProxy(env["aws"]["endpoint_url"], delay_s=0.15).start()
     try:
-        delayed = _proxied(sandbox_params, proxy.endpoint_url, tmp_path)
+        delayed = incident_through(sandbox_params, proxy.endpoint_url, tmp_path)
         before = proxy.requests
         seq_d = _sequential_papermill(delayed, names, tmp_path / "seq-delayed")
         seq_requests = proxy.requests - before

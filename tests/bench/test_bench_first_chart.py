@@ -23,7 +23,7 @@ import yaml
 from forensics.notebooks import catalogue
 from forensics.prefetch import ENV
 
-from tests.loopback_proxy import LoopbackProxy
+from tests.loopback_proxy import LoopbackProxy, incident_through
 
 pytestmark = pytest.mark.sandbox
 
@@ -61,18 +61,6 @@ def _first_figure_s(nb: dict, started: pd.Timestamp) -> float | None:
     return None
 
 
-def _proxied(sandbox_params, endpoint: str, tmp_path: Path) -> Path:
-    env = yaml.safe_load(Path(sandbox_params["environment"]).read_text())
-    env["aws"]["endpoint_url"] = endpoint
-    env_path = tmp_path / "env-delayed.yaml"
-    env_path.write_text(yaml.safe_dump(env))
-    incident = yaml.safe_load(Path(sandbox_params["incident"]).read_text())
-    incident["environment"] = str(env_path)
-    path = tmp_path / "incident-delayed.yaml"
-    path.write_text(yaml.safe_dump(incident))
-    return path
-
-
 def _fmt(v: float | None) -> str:
     return "   -  " if v is None else f"{v:6.1f}"
 
@@ -90,7 +78,7 @@ def test_time_to_first_chart_with_and_without_prefetch(sandbox_params, tmp_path)
     proxy = LoopbackProxy(env["aws"]["endpoint_url"], delay_s=0.15).start()
     try:
         networks = {"sandbox": Path(sandbox_params["incident"]),
-                    "150 ms": _proxied(sandbox_params, proxy.endpoint_url, tmp_path)}
+                    "150 ms": incident_through(sandbox_params, proxy.endpoint_url, tmp_path)}
         rows = []
         for net, incident in networks.items():
             for n in names:

@@ -21,11 +21,10 @@ import pandas as pd
 import pytest
 import yaml
 
+from tests.browser import chromium_context
+
 pytestmark = [pytest.mark.e2e, pytest.mark.sandbox]
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 PAYLOADS = ["<img src=x onerror=alert(10)>", "[x](javascript:alert(10))",
             "<svg/onload=alert(11)>", "<a href=javascript:alert(12)>y</a>"]
@@ -86,15 +85,7 @@ def hostile_record(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def context(tmp_path_factory):
-    if not Path(CHROMIUM).exists():
-        pytest.skip("chromium is not installed (make test installs it with apt-get when run as root)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (requirements.txt)")
-    with sync_api.sync_playwright() as pw:
-        ctx = pw.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-hostile")), executable_path=CHROMIUM, headless=True, args=FLAGS,
-            viewport={"width": 1280, "height": 900})
-        yield ctx
-        ctx.close()
+    yield from chromium_context(tmp_path_factory.mktemp("chromium-hostile"))
 
 
 def _pages(record: Path) -> list[Path]:

@@ -11,18 +11,16 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.browser import chromium_context
+
 pytestmark = [pytest.mark.e2e, pytest.mark.sandbox]
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 VIEWPORT = {"width": 1280, "height": 800}
 NOTEBOOKS = ("overview", "api-errors", "db-connections")
 
@@ -45,17 +43,7 @@ def small_record(sandbox_params, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    if not Path(CHROMIUM).exists():
-        pytest.skip("chromium is not installed (make test installs it with apt-get when run as root)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (requirements.txt)")
-    with sync_api.sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-profile-3am")), executable_path=CHROMIUM, headless=True,
-            args=FLAGS, viewport=VIEWPORT)
-        # offline: nothing but the record's own files is fetched
-        context.route("**/*", lambda r: r.continue_() if r.request.url.startswith("file://") else r.abort())
-        yield context
-        context.close()
+    yield from chromium_context(tmp_path_factory.mktemp("chromium-profile-3am"), VIEWPORT, offline=True)
 
 
 @pytest.fixture

@@ -17,17 +17,6 @@ from forensics.window import IncidentWindow
 T = pd.Timestamp("2026-05-30T10:00:00Z")
 
 
-@pytest.fixture(scope="module")
-def pg_cluster():
-    """Its own cluster under /tmp (see test_sources_postgres_live.py's note on conftest's fixture)."""
-    from forensics_sandbox.pg_cluster import PostgresCluster
-
-    cluster = PostgresCluster()
-    cluster.start()
-    yield cluster
-    cluster.stop()
-
-
 @pytest.fixture
 def lean_table(pg_cluster):
     """A sync log with no provider, direction or status column."""

@@ -19,19 +19,6 @@ from forensics.sources import postgres as pgs
 pytestmark = pytest.mark.sandbox
 
 
-@pytest.fixture(scope="module")
-def pg_cluster():
-    """Shadows conftest's ``pg_cluster`` for this module: as root, that one's data dir sits under pytest's
-    0700 basetemp, which the ``postgres`` user cannot enter (initdb: Permission denied). A cluster in its
-    own mkdtemp folder under /tmp works. Drop this once conftest's fixture is fixed."""
-    from forensics_sandbox.pg_cluster import PostgresCluster
-
-    cluster = PostgresCluster()
-    cluster.start()
-    yield cluster
-    cluster.stop()
-
-
 @pytest.fixture
 def reader(pg_cluster):
     conn = pgs.connect({"dsn": pg_cluster.dsn(user="forensics")})

@@ -155,3 +155,12 @@ def create_alb(sb, *, cidr: str, lb: tuple[str, str], tg: tuple[str, str], port:
     elb.create_listener(LoadBalancerArn=lb_arn, Protocol="HTTP", Port=80,
                         DefaultActions=[{"Type": "forward", "TargetGroupArn": tg_arn}])
     return lb_arn, tg_arn, subnets, sg
+
+
+def copy_rows(conn, table: str, columns: list[str], rows, index_on: str = "created_at") -> None:
+    """``COPY`` ``rows`` (tuples in ``columns``' order; pandas Timestamps as they are) into ``table``, then an
+    index on ``index_on``, as the application's time-ranged queries have."""
+    with conn.cursor() as cur, cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(tuple(v.to_pydatetime() if isinstance(v, pd.Timestamp) else v for v in row))
+    conn.execute(f"CREATE INDEX {table}_{index_on}_idx ON {table} ({index_on})")

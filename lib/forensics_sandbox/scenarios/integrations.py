@@ -19,7 +19,7 @@ import uuid
 import pandas as pd
 import psycopg
 
-from .common import MIGRATIONS_APP, incident_fields, timeline
+from .common import MIGRATIONS_APP, copy_rows, incident_fields, timeline
 from .played import Played, register
 
 SEED = 20261207
@@ -102,11 +102,8 @@ def load(sb, plan: Plan) -> None:
                   "gAAAAA" + "".join(rng.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(60)),
                   plan.last_synced[org].to_pydatetime() if org in plan.last_synced else None,
                   (t["start"] - pd.Timedelta(days=90)).to_pydatetime()) for org, provider in plan.orgs])
-        with conn.cursor() as cur, cur.copy(f"COPY {SYNC_LOGS_TABLE} (org_id, provider, direction, status, "
-                                            "error_message, records_synced, created_at) FROM STDIN") as copy:
-            for row in plan.rows:
-                copy.write_row((*row[:6], row[6].to_pydatetime()))
-        conn.execute(f"CREATE INDEX {SYNC_LOGS_TABLE}_created_at_idx ON {SYNC_LOGS_TABLE} (created_at)")
+        copy_rows(conn, SYNC_LOGS_TABLE, ["org_id", "provider", "direction", "status", "error_message",
+                                          "records_synced", "created_at"], plan.rows)
         conn.execute(f"ANALYZE {SYNC_LOGS_TABLE}")
 
 

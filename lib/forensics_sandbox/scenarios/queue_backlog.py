@@ -19,8 +19,8 @@ import pandas as pd
 import psycopg
 
 from .played import Played, register
-from .common import MIGRATIONS_APP, MIN, WORKER_LOG_GROUP, epoch_ms, incident_fields, log_time, put_logs, \
-    put_metrics, timeline
+from .common import MIGRATIONS_APP, MIN, WORKER_LOG_GROUP, copy_rows, epoch_ms, incident_fields, log_time, \
+    put_logs, put_metrics, timeline
 
 SEED = 20261125
 NAMESPACE, METRIC, DIMENSION = "SCR/Celery", "QueueDepth", "Queue"
@@ -132,11 +132,8 @@ def load(sb, plan: Plan) -> None:
                 last_error text,
                 created_at timestamptz NOT NULL
             )""")
-        with conn.cursor() as cur, cur.copy(f"COPY {TABLE} (endpoint, event_type, status, attempts, last_error, "
-                                            "created_at) FROM STDIN") as copy:
-            for row in plan.deliveries:
-                copy.write_row((*row[:5], row[5].to_pydatetime()))
-        conn.execute(f"CREATE INDEX {TABLE}_created_at_idx ON {TABLE} (created_at)")
+        copy_rows(conn, TABLE, ["endpoint", "event_type", "status", "attempts", "last_error", "created_at"],
+                  plan.deliveries)
 
 
 @register("queue-backlog")
