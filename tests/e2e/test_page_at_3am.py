@@ -4,15 +4,13 @@ next step) are inside the first viewport; alternatives and concurrent incidents 
 details folded; figures are shown large enough to read; each notebook's report page holds every figure
 the notebook saved, without the findings dump, the session's mode line or a row-number index column.
 
-The record is built once for this module: `forensics run` of the pool-exhaustion notebooks over the
-session's sandbox (which plays that scenario), not the whole catalogue, to keep the test fast."""
+The record is the session's `forensics run` of the whole catalogue over the sandbox, shared with the other
+end-to-end tests."""
 
 from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -26,19 +24,10 @@ NOTEBOOKS = ("overview", "api-errors", "db-connections")
 
 
 @pytest.fixture(scope="module")
-def small_record(sandbox_params, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("evidence-3am")
-    cmd = [sys.executable, "-m", "forensics.cli", "run", str(sandbox_params["incident"]), "--out", str(out),
-           "--jobs", "2"]
-    for name in NOTEBOOKS:
-        cmd += ["--only", name]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    # exit 1 still writes and seals the record (a source that did not answer is named in it): the page
-    # must be right either way, so only a run that wrote nothing is a failure of this fixture
-    assert proc.returncode in (0, 1), proc.stdout + proc.stderr
-    path = Path(proc.stdout.strip().splitlines()[-1])
-    assert (path / "index.html").is_file(), proc.stdout + proc.stderr
-    return path
+def small_record(record) -> Path:
+    """The session's whole-catalogue record (tests/e2e/conftest.py): the page with every notebook's
+    alternatives and concurrent incidents, the densest header there is."""
+    return record
 
 
 @pytest.fixture(scope="module")
