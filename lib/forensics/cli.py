@@ -12,6 +12,13 @@ import click
 
 from .errors import ForensicsError
 
+# papermill -> nbformat -> jsonschema imports rfc3987_syntax when it is installed (JupyterLab's jupyter-events
+# pulls it in), and rfc3987_syntax compiles ~38 Lark grammars at import: 2-4 s of every command that runs or
+# validates, for the `iri` format checks that no schema here or in nbformat uses (python-jsonschema/jsonschema
+# issue 1428). Without it, jsonschema simply has no `iri` checker. Set before anything imports jsonschema;
+# the notebook workers are forked from this process and inherit it.
+sys.modules.setdefault("rfc3987_syntax", None)
+
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 
 #: what each exit code means; every command's --help lists the ones it can return

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import fastjsonschema
 import jmespath
-import jsonschema
 import pandas as pd
 import yaml
 from jmespath import functions as jp_functions
@@ -184,11 +184,43 @@ def _read(path: Path) -> dict:
     except (OSError, yaml.YAMLError) as exc:
         raise ParamsError(path, f"unreadable runbook file: {' '.join(str(exc).split())[:200]}") from None
     try:
-        jsonschema.validate(data, SCHEMA)
-    except jsonschema.ValidationError as exc:
-        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in exc.absolute_path).lstrip(".")
-        raise ParamsError(path, f"{where or 'file'}: {exc.message}") from None
+        _validate()(data)
+    except fastjsonschema.JsonSchemaValueException as exc:
+        raise ParamsError(path, _schema_error(exc)) from None
     return data
+
+
+_VALIDATE = None
+
+
+def _validate():
+    """SCHEMA compiled once (fastjsonschema, nbformat's own validator: milliseconds to load, where importing
+    jsonschema can take seconds)."""
+    global _VALIDATE
+    if _VALIDATE is None:
+        _VALIDATE = fastjsonschema.compile(SCHEMA)
+    return _VALIDATE
+
+
+def _schema_error(exc) -> str:
+    """``entries[0].for[0].weight: 'heavy' is not of type 'number'``: where, then what, on one line; a value
+    from the file is shown short."""
+    where = exc.name.removeprefix("data").lstrip(".") or "file"
+    shown = repr(exc.value)
+    shown = shown if len(shown) <= 60 else shown[:57] + "..."
+    if exc.rule == "required" and isinstance(exc.value, dict):
+        missing = [k for k in exc.definition.get("required", []) if k not in exc.value]
+        what = f"{missing[0]!r} is a required property" if missing else exc.message
+    elif exc.rule == "type":
+        what = f"{shown} is not of type {exc.definition.get('type')!r}"
+    elif exc.rule == "additionalProperties" and isinstance(exc.value, dict):
+        extra = sorted(set(exc.value) - set(exc.definition.get("properties", {})))
+        what = f"unknown field(s): {', '.join(map(repr, extra))}"
+    elif exc.rule == "enum":
+        what = f"{shown} is not one of {exc.definition.get('enum')!r}"
+    else:
+        what = exc.message.removeprefix(exc.name).strip()
+    return f"{where}: {' '.join(what.split())}"
 
 
 def load(user_file: str | os.PathLike | None = None) -> Runbook:

@@ -129,7 +129,7 @@ def test_the_wheel_carries_every_module_and_data_file(wheel):
     requires = {line.split()[1].split("[")[0].split(">")[0].split(";")[0].lower()
                 for line in meta.splitlines() if line.startswith("Requires-Dist:") and "extra ==" not in line}
     assert {"click", "pyyaml", "pandas", "pyarrow", "boto3", "psycopg", "papermill", "nbconvert", "pyahocorasick",
-            "jmespath", "jsonschema", "jinja2"} <= requires
+            "jmespath", "fastjsonschema", "jinja2"} <= requires
     assert "moto" not in requires and "Provides-Extra: sandbox" in meta and "Provides-Extra: test" in meta
     entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
     assert "[forensics.plugins]\nsandbox = forensics_sandbox.cli:commands" in entry_points
