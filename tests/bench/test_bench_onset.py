@@ -11,6 +11,7 @@ Data: numenta/NAB @ ea702d75, MIT licence, read from shared/data/real/nab (skipp
 - Round three's defaults (a spread at least the baseline's own 90th-percentile distance, |z| >= 3, an
   episode score of at least 6) were the best of a small grid (tail 0.05 / 0.1 / 0.15 / 0.2, threshold 2.5 to
   6) on the tune set, by crops won, then crops whose strongest episode starts in the window, then false alarms.
+  test_bench_onset_loo.py applies that grid (``GRID`` there) and rule leave-one-series-out over all 24 series.
 
 Three measures:
 - *crop won*: in the series from 12 h before to 6 h after one labelled window, the strongest episode (first
@@ -63,6 +64,17 @@ def _dataset(labels_file: Path, paths: list[Path]) -> list[tuple[str, pd.Series,
         ]
         out.append((key.split("/")[0] + "/" + path.stem, _load(path), windows))
     return out
+
+
+def nab_series() -> tuple[list, list]:
+    """(nab/dev's 18 series, the 6 realAWSCloudwatch series of nab/series), each ``(name, series, windows)``,
+    sorted by file name; skips the test when the data is absent."""
+    if not (NAB / "series").is_dir() or not (NAB / "dev").is_dir():
+        pytest.skip(f"{NAB} is absent")
+    dev = _dataset(NAB / "dev" / "labels_windows.json", sorted((NAB / "dev").glob("*/*.csv")))
+    aws = _dataset(NAB / "labels_windows.json", sorted((NAB / "series").glob("*.csv")))
+    assert len(dev) == 18 and len(aws) == 6
+    return dev, aws
 
 
 def rolling_zscore(
@@ -172,11 +184,7 @@ def _report(split: str, data, methods: dict) -> dict:
 
 
 def test_nab_onsets_tune_and_report():
-    if not (NAB / "series").is_dir() or not (NAB / "dev").is_dir():
-        pytest.skip(f"{NAB} is absent")
-    dev = _dataset(NAB / "dev" / "labels_windows.json", sorted((NAB / "dev").glob("*/*.csv")))
-    aws = _dataset(NAB / "labels_windows.json", sorted((NAB / "series").glob("*.csv")))
-    assert len(dev) == 18 and len(aws) == 6
+    dev, aws = nab_series()
     tune, report = dev + aws[0::2], aws[1::2]
     _report("TUNE (nab/dev + AWS 1st/3rd/5th)", tune, METHODS | ABLATIONS)
     figures = _report("REPORT (AWS 2nd/4th/6th, not used in round three)", report, METHODS)

@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from forensics.analysis import onset
 from forensics.analysis.onset import ONSET_COLUMNS, error_rate, find_onsets, first_onset
 from forensics.window import IncidentWindow
 
@@ -243,3 +244,33 @@ def test_a_lone_point_needs_z_6_and_a_short_run_at_z_3_to_4_is_kept():
 def test_tail_out_of_range_is_refused():
     with pytest.raises(ValueError, match="tail must be in"):
         find_onsets(_noise(100), tail=0.5)
+    with pytest.raises(ValueError, match="min_seasons must be at least 1"):
+        find_onsets(_noise(100), min_seasons=0)
+
+
+def test_sorted_window_statistics_equal_numpys_to_the_last_bit():
+    """The trailing baseline keeps its window sorted and reads quantiles, median and MAD by index: the same
+    floats as np.quantile / np.median / _robust_scale, ties and a MAD of 0 (mean absolute deviation)
+    included."""
+    rng = np.random.default_rng(5)
+    for trial in range(3000):
+        n = int(rng.integers(1, 90))
+        h = rng.normal(size=n) if trial % 2 else rng.integers(0, 4, size=n).astype(float)
+        srt = sorted(h.tolist())
+        for q in (0.0, 0.05, 0.1, 0.15, 0.5, 0.85, 0.9, 0.95, 1.0):
+            assert onset._quantile_sorted(srt, q) == float(np.quantile(h, q))
+        assert onset._median_sorted(srt) == float(np.median(h))
+        for med in (float(np.quantile(h, 0.5)), float(h[0]), float(h.max()) + 1.0):
+            assert onset._robust_scale_sorted(srt, med, h.tolist()) == onset._robust_scale(h, med)
+
+
+def test_sorted_window_follows_insertions_and_removals():
+    rng = np.random.default_rng(6)
+    window: list[float] = []
+    srt: list[float] = []
+    for v in rng.integers(0, 6, size=500).astype(float).tolist():
+        window.append(v)
+        onset.insort(srt, v)
+        if len(window) > 30:
+            onset._remove_sorted(srt, window.pop(0))
+        assert srt == sorted(window)
