@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import socket
 import stat
 import subprocess
@@ -47,15 +48,17 @@ def status(cwd: Path, env: dict) -> dict:
 
 
 def _free_base() -> int:
-    """Three consecutive free loopback ports."""
+    """Three consecutive free loopback ports below the ephemeral range: a port the kernel hands out for
+    outgoing connections (the tests' own HTTP calls to moto) could be taken between this check and `up`."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    rng = random.Random()
     for _ in range(200):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = s.getsockname()[1]
-        if base > 65000:
-            continue
+        base = rng.randrange(10_000, max(10_001, low - 3))
+        socks = [socket.socket() for _ in range(3)]
         try:
-            socks = [socket.socket() for _ in range(3)]
             for i, s in enumerate(socks):
                 s.bind(("127.0.0.1", base + i))
             return base
@@ -116,6 +119,7 @@ def test_port_base_sets_the_ports_and_a_port_in_use_is_one_line(user):
     assert cli(["sandbox", "down"], cwd, env).returncode == 0
 
     with socket.socket() as held:  # someone else now listens on the PostgreSQL port
+        held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # the port may hold TIME_WAIT connections
         held.bind(("127.0.0.1", base + 1))
         held.listen()
         up = cli(["sandbox", "up", "--empty"], cwd, env)
