@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import jmespath
-import jsonschema
 import pandas as pd
 import yaml
 from jmespath import functions as jp_functions
@@ -183,6 +182,8 @@ def _read(path: Path) -> dict:
         raise ParamsError(path, "no such runbook file") from None
     except (OSError, yaml.YAMLError) as exc:
         raise ParamsError(path, f"unreadable runbook file: {' '.join(str(exc).split())[:200]}") from None
+    import jsonschema  # here, not at import: it builds its format grammars (seconds) a notebook's first cell skips
+
     try:
         jsonschema.validate(data, SCHEMA)
     except jsonschema.ValidationError as exc:
