@@ -7,22 +7,27 @@ accumulate open figures, and a notebook shows a chart once, when it is returned 
 a bare matplotlib Figure shows as text in a kernel whose inline backend was never activated).
 Long series are reduced to at most ``MAX_POINTS`` per line by keeping each bucket's minimum and
 maximum, so a spike survives the reduction.
+
+matplotlib is imported when the first chart is drawn, not with this module: a notebook's first cell
+imports it, and what that cell costs delays the captures' prefetch (issue 22).
 """
 
 from __future__ import annotations
 
+import functools
 import io
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import matplotlib.dates as mdates
 import numpy as np
 import pandas as pd
-from matplotlib.axes import Axes
-from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
-from matplotlib.transforms import blended_transform_factory
 
 from .window import IncidentWindow
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
 
 FIGSIZE = (10.0, 4.2)
 BAR_FIGSIZE = (10.0, 4.8)
@@ -60,6 +65,8 @@ def _num(ts) -> float:
     """A timestamp as a matplotlib date number (naive values are taken as UTC)."""
     t = pd.Timestamp(ts)
     t = t.tz_localize(_UTC) if t.tzinfo is None else t.tz_convert(_UTC)
+    import matplotlib.dates as mdates
+
     return float(mdates.date2num(t.tz_localize(None).to_datetime64()))
 
 
@@ -101,21 +108,30 @@ def _as_wide(data: pd.Series | pd.DataFrame) -> pd.DataFrame:
     return frame.sort_index()
 
 
-class HouseFigure(Figure):
-    """A Figure that renders itself as PNG in Jupyter without pyplot."""
+@functools.cache
+def _house_figure() -> type:
+    """The Figure class of every chart (made on first use: matplotlib is imported here)."""
+    from matplotlib.figure import Figure
 
-    def _repr_png_(self) -> bytes:
-        buffer = io.BytesIO()
-        self.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
-        return buffer.getvalue()
+    class HouseFigure(Figure):
+        """A Figure that renders itself as PNG in Jupyter without pyplot."""
+
+        def _repr_png_(self) -> bytes:
+            buffer = io.BytesIO()
+            self.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
+            return buffer.getvalue()
+
+    return HouseFigure
 
 
 def new_figure(figsize: tuple[float, float] = FIGSIZE) -> tuple[Figure, Axes]:
-    fig = HouseFigure(figsize=figsize, dpi=DPI, layout="constrained")
+    fig = _house_figure()(figsize=figsize, dpi=DPI, layout="constrained")
     return fig, fig.add_subplot()
 
 
 def _style_time_axis(ax: Axes) -> None:
+    import matplotlib.dates as mdates
+
     locator = mdates.AutoDateLocator(tz=_UTC, minticks=4, maxticks=10)
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=_UTC))
@@ -208,6 +224,8 @@ def timeseries(
         lo, hi = min(x_lo), max(x_hi)
         if hi > lo:
             ax.set_xlim(_num(lo), _num(hi))
+    from matplotlib.transforms import blended_transform_factory
+
     trans = blended_transform_factory(ax.transData, ax.transAxes)
     if onset is not None and not pd.isna(onset):
         ax.axvline(_num(onset), color=ONSET_COLOR, linewidth=1.6, label="onset")
@@ -311,6 +329,8 @@ def bar(
 
 def limit_line(ax: Axes, y: float, label: str, *, color: str = LIMIT_COLOR) -> Line2D:
     """A horizontal limit (max_connections, a budget) with its label, kept inside the view."""
+    from matplotlib.transforms import blended_transform_factory
+
     line = ax.axhline(float(y), color=color, linestyle=":", linewidth=1.4, label=label, zorder=1.5)
     lo, hi = ax.get_ylim()
     if float(y) >= hi:

@@ -25,6 +25,7 @@ EVENT_COLUMNS: dict[str, str] = {"timestamp": "ts", "source": "str", "resource":
 DEPLOYMENT = "deployment"              # ECS DescribeServices deployments
 SERVICE_EVENT = "service-event"        # ECS service events
 TASK_STOPPED = "task-stopped"          # ECS stopped tasks
+TASK_RUN = "task-run"                  # ECS tasks run outside a service (RunTask: a migration), at their start
 RDS_EVENT = "rds-event"                # RDS DescribeEvents
 ELASTICACHE_EVENT = "elasticache-event"  # ElastiCache DescribeEvents
 FAILOVER = "failover"                  # ElastiCache DescribeEvents about a failover

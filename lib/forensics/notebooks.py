@@ -1,7 +1,11 @@
 """The catalogue of notebooks: every ``notebooks/<name>.ipynb``, described by its ``forensics`` metadata
 (title, what it serves, run order) and by its cells: the captures it pulls and the findings it writes are
 read from the calls it makes (``pull.<name>(inc)``, ``inc.pull("<name>")``, ``inc.sampling("<name>")``,
-``inc.finding("<key>", ...)``), so they cannot disagree with what it does."""
+``inc.optional("<name>")``, ``inc.finding("<key>", ...)``), so they cannot disagree with what it does.
+
+A notebook runs when the environment configures one of the captures it requires; a capture it reads with
+``inc.optional`` (CloudTrail's changes for api-errors' suspected change) is pulled when configured but never
+makes a notebook run on its own."""
 
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ NOTEBOOK_DIR = notebook_dir()
 
 _PULL = re.compile(r"\bpull\.([a-z_][a-z0-9_]*)\(")
 _PULL_BY_NAME = re.compile(r"\binc\.(?:pull|sampling)\(\s*[\"']([a-z0-9_.-]+)[\"']")
+_OPTIONAL = re.compile(r"\binc\.optional\(\s*[\"']([a-z0-9_.-]+)[\"']")
 _FINDING = re.compile(r"\binc\.finding\(\s*[\"']([^\"']+)[\"']")
 #: Keys every notebook's entry in findings.json has besides its findings (written by the runner).
 ENTRY_KEYS = ("status", "unknown", "failed_sources", "error", "reason")
@@ -34,10 +39,17 @@ class NotebookInfo:
     pulls: tuple[str, ...] = ()
     #: the findings its cells write (``inc.finding("<key>", ...)``), in order
     findings: tuple[str, ...] = ()
+    #: the captures its cells read only when the environment configures them (``inc.optional("<name>")``)
+    optional: tuple[str, ...] = ()
 
     @property
     def captures(self) -> tuple[str, ...]:
         """The captures the notebook reads: the runner pulls them (and those they read) before it starts."""
+        return tuple(dict.fromkeys([*self.required, *self.optional]))
+
+    @property
+    def required(self) -> tuple[str, ...]:
+        """The captures it reads whatever the environment: one of them configured, the notebook runs."""
         from .pull import PULLS
 
         return tuple(dict.fromkeys(c for name in self.pulls for c in PULLS.get(name, (name,))))
@@ -51,6 +63,10 @@ def code(path: Path) -> str:
 
 def pulls(source: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys([*_PULL.findall(source), *_PULL_BY_NAME.findall(source)]))
+
+
+def optional(source: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(_OPTIONAL.findall(source)))
 
 
 def findings(source: str) -> tuple[str, ...]:
@@ -72,7 +88,7 @@ def catalogue(directory: Path | None = None) -> dict[str, NotebookInfo]:
         cells = code(path)
         out.append(NotebookInfo(name=path.stem, path=path, title=meta.get("title", path.stem),
                                 serves=tuple(meta.get("serves", ())), order=int(meta.get("order", 50)),
-                                pulls=pulls(cells), findings=findings(cells)))
+                                pulls=pulls(cells), findings=findings(cells), optional=optional(cells)))
     return {nb.name: nb for nb in sorted(out, key=lambda n: (n.order, n.name))}
 
 

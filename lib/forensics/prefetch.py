@@ -80,7 +80,9 @@ def declared(notebook: str) -> tuple[str, ...]:
     path = Path(notebooks.NOTEBOOK_DIR) / f"{notebook}.ipynb"
     if not path.exists():
         return ()
-    return tuple(dict.fromkeys(c for name in notebooks.pulls(notebooks.code(path)) for c in PULLS.get(name, (name,))))
+    code = notebooks.code(path)
+    return tuple(dict.fromkeys([*(c for name in notebooks.pulls(code) for c in PULLS.get(name, (name,))),
+                                *notebooks.optional(code)]))
 
 
 # ---- the interactive prefetch -------------------------------------------------------------------------------

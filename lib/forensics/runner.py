@@ -177,10 +177,11 @@ def _execute(incident: Incident, selected: list[str], out: Path, jobs: int | Non
 
 
 def _skip_unconfigured(selected: list[str], cat, env: dict, echo) -> tuple[list[str], list[NotebookRun]]:
-    """(the notebooks that run, the runs of those skipped: none of their sources is configured)."""
+    """(the notebooks that run, the runs of those skipped: none of their sources is configured; a source a
+    notebook reads only when configured, ``inc.optional``, does not count)."""
     keep, runs = [], []
     for name in selected:
-        needs = caps.sections_lacking(cat[name].captures, env)
+        needs = caps.sections_lacking(cat[name].required, env)
         if needs:
             runs.append(NotebookRun(name, SKIPPED, 0.0, f"needs a section the environment lacks: {' or '.join(needs)}"))
             echo(f"  skip   {name}: the environment has no {' or '.join(needs)} section")

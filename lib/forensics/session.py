@@ -5,6 +5,7 @@
     alb = pull.alb_metrics(inc)          # = inc.pull("alb_metrics"): declared in forensics.captures,
                                          # captured once, served to every notebook of the record
     sampling = inc.sampling("app_error_sample")   # the sample's plan (slices, onset guess), by name
+    trail = inc.optional("cloudtrail_events")     # None when the environment has no cloudtrail section
     inc.finding("onset", onset, needs=["alb_metrics"])
     inc.figure(fig, "error-rate")
     inc.sources()                        # which sources answered, which failed and why
@@ -330,6 +331,17 @@ class IncidentSession:
         if meta.error:
             frame.attrs["capture_error"] = meta.error
         return frame
+
+    def optional(self, name: str, **params) -> pd.DataFrame | None:
+        """The capture ``name`` when the environment configures its sources, else None (nothing pulled, nothing
+        unknown): a source that adds to what a notebook answers without being what it is about (CloudTrail's
+        changes, for api-errors' suspected change). The catalogue reads these apart: a notebook does not run
+        for its optional captures alone. Its findings name it in ``needs`` only when it was pulled."""
+        from . import captures
+
+        if captures.get(name).missing_sections(self.env):
+            return None
+        return self.pull(name, **params)
 
     def sampling(self, name: str):
         """The sampling plan of the bounded sample ``name`` (``<base>_sample``) as recorded with it (pulled

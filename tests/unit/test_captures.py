@@ -185,6 +185,24 @@ def test_a_notebook_whose_sources_are_all_absent_says_which_sections_it_needs():
     assert captures.sections_lacking(["rds_metrics", "queue_depth"], {**env, "rds": {"instance": "db"}}) == []
 
 
+def test_an_optional_capture_is_read_only_where_configured_and_never_makes_a_notebook_run(tmp_path):
+    nb = {"cells": [{"cell_type": "code", "source": ["trail = inc.optional(\"cloudtrail_events\")\n",
+                                                    "alb = pull.alb_metrics(inc)\n"]}],
+          "metadata": {"forensics": {"title": "t"}}}
+    (tmp_path / "opt.ipynb").write_text(json.dumps(nb))
+    info = catalogue(tmp_path)["opt"]
+    assert info.optional == ("cloudtrail_events",) and info.required == ("alb_metrics",)
+    assert info.captures == ("alb_metrics", "cloudtrail_events")  # planned (and prefetched) with the rest
+    trail_only = {"name": "t", "aws": {"region": "eu-west-1"}, "cloudtrail": {"bucket": "t"}}
+    assert captures.sections_lacking(info.required, trail_only) == ["alb"]  # what the runner skips it for
+    assert captures.sections_lacking(info.captures, trail_only) == []
+    inc = _session({"name": "t", "aws": {"region": "eu-west-1"}})
+    assert inc.optional("cloudtrail_events") is None and "cloudtrail_events" not in inc.captures
+    assert inc.failed() == [] and inc.sources().empty  # not configured: not pulled, nothing failed
+    api = CATALOGUE["api-errors"]
+    assert "cloudtrail_events" in api.optional and "cloudtrail_events" not in api.required
+
+
 def test_the_catalogues_plan_is_smaller_than_the_sum_of_its_notebooks():
     every = [c for nb in CATALOGUE.values() for c in nb.captures]
     env = {s: {"x": 1} for s in ("aws", "ecs", "rds", "logs", "postgres", "elasticache", "queues", "ai",

@@ -19,7 +19,6 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 ALPHA = 0.01
 RANK_COLUMNS = ["signature", "change", "before", "after", "rate_before_per_min", "rate_after_per_min", "ratio",
@@ -29,6 +28,8 @@ RANK_COLUMNS = ["signature", "change", "before", "after", "rate_before_per_min",
 # ---- the test -------------------------------------------------------------------------------------------
 def binom_sf(k: int, n: int, p: float) -> float:
     """P(X >= k) for X ~ Binomial(n, p) (scipy's survival function is P(X > k))."""
+    from scipy import stats  # here, not at import: scipy.stats takes a second a notebook's first cell skips
+
     return float(stats.binom.sf(k - 1, n, p))
 
 

@@ -41,8 +41,6 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-import ruptures as rpt
-
 from ..window import IncidentWindow
 
 ONSET_COLUMNS = ["start", "end", "score", "peak", "baseline"]
@@ -350,6 +348,8 @@ def _segment_flags(
     out = np.zeros(n, dtype=bool)
     if n < 2 * SEGMENT_MIN_SIZE:
         return out
+    import ruptures as rpt  # here, not at import: it loads scipy.signal (a second) a notebook's first cell skips
+
     algo = rpt.KernelCPD(kernel="linear", min_size=SEGMENT_MIN_SIZE).fit(sig.reshape(-1, 1))
     a = 0
     for b in algo.predict(pen=2.0 * np.log(n)):

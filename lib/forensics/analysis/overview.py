@@ -15,7 +15,8 @@ from .security import SENSITIVE_EVENTS
 #: Series whose departure from baseline marks the incident, most user-visible first.
 HEADLINE_SERIES = ("error_rate", "latency_p99_s", "latency_avg_s")
 #: Timeline kinds that make the postmortem (service events and the like are too many to list).
-TIMELINE_KINDS = ("deployment", "rollback", "onset", "recovered", "task-stopped", "rds-event", "failover",
+TIMELINE_KINDS = ("deployment", "rollback", "onset", "recovered", "task-stopped", contracts.TASK_RUN, "rds-event",
+                  "failover",
                   "elasticache-event", "alarm", "config-change", contracts.JOB_SILENT, contracts.JOB_FAILED,
                   contracts.BACKUP, contracts.BACKUP_FAILED, contracts.CERTIFICATE_EXPIRY, "security",
                   CRM_SYNC_FAILED, *sorted(SENSITIVE_EVENTS))

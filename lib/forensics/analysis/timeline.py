@@ -16,7 +16,7 @@ from ..window import iso
 COLUMNS = list(contracts.EVENT_COLUMNS)
 
 #: Changes someone made, besides ECS service deployments (contracts.DEPLOYMENT):
-TASK_RUN = "task-run"                    # a one-off ECS task (RunTask: a migration, a backfill)
+TASK_RUN = contracts.TASK_RUN             # a one-off ECS task (RunTask: a migration, a backfill)
 LAMBDA_DEPLOY = "lambda-deploy"          # Lambda UpdateFunctionCode / configuration / alias
 PARAMETER_CHANGE = "parameter-group-change"  # RDS/ElastiCache parameter group modified or reset
 SECURITY_GROUP_CHANGE = "security-group-change"  # ingress/egress rules authorised, revoked, modified

@@ -27,8 +27,8 @@ from . import integrations  # noqa: E402,I001
 #: Captures of change events, merged by :func:`forensics.pull.all_change_events` into one timeline (with the
 #: jobs' events, which are analysis of the job captures: forensics.analysis.jobs.change_events).
 CHANGE_EVENT_CAPTURES: tuple[str, ...] = (
-    "ecs_deployments", "ecs_service_events", "ecs_stopped_tasks", "rds_events", "rds_replica_events",
-    "elasticache_events", "cloudtrail_events", "alarm_history", "rds_snapshots", "backup_jobs",
+    "ecs_deployments", "ecs_service_events", "ecs_stopped_tasks", "ecs_one_off_tasks", "rds_events",
+    "rds_replica_events", "elasticache_events", "cloudtrail_events", "alarm_history", "rds_snapshots", "backup_jobs",
     "acm_certificates")
 #: What the jobs' change events are computed from (pulled by all_change_events when jobs is configured).
 JOB_EVENT_CAPTURES: tuple[str, ...] = (

@@ -30,6 +30,18 @@ events("ecs_stopped_tasks", "ecs:ListTasks+DescribeTasks", ["ecs"],
        aws_events.STOPPED_TASK_COLUMNS, doc="Tasks stopped in the window, with their stop codes and reasons.")
 
 
+def _one_off_call(inc) -> Call:
+    cluster = inc.env["ecs"]["cluster"]
+    window = inc.context_window  # a migration started just before the window can be what broke it
+    return Call(None, {"cluster": cluster, "group": "not service:*", **window.as_dict()},
+                lambda: aws_events.ecs_one_off_tasks(cluster, window, aws=inc.aws))
+
+
+events("ecs_one_off_tasks", "ecs:ListTasks+DescribeTasks", ["ecs"], _one_off_call, aws_events.STOPPED_TASK_COLUMNS,
+       doc="The cluster's tasks no service started (RunTask: a migration, a backfill), stopped or running, started "
+           "in the context window; dated by their start (kind task-run).")
+
+
 def _rds_events_call(instance: str | None, inc, optional: bool = False) -> Call:
     window = inc.window
     if optional and not instance:  # no replica configured: an empty answer, no call

@@ -7,7 +7,8 @@ Limits of the APIs (and of the moto sandbox) worth knowing during an incident:
 
 - ``DescribeServices`` lists only the service's *current* deployments (PRIMARY and ACTIVE ones, plus
   recently finished ones); it also keeps only the last 100 service events.
-- ECS keeps stopped tasks visible for about an hour: pull them early (order of volatility).
+- ECS keeps stopped tasks visible for about an hour: pull them early (order of volatility). A one-off
+  task (a migration run with RunTask) stopped longer ago than that is seen only in CloudTrail (``RunTask``).
 - moto: ``ListTasks`` ignores ``serviceName`` (the tasks are filtered here by their ``group``,
   ``service:<name>``, which is harmless on real AWS); stopped tasks carry no ``stoppedAt`` (their
   ``timestamp`` is then NaT and they are kept: ECS cannot place them in time); services have no
@@ -186,6 +187,42 @@ def ecs_stopped_tasks(cluster: str, services: str | Iterable[str] | None, window
             if row["timestamp"] is not None and not window.contains(pd.Timestamp(row["timestamp"])):
                 continue
             rows.append(row)
+    return _frame(rows, STOPPED_TASK_COLUMNS)
+
+
+def ecs_one_off_tasks(cluster: str, window: IncidentWindow, *, aws: dict | None = None, client=None,
+                      config=None) -> pd.DataFrame:
+    """The cluster's tasks that no service started (``group`` not ``service:<name>``: RunTask's default is
+    ``family:<name>``; a migration, a backfill, a script), stopped or still running, that started in
+    ``window``; kind ``task-run``, timestamp = ``startedAt`` (else ``createdAt``: the change is when it
+    began), with the stopped-task columns (a running task has no stop time). A task with no time at all
+    (moto) is kept, timestamp NaT."""
+    ecs = _aws_client("ecs", aws, client, config)
+    arns: list[str] = []
+    for status in ("STOPPED", "RUNNING"):
+        with _aws_errors("ecs", f"ListTasks in cluster {cluster}"):
+            for page in ecs.get_paginator("list_tasks").paginate(cluster=cluster, desiredStatus=status):
+                arns += page.get("taskArns") or []
+    rows = []
+    for batch in _chunks(list(dict.fromkeys(arns)), TASKS_PER_CALL):
+        with _aws_errors("ecs", f"DescribeTasks in cluster {cluster}"):
+            resp = ecs.describe_tasks(cluster=cluster, tasks=batch)
+        for task in resp.get("tasks") or []:
+            if (task.get("group") or "").startswith("service:"):
+                continue
+            started = task.get("startedAt") or task.get("createdAt")
+            if started is not None and not window.contains(pd.Timestamp(started)):
+                continue
+            row = _task_row(cluster, task)
+            td = row["task_definition"]
+            stopped = task.get("lastStatus") == "STOPPED"
+            state = (f"stopped: {row['stopped_reason'] or 'no reason given'}" if stopped
+                     else (task.get("lastStatus") or "running").lower())
+            msg = f"one-off task {td} ({task.get('group') or 'no group'}), {state}"
+            if row["exit_codes"]:
+                msg += f"; exit codes {row['exit_codes']}"
+            rows.append({**row, "timestamp": started, "resource": cluster, "kind": contracts.TASK_RUN,
+                         "message": msg})
     return _frame(rows, STOPPED_TASK_COLUMNS)
 
 
