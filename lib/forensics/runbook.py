@@ -183,8 +183,6 @@ def _read(path: Path) -> dict:
         raise ParamsError(path, "no such runbook file") from None
     except (OSError, yaml.YAMLError) as exc:
         raise ParamsError(path, f"unreadable runbook file: {' '.join(str(exc).split())[:200]}") from None
-    import jsonschema  # here, not at import: it builds its format grammars (seconds) a notebook's first cell skips
-
     try:
         _validate()(data)
     except fastjsonschema.JsonSchemaValueException as exc:
