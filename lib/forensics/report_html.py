@@ -77,6 +77,8 @@ _MODE_LINE = re.compile(r"^mode {2,}(?:recording to|replay of|interactive) .*\n?
 _DATAFRAME = re.compile(r"<table\b[^>]*class=\"dataframe\"[^>]*>.*?</table>", re.S)
 _ROW_TH = re.compile(r"(<tr[^>]*>\s*)<th>(\d+)</th>", re.S)
 _CORNER_TH = re.compile(r"(<tr[^>]*>\s*)<th(?: [^>]*)?>\s*</th>", re.S)
+#: the header row's first cell: the corner above the index, empty or holding the columns' name (a pivot's)
+_FIRST_HEADER_TH = re.compile(r"(<thead>\s*<tr[^>]*>\s*)<th(?: [^>]*)?>[^<]*</th>", re.S)
 #: Report pages: tables and outputs wrap long text rather than cut or overflow it.
 REPORT_CSS = ("<style>.jp-OutputArea-output pre { white-space: pre-wrap; word-break: break-word; }"
               " .jp-RenderedHTMLCommon table.dataframe { table-layout: auto; }"
@@ -90,7 +92,10 @@ def drop_row_number_index(table: str) -> str:
     rows = [int(m.group(2)) for m in _ROW_TH.finditer(table)]
     if not rows or rows != list(range(rows[0], rows[0] + len(rows))) or "<th>" not in table:
         return table
-    if table.count("<tr") != len(rows) + len(_CORNER_TH.findall(table)):
+    header_rows = table.count("<tr") - len(rows)
+    if header_rows == 1:  # the corner goes with the index, even when it names the columns ("kind")
+        return _FIRST_HEADER_TH.sub(r"\1", _ROW_TH.sub(r"\1", table), count=1)
+    if header_rows != len(_CORNER_TH.findall(table)):
         return table  # a header row that is not a plain corner: a multi-level table, left as it is
     return _CORNER_TH.sub(r"\1", _ROW_TH.sub(r"\1", table))
 

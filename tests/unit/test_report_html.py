@@ -200,3 +200,14 @@ def test_drop_row_number_index_keeps_a_table_whose_index_is_not_0_to_n():
     plain = pd.DataFrame({"n": [1, 2]}).to_html()
     out = report_html.drop_row_number_index(plain)
     assert "<th>" in out and "<th>0</th>" not in out and out.count("<th>") == 1  # only the column "n"
+
+
+def test_drop_row_number_index_when_the_columns_have_a_name():
+    """A pivot's frame (columns named "kind"), its last rows shown: the index 45..54 and the corner that names
+    the columns both go; every column stays under its own header (the CI run of a whole-catalogue record)."""
+    frame = pd.DataFrame({"minute": range(60), "refused": range(60)})
+    frame.columns.name = "kind"
+    out = report_html.drop_row_number_index(frame.tail(10).to_html())
+    assert "<th>45</th>" not in out and ">kind</th>" not in out
+    assert out.count("<th>") == 2 and "<th>minute</th>" in out and "<th>refused</th>" in out
+    assert out.count("<td>") == 20
