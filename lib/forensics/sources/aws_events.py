@@ -165,29 +165,31 @@ def ecs_stopped_tasks(cluster: str, services: str | Iterable[str] | None, window
     time falls in ``window``; kind ``task-stopped``, with stopped_reason, stop_code, exit codes and
     container reasons. Tasks without any stop time (moto) are kept, timestamp NaT."""
     names = _as_list(services, "services")
-    ecs = _aws_client("ecs", aws, client, config)
-    arns: list[str] = []
-    for name in names or [None]:
-        args = {"cluster": cluster, "desiredStatus": "STOPPED"}
-        if name:
-            args["serviceName"] = name
-        with _aws_errors("ecs", f"ListTasks in cluster {cluster}"):
-            for page in ecs.get_paginator("list_tasks").paginate(**args):
-                arns += page.get("taskArns") or []
-    arns = list(dict.fromkeys(arns))
+    listings = [{"desiredStatus": "STOPPED", **({"serviceName": n} if n else {})} for n in names or [None]]
     groups = {f"service:{n}" for n in names}
     rows = []
-    for batch in _chunks(arns, TASKS_PER_CALL):
+    for task in _described_tasks(_aws_client("ecs", aws, client, config), cluster, listings):
+        if groups and task.get("group") not in groups:
+            continue
+        row = _task_row(cluster, task)
+        if row["timestamp"] is not None and not window.contains(pd.Timestamp(row["timestamp"])):
+            continue
+        rows.append(row)
+    return _frame(rows, STOPPED_TASK_COLUMNS)
+
+
+def _described_tasks(ecs, cluster: str, listings: list[dict]):
+    """Every task ``ListTasks`` returns for each of ``listings`` (its filters), once, as ``DescribeTasks``
+    describes it (``TASKS_PER_CALL`` at a time)."""
+    arns: list[str] = []
+    for args in listings:
+        with _aws_errors("ecs", f"ListTasks in cluster {cluster}"):
+            for page in ecs.get_paginator("list_tasks").paginate(cluster=cluster, **args):
+                arns += page.get("taskArns") or []
+    for batch in _chunks(list(dict.fromkeys(arns)), TASKS_PER_CALL):
         with _aws_errors("ecs", f"DescribeTasks in cluster {cluster}"):
             resp = ecs.describe_tasks(cluster=cluster, tasks=batch)
-        for task in resp.get("tasks") or []:
-            if groups and task.get("group") not in groups:
-                continue
-            row = _task_row(cluster, task)
-            if row["timestamp"] is not None and not window.contains(pd.Timestamp(row["timestamp"])):
-                continue
-            rows.append(row)
-    return _frame(rows, STOPPED_TASK_COLUMNS)
+        yield from resp.get("tasks") or []
 
 
 def ecs_one_off_tasks(cluster: str, window: IncidentWindow, *, aws: dict | None = None, client=None,
@@ -198,31 +200,23 @@ def ecs_one_off_tasks(cluster: str, window: IncidentWindow, *, aws: dict | None 
     began), with the stopped-task columns (a running task has no stop time). A task with no time at all
     (moto) is kept, timestamp NaT."""
     ecs = _aws_client("ecs", aws, client, config)
-    arns: list[str] = []
-    for status in ("STOPPED", "RUNNING"):
-        with _aws_errors("ecs", f"ListTasks in cluster {cluster}"):
-            for page in ecs.get_paginator("list_tasks").paginate(cluster=cluster, desiredStatus=status):
-                arns += page.get("taskArns") or []
     rows = []
-    for batch in _chunks(list(dict.fromkeys(arns)), TASKS_PER_CALL):
-        with _aws_errors("ecs", f"DescribeTasks in cluster {cluster}"):
-            resp = ecs.describe_tasks(cluster=cluster, tasks=batch)
-        for task in resp.get("tasks") or []:
-            if (task.get("group") or "").startswith("service:"):
-                continue
-            started = task.get("startedAt") or task.get("createdAt")
-            if started is not None and not window.contains(pd.Timestamp(started)):
-                continue
-            row = _task_row(cluster, task)
-            td = row["task_definition"]
-            stopped = task.get("lastStatus") == "STOPPED"
-            state = (f"stopped: {row['stopped_reason'] or 'no reason given'}" if stopped
-                     else (task.get("lastStatus") or "running").lower())
-            msg = f"one-off task {td} ({task.get('group') or 'no group'}), {state}"
-            if row["exit_codes"]:
-                msg += f"; exit codes {row['exit_codes']}"
-            rows.append({**row, "timestamp": started, "resource": cluster, "kind": contracts.TASK_RUN,
-                         "message": msg})
+    for task in _described_tasks(ecs, cluster, [{"desiredStatus": "STOPPED"}, {"desiredStatus": "RUNNING"}]):
+        if (task.get("group") or "").startswith("service:"):
+            continue
+        started = task.get("startedAt") or task.get("createdAt")
+        if started is not None and not window.contains(pd.Timestamp(started)):
+            continue
+        row = _task_row(cluster, task)
+        td = row["task_definition"]
+        stopped = task.get("lastStatus") == "STOPPED"
+        state = (f"stopped: {row['stopped_reason'] or 'no reason given'}" if stopped
+                 else (task.get("lastStatus") or "running").lower())
+        msg = f"one-off task {td} ({task.get('group') or 'no group'}), {state}"
+        if row["exit_codes"]:
+            msg += f"; exit codes {row['exit_codes']}"
+        rows.append({**row, "timestamp": started, "resource": cluster, "kind": contracts.TASK_RUN,
+                     "message": msg})
     return _frame(rows, STOPPED_TASK_COLUMNS)
 
 
