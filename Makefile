@@ -64,10 +64,11 @@ demo: $(STAMP) postgres
 test: $(STAMP) postgres chromium pgbadger
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests notebooks --ignore=tests/bench --nbval-lax --nbval-current-env
 
-# N fresh-clone runs of `make test`, each failure reported with its test id (issue 23).
+# N fresh-clone runs of `make test`, each failure reported with its test id (issue 23); LOAD=1 puts every
+# run under CPU load (a busy loop per core), LOADED=K only the last K.
 N ?= 5
 test-repeat:
-	$(PYTHON) scripts/test_repeat.py --runs $(N) $(if $(LOAD),--load)
+	$(PYTHON) scripts/test_repeat.py --runs $(N) $(if $(LOAD),--load) $(if $(LOADED),--loaded-runs $(LOADED))
 
 bench: $(STAMP) postgres pgbadger
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/bench -s --override-ini testpaths=tests/bench

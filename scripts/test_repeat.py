@@ -2,13 +2,14 @@
 """Run `make test` N times, each in a fresh clone of this checkout, optionally under CPU load, and report
 every failure with its test id (issue 23: a suite that passes every time).
 
-    make test-repeat N=5 [LOAD=1]
-    python3 scripts/test_repeat.py --runs 5 --load
+    make test-repeat N=5 [LOAD=1 | LOADED=2]
+    python3 scripts/test_repeat.py --runs 5 --loaded-runs 2
 
 Each run clones the checkout's HEAD with `git clone` into a temporary folder (nothing installed by hand:
 `make test` sets up its own .venv there), runs `make test`, keeps its log and removes the clone. With
 --load, one busy loop per core runs beside the suite; each stops by itself after --load-seconds (or when
-the run ends, whichever is first). Exit status 0 only when every run passed. Standard library only.
+the run ends, whichever is first); --loaded-runs K puts only the last K runs under that load. Exit status 0
+only when every run passed. Standard library only.
 """
 
 from __future__ import annotations
@@ -41,13 +42,20 @@ def _busy_loops(seconds: float) -> list[subprocess.Popen]:
             for _ in range(os.cpu_count() or 1)]
 
 
-def run_once(i: int, args, logs: Path) -> tuple[int, float, list]:
+def loaded_runs(runs: int, load: bool, last: int | None) -> list[bool]:
+    """Which of ``runs`` runs are under load: every one with ``load``, only the ``last`` ones if given."""
+    if last is None:
+        return [load] * runs
+    return [i >= runs - last for i in range(runs)]
+
+
+def run_once(i: int, args, logs: Path, loaded: bool) -> tuple[int, float, list]:
     work = Path(tempfile.mkdtemp(prefix=f"forensics-repeat-{i}-"))
     clone = work / "checkout"
     load: list[subprocess.Popen] = []
     try:
         subprocess.run(["git", "clone", "--quiet", str(REPO), str(clone)], check=True)
-        if args.load:
+        if loaded:
             load = _busy_loops(args.load_seconds)
         t0 = time.monotonic()
         log = logs / f"run-{i}.log"
@@ -70,19 +78,25 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=5, help="how many fresh-clone runs [5]")
     ap.add_argument("--load", action="store_true", help="a busy loop on every core beside each run")
+    ap.add_argument("--loaded-runs", type=int, default=None, metavar="K",
+                    help="only the last K runs under that load (implies --load)")
     ap.add_argument("--load-seconds", type=float, default=3600, help="each busy loop stops by itself after this [3600]")
     ap.add_argument("--target", default="test", help="the make target each run runs [test]")
     ap.add_argument("--logs", type=Path, default=None, help="where each run's log goes [a temporary folder]")
     args = ap.parse_args(argv)
     if args.runs < 1:
         ap.error("--runs must be at least 1")
+    if args.loaded_runs is not None and not 0 <= args.loaded_runs <= args.runs:
+        ap.error(f"--loaded-runs must be between 0 and --runs ({args.runs})")
+    under_load = loaded_runs(args.runs, args.load, args.loaded_runs)
     logs = args.logs or Path(tempfile.mkdtemp(prefix="forensics-repeat-logs-"))
     logs.mkdir(parents=True, exist_ok=True)
     bad = 0
     for i in range(1, args.runs + 1):
-        code, took, failed = run_once(i, args, logs)
+        loaded = under_load[i - 1]
+        code, took, failed = run_once(i, args, logs, loaded)
         state = "passed" if code == 0 else f"FAILED (make exit {code})"
-        print(f"run {i}/{args.runs}{' under load' if args.load else ''}: {state} in {took / 60:.1f} min; "
+        print(f"run {i}/{args.runs}{' under load' if loaded else ''}: {state} in {took / 60:.1f} min; "
               f"log {logs / f'run-{i}.log'}", flush=True)
         for kind, test, reason in failed:
             print(f"  {kind} {test}" + (f" - {reason}" if reason else ""), flush=True)

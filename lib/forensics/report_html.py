@@ -31,6 +31,7 @@ column of a table whose index is only the row number; long messages wrap instead
 from __future__ import annotations
 
 import hashlib
+import html as html_lib
 import json
 import re
 from pathlib import Path
@@ -79,11 +80,28 @@ _ROW_TH = re.compile(r"(<tr[^>]*>\s*)<th>(\d+)</th>", re.S)
 _CORNER_TH = re.compile(r"(<tr[^>]*>\s*)<th(?: [^>]*)?>\s*</th>", re.S)
 #: the header row's first cell: the corner above the index, empty or holding the columns' name (a pivot's)
 _FIRST_HEADER_TH = re.compile(r"(<thead>\s*<tr[^>]*>\s*)<th(?: [^>]*)?>[^<]*</th>", re.S)
-#: Report pages: tables and outputs wrap long text rather than cut or overflow it.
+#: A table cell this short (a pid, a count, a time, a status) is one value: it never wraps.
+SHORT_CELL = 32
+#: a cell of plain text (pandas escapes <, > and & in cell text, so "[^<]" is the whole text)
+_TD = re.compile(r"<td>([^<]*)</td>")
+#: Report pages: tables and outputs wrap long text rather than cut or overflow it. A long message wraps
+#: anywhere if it must (``word-break: break-word`` lets its column shrink to fit the page); a short value does
+#: not (``td.v``: "176/09" cut into "176/" and "09" reads as two values).
 REPORT_CSS = ("<style>.jp-OutputArea-output pre { white-space: pre-wrap; word-break: break-word; }"
               " .jp-RenderedHTMLCommon table.dataframe { table-layout: auto; }"
               " .jp-RenderedHTMLCommon table.dataframe td { white-space: pre-wrap; word-break: break-word;"
-              " text-align: left; max-width: 60em; }</style>")
+              " text-align: left; max-width: 60em; }"
+              " .jp-RenderedHTMLCommon table.dataframe td.v { white-space: nowrap; word-break: normal; }</style>")
+
+
+def mark_short_values(table: str) -> str:
+    """Each plain-text cell of ``table`` no longer than SHORT_CELL characters (as shown, entities counted as
+    one) marked ``class="v"``: the report's CSS keeps it on one line."""
+    def mark(m: re.Match) -> str:
+        shown = html_lib.unescape(m.group(1))
+        return f'<td class="v">{m.group(1)}</td>' if len(shown) <= SHORT_CELL else m.group(0)
+
+    return _TD.sub(mark, table)
 
 
 def drop_row_number_index(table: str) -> str:
@@ -101,7 +119,8 @@ def drop_row_number_index(table: str) -> str:
 
 
 def report_view(nb):
-    """The notebook as the report page shows it: no findings dump, no mode line, no row-number index."""
+    """The notebook as the report page shows it: no findings dump, no mode line, no row-number index, short
+    values kept whole."""
     import copy
 
     nb = copy.deepcopy(nb)
@@ -119,7 +138,7 @@ def report_view(nb):
                 data["text/plain"] = _MODE_LINE.sub("", data["text/plain"])
             if "text/html" in data:
                 html = data["text/html"] if isinstance(data["text/html"], str) else "".join(data["text/html"])
-                data["text/html"] = _DATAFRAME.sub(lambda m: drop_row_number_index(m.group(0)), html)
+                data["text/html"] = _DATAFRAME.sub(lambda m: mark_short_values(drop_row_number_index(m.group(0))), html)
     return nb
 
 

@@ -133,6 +133,11 @@ def test_each_report_page_holds_every_figure_of_its_notebook(browser, small_reco
                           ".every(th => !/^\\d+$/.test(th.textContent.trim()))")
         cells = page.evaluate("Array.from(document.querySelectorAll('table.dataframe td')).map(td => td.textContent)")
         assert not [c for c in cells if c.endswith("...")], "a table cell was cut"
+        # a short value (a pid, a count, a time) stays on one line: "176/09" cut after "176/" reads as two values
+        split = page.evaluate("Array.from(document.querySelectorAll('table.dataframe td.v')).filter(td => {"
+                              " const r = document.createRange(); r.selectNodeContents(td);"
+                              " return r.getClientRects().length > 1; }).map(td => td.textContent)")
+        assert not split, f"short values wrapped mid-value: {split[:5]}"
         wide = page.evaluate("document.documentElement.scrollWidth")
         assert wide <= VIEWPORT["width"] + 2, f"the page overflows sideways ({wide} px): messages do not wrap"
     finally:

@@ -187,7 +187,7 @@ def test_the_report_view_leaves_out_the_dump_the_mode_line_and_a_row_number_inde
     assert "FINDINGS_DUMP_MARKER" in full and "FINDINGS_DUMP_MARKER" not in report
     assert "recording to" in full and "recording to" not in report and "env      sandbox" in report
     assert "<th>0</th>" in full and "<th>0</th>" not in report and "<th>1</th>" not in report
-    assert "x" * 80 in report and "<td>1</td>" in report
+    assert "x" * 80 in report and '<td class="v">1</td>' in report
     # a meaningful index (a time) is kept
     assert "2026-11-23 10:05:00" in report and ">time</th>" in report
     assert "white-space: pre-wrap" in report and report.index("Content-Security-Policy") < report.index("pre-wrap")
@@ -211,3 +211,13 @@ def test_drop_row_number_index_when_the_columns_have_a_name():
     assert "<th>45</th>" not in out and ">kind</th>" not in out
     assert out.count("<th>") == 2 and "<th>minute</th>" in out and "<th>refused</th>" in out
     assert out.count("<td>") == 20
+
+
+def test_short_values_are_kept_on_one_line_and_long_messages_wrap():
+    """A pid like "176/09" cut in two reads as two values: short cells are marked to stay whole; a long message
+    is left to wrap."""
+    frame = pd.DataFrame({"pid": ["176/09", "<b>"], "message": ["x " * 40, "a message of more than thirty-two characters"]})
+    out = report_html.mark_short_values(report_html.drop_row_number_index(frame.to_html()))
+    assert '<td class="v">176/09</td>' in out and '<td class="v">&lt;b&gt;</td>' in out
+    assert out.count('class="v"') == 2  # not the two messages
+    assert report_html.SHORT_CELL == len("2026-12-07 03:12:44.123456+00:00")

@@ -31,3 +31,18 @@ def test_the_busy_loops_stop_by_themselves():
         for p in loops:
             if p.poll() is None:
                 p.kill()
+
+
+def test_loaded_runs_are_the_last_k_or_all_with_load():
+    assert test_repeat.loaded_runs(5, False, 2) == [False, False, False, True, True]
+    assert test_repeat.loaded_runs(3, True, None) == [True, True, True]
+    assert test_repeat.loaded_runs(3, False, None) == [False, False, False]
+    assert test_repeat.loaded_runs(2, False, 0) == [False, False]
+
+
+def test_loaded_runs_beyond_the_runs_is_refused(capsys):
+    import pytest
+
+    with pytest.raises(SystemExit) as exc:
+        test_repeat.main(["--runs", "2", "--loaded-runs", "3"])
+    assert exc.value.code == 2 and "--loaded-runs must be between 0 and --runs (2)" in capsys.readouterr().err
