@@ -157,9 +157,32 @@ def test_one_object_denied_the_others_still_read(aws_env, trail):
 
         stub.add_response("get_object", {"Body": StreamingBody(io.BytesIO(body), len(body))},
                           {"Bucket": TRAIL, "Key": keys[1]})
-        got = list(so.read_each(s3, keys, reading, lambda k: so.read_json(s3, TRAIL, k, reading)))
+        # threads=1: the Stubber answers calls in the order they were queued
+        got = list(so.read_each(s3, keys, reading, lambda k: so.read_json(s3, TRAIL, k, reading), threads=1))
     assert [k for k, _ in got] == [keys[1]] and reading.objects == 1 and reading.bytes_read == len(body)
     assert reading.errors[0]["key"] == keys[0] and "AccessDenied" in reading.errors[0]["error"]
+
+
+def test_reading_objects_at_once_is_reading_them_one_at_a_time(aws_env, trail, moto_server):
+    """Eight GETs at once hand over the same objects, in key order, with the same errors, bytes and truncation
+    as one at a time, whichever GET answers first; a bound on bytes stops at the same object."""
+    s3 = so.read_client("s3", aws_env)
+    keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=TRAIL, Prefix="trail/")["Contents"])
+    assert len(keys) > 8  # more objects than threads, and the planted bad ones among them
+
+    def read_all(threads, max_bytes=so.DEFAULT_MAX_BYTES):
+        reading = so.Reading(TRAIL)
+        got = [(k, len(doc["Records"])) for k, doc in so.read_each(
+            s3, keys, reading, lambda k: so.read_json(s3, TRAIL, k, reading), threads=threads, max_bytes=max_bytes)]
+        return got, reading.errors, reading.bytes_read, reading.objects, reading.truncated
+
+    one = read_all(1)
+    assert one[1] and one[2] > 0 and not one[4]  # the planted bad files are errors, named by key
+    assert read_all(8) == one
+    bound = one[2] // 3
+    cut = read_all(1, bound)
+    assert cut[4] and 0 < len(cut[0]) < len(one[0])
+    assert read_all(8, bound) == cut
 
 
 @pytest.mark.skipif(not (REPO.parent / "shared" / "data" / "real" / "cloudtrail").exists(),
