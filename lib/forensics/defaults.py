@@ -36,6 +36,9 @@ LOG_SAMPLE_ONSET_SLICES = 12
 LOG_SAMPLE_SLICE_S = 10
 LOG_SAMPLE_ONSET_SPAN = "15min"
 LOG_SAMPLE_PER_SLICE = 300
+#: consecutive slices are read by one Insights query while their span holds at most this many events by the
+#: per-minute counts (half the 10,000-row limit of one query)
+LOG_SAMPLE_PACK_MAX_EVENTS = 5_000
 #: Signatures given exact per-minute counts: the most changed in the sample, then the most frequent.
 LOG_TOP_BY_CHANGE = 4
 LOG_TOP_BY_COUNT = 8

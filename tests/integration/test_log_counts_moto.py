@@ -160,3 +160,40 @@ def test_without_insights_the_counts_are_unknown_and_the_sample_ranks(tmp_path, 
                                                    planted["onset"], inc.context_window)
     assert basis.startswith("bounded sample") and "AccessDenied" in basis
     assert len(changed) and set(changed["signature"]) <= {c.name for c in pglog.CATEGORIES} | {"other"}
+
+
+def test_packed_slices_give_the_frame_slice_by_slice_queries_give(moto_server, planted):
+    """The sample's slices read in groups by one query each (their span holds few events by the per-minute
+    counts) and cut into slices here: the same frame as one query per slice, with fewer queries; with a cap
+    that binds inside a group, and with counts that are short (a group's query comes back full and is read
+    again slice by slice)."""
+    from forensics.sources import log_volume as lv
+    from forensics.window import IncidentWindow
+
+    aws = {"region": moto_server.region, "profile": None, "endpoint_url": moto_server.endpoint_url}
+    groups = [planted["groups"]["app"]]
+    window = IncidentWindow(planted["start"], planted["end"])
+    slices = lv.slice_plan(window, planted["onset"], spread=24, near_onset=12, slice_s=20, onset_span="10min")
+    per_minute = lv.events_per_minute(groups, window, "ERROR", aws=aws)
+    assert per_minute["events"].sum() > 1000
+
+    def read(per_slice, **kw):
+        df = lv.sample(groups, slices, "ERROR", None, per_slice=per_slice, aws=aws, **kw)
+        return df, df.attrs.get("insights_queries")
+
+    one_by_one, n = read(300)
+    assert n == len(slices) and one_by_one["slice"].nunique() > 20
+    packed, m = read(300, per_minute=per_minute)
+    assert m < n / 4, (m, n)
+    pd.testing.assert_frame_equal(packed, one_by_one)
+
+    capped, _ = read(2)  # a cap of 2 binds in most slices: the oldest two of each
+    assert capped.groupby("slice").size().max() == 2
+    packed_capped, m = read(2, per_minute=per_minute)
+    assert m < n / 4
+    pd.testing.assert_frame_equal(packed_capped, capped)
+
+    short = per_minute.assign(events=per_minute["events"] / 100)  # counts far below the events there
+    again, m = read(300, per_minute=short, max_rows=50)
+    pd.testing.assert_frame_equal(again, one_by_one)
+    assert m > n  # the full groups were read again slice by slice

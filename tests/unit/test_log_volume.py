@@ -114,3 +114,28 @@ def test_a_named_group_is_a_regex_parameter_and_a_bad_one_is_refused():
     assert "(?<hit>a|b)" in q.insights({"extract": "(?i)(?<hit>a|b)"})
     with pytest.raises(QueryError, match="regex"):
         q.insights({"extract": "(?<hit>a|b"})
+
+
+def test_slices_are_packed_while_their_span_holds_few_events():
+    slices = log_volume.slice_plan(W, pd.Timestamp("2026-01-01T02:00Z"), spread=24, near_onset=12, slice_s=10,
+                                   onset_span="15min")
+    minutes = pd.date_range(W.start, W.end, freq="1min", inclusive="left")
+    quiet = pd.DataFrame({"minute": minutes, "log_group": "g", "events": 10.0})
+    assert log_volume.pack_slices(slices, None) == [[s] for s in slices]
+    assert log_volume.pack_slices(slices, quiet.iloc[:0]) == [[s] for s in slices]
+    cut = quiet.copy()
+    cut.attrs["truncated"] = True  # counts cut at the row limit are no guide
+    assert log_volume.pack_slices(slices, cut) == [[s] for s in slices]
+    # 180 minutes x 10 events: the whole window in one query
+    assert log_volume.pack_slices(slices, quiet, max_events=5000) == [slices]
+    # a burst minute of 10,000 events: the slices touching it read alone, the others still packed
+    burst = quiet.copy()
+    hot = pd.Timestamp(slices[30]["start"]).floor("min")
+    burst.loc[burst["minute"] == hot, "events"] = 10_000.0
+    packed = log_volume.pack_slices(slices, burst, max_events=5000)
+    assert [s for g in packed for s in g] == slices  # every slice once, in order
+    assert [slices[30]] in packed  # the slice in the burst is read alone (its cap binds)
+    for g in packed:  # no packed span covers the burst
+        if len(g) > 1:
+            assert not pd.Timestamp(g[0]["start"]).floor("min") <= hot < pd.Timestamp(g[-1]["end"])
+    assert len(packed) < 6

@@ -50,7 +50,8 @@ def log_volume(base: str, needs: Iterable[str], groups: Callable, regex: str, pa
                              fallback={"api": logs.API, "filterPattern": pattern, "client_regex": regex,
                                        "max_events_per_slice": int(per_slice)})
         return lv.sample_call(groups(inc), inc.context_window, plan.slices, regex, pattern, per_slice=per_slice,
-                              sampling=plan.as_args(), aws=inc.aws)
+                              sampling=plan.as_args(), aws=inc.aws,
+                              per_minute=None if rate.attrs.get("capture_error") else rate)
 
     def counts_call(inc) -> Call:
         sample = inc.pull(sample_name)
