@@ -75,5 +75,8 @@ CONTEXT = "30min"
 CELL_TIMEOUT_S = 900
 #: Threads pulling the capture plan (each AWS API is also held to its own rate: rates.yaml).
 PLAN_THREADS = 8
+#: Threads of an interactive notebook's prefetch (forensics.prefetch): fewer than the runner's, since they
+#: share the machine with the cells (measured in tests/bench/test_bench_first_chart.py).
+PREFETCH_THREADS = 4
 #: How late, in periods, a scheduled job's run may be before it counts as missing (jobs.heartbeats[].tolerance).
 JOB_TOLERANCE = 0.5

@@ -86,15 +86,39 @@ def declared(notebook: str) -> tuple[str, ...]:
 
 
 # ---- the interactive prefetch -------------------------------------------------------------------------------
+def in_cell_order(planned: list, names: Iterable[str]) -> list:
+    """``planned`` in the order the notebook's cells ask for them (``names``: declared order), each capture
+    right before the first one that reads it; captures not named keep their place at the end."""
+    from . import captures
+
+    rank: dict[str, int] = {}
+
+    def mark(name: str, i: int) -> None:
+        for dep in captures.get(name).after:
+            mark(dep, i)
+        rank.setdefault(name, i)
+
+    for i, n in enumerate(names):
+        if n in captures.CAPTURES:
+            mark(n, i)
+    end = len(rank) + 1
+    return sorted(planned, key=lambda c: rank.get(c.name, end))  # stable: ties keep the plan's order
+
+
 class Prefetch:
     """A notebook's plan pulled in background threads. The frames land in the session's store; the session
     records a capture as the notebook's when a cell asks for it (so ``inc.sources()`` lists what the cells
-    read, as without prefetch)."""
+    read, as without prefetch).
 
-    def __init__(self, session, planned: list, threads: int = defaults.PLAN_THREADS):
+    The volatile captures come first (RFC 3227), then the rest in the order the cells ask for them, and a
+    cell goes first: while a cell waits for a capture, no background pull starts (those under way finish).
+    On a laptop the pulls share its cores with the cell; on a slow link they overlap the waiting."""
+
+    def __init__(self, session, planned: list, threads: int = defaults.PREFETCH_THREADS, order: Iterable[str] = ()):
         self.session = session
         self.planned = list(planned)
         self.names = [c.name for c in self.planned]
+        self.order = list(order)
         self.arrived: list[str] = []
         self.errors: list[str] = []  # a bug in a pull (a failing source is recorded, not raised)
         self.started = time.perf_counter()
@@ -103,12 +127,32 @@ class Prefetch:
         self._stop = threading.Event()
         self._pool: ThreadPoolExecutor | None = None
         self._thread = threading.Thread(target=self._run, name="prefetch", daemon=True)
+        self._cells = 0  # cells waiting for a capture now
+        self._turn = threading.Condition()
 
     def start(self) -> Prefetch:
         self._thread.start()
         return self
 
+    def cell_waits(self):
+        """Context manager around a cell's pull: background pulls do not start meanwhile."""
+        prefetch = self
+
+        class _Waiting:
+            def __enter__(self):
+                with prefetch._turn:
+                    prefetch._cells += 1
+
+            def __exit__(self, *exc):
+                with prefetch._turn:
+                    prefetch._cells -= 1
+                    prefetch._turn.notify_all()
+
+        return _Waiting()
+
     def _pull(self, name: str):
+        with self._turn:  # the cell's pull first
+            self._turn.wait_for(lambda: self._cells == 0 or self._stop.is_set())
         if self._stop.is_set():
             return None
         return self.session._pull_ahead(name)
@@ -120,7 +164,7 @@ class Prefetch:
         try:
             volatile = pull_volatile(self.session, self.planned, lambda _, name: self._arrived(name), pull=self._pull,
                                      mark=False)
-            rest = [c for c in self.planned if c not in volatile]
+            rest = in_cell_order([c for c in self.planned if c not in volatile], self.order)
             with ThreadPoolExecutor(max_workers=max(1, min(self._threads, len(rest) or 1)),
                                     thread_name_prefix="prefetch") as pool:
                 self._pool = pool
@@ -147,6 +191,8 @@ class Prefetch:
     def cancel(self) -> None:
         """Pull nothing more (captures being pulled finish)."""
         self._stop.set()
+        with self._turn:
+            self._turn.notify_all()
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
 

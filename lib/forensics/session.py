@@ -189,10 +189,14 @@ class IncidentSession:
         if stack:
             stack[-1].add(name)
         asked = not getattr(self._ahead, "on", False) and not stack  # a cell asks (not a prefetch, not an input)
-        if asked and self.prefetch is not None and not self.store.has(name):
+        ahead = self.prefetch if asked and not self.store.has(name) else None
+        if ahead is not None:
             self._show(waiting=name)
         try:
-            return self._capture_declared(cap, name, params, asked)
+            if ahead is None:
+                return self._capture_declared(cap, name, params, asked)
+            with ahead.cell_waits():  # no background pull starts while a cell waits
+                return self._capture_declared(cap, name, params, asked)
         finally:
             if asked:
                 self._show()
@@ -229,7 +233,7 @@ class IncidentSession:
         planned = [c for c in planned if not self.store.has(c.name)]
         if self.prefetch is not None:
             self.prefetch.cancel()
-        self.prefetch = prefetch.Prefetch(self, planned).start() if planned else None
+        self.prefetch = prefetch.Prefetch(self, planned, order=names).start() if planned else None
         if self.prefetch is not None and _in_kernel():
             self._display_start()
         return self.prefetch

@@ -126,6 +126,40 @@ def test_a_cell_waits_only_for_the_capture_it_asks_for(declared):
     assert dict(hits) == {"live": 1, "fast": 1, "slow": 1, "derived": 1}  # asked and prefetched: once
 
 
+def test_the_rest_come_in_the_order_the_cells_ask_and_an_input_before_its_reader(declared):
+    names, _ = declared
+    planned = captures.plan(names, {})[0]
+    asked = ["test_pf_slow", "test_pf_derived", "test_pf_live"]  # a notebook asking in this order
+    order = [c.name for c in prefetch.in_cell_order(planned, asked)]
+    assert order == ["test_pf_slow", "test_pf_fast", "test_pf_derived", "test_pf_live"]
+    # a capture no cell names keeps its place, after those that are
+    assert [c.name for c in prefetch.in_cell_order(planned, ["test_pf_slow"])][0] == "test_pf_slow"
+
+
+def test_no_background_pull_starts_while_a_cell_waits(declared):
+    names, hits = declared
+    inc = _session()
+    ahead = prefetch.Prefetch(inc, captures.plan(names, {})[0], threads=1, order=names)
+    with ahead.cell_waits():  # a cell is pulling: the prefetch holds back
+        ahead.start()
+        time.sleep(0.5)
+        assert sum(hits.values()) == 0 and not ahead.arrived
+    assert ahead.wait(20) and sorted(ahead.arrived) == sorted(names)
+    assert dict(hits) == {"live": 1, "fast": 1, "slow": 1, "derived": 1}
+
+
+def test_a_cancelled_prefetch_held_back_by_a_cell_ends(declared):
+    names, hits = declared
+    inc = _session()
+    ahead = prefetch.Prefetch(inc, captures.plan(names, {})[0], threads=1, order=names)
+    with ahead.cell_waits():
+        ahead.start()
+        time.sleep(0.2)
+        ahead.cancel()
+        assert ahead.wait(5), "a cancelled prefetch waiting for its turn must end"
+    assert sum(hits.values()) == 0
+
+
 def test_refresh_pulls_again(declared):
     names, hits = declared
     inc = _session()
