@@ -17,6 +17,7 @@ record does not prefetch them again (:func:`planned_in`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -134,21 +135,17 @@ class Prefetch:
         self._thread.start()
         return self
 
+    @contextlib.contextmanager
     def cell_waits(self):
-        """Context manager around a cell's pull: background pulls do not start meanwhile."""
-        prefetch = self
-
-        class _Waiting:
-            def __enter__(self):
-                with prefetch._turn:
-                    prefetch._cells += 1
-
-            def __exit__(self, *exc):
-                with prefetch._turn:
-                    prefetch._cells -= 1
-                    prefetch._turn.notify_all()
-
-        return _Waiting()
+        """Around a cell's pull: background pulls do not start meanwhile."""
+        with self._turn:
+            self._cells += 1
+        try:
+            yield
+        finally:
+            with self._turn:
+                self._cells -= 1
+                self._turn.notify_all()
 
     def _pull(self, name: str):
         with self._turn:  # the cell's pull first

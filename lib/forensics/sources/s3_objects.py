@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import itertools
 import json
 import re
 import threading
@@ -307,65 +308,36 @@ def read_each(s3, keys: list[str], reading: Reading, read: Callable[[str], objec
     ``threads`` objects are read at once, handed over in key order; which objects are read, the errors
     and ``reading.bytes_read`` are those of reading them one at a time (an object read ahead past the
     bound is dropped, not counted), so a reading does not depend on which GET answered first."""
-    if threads <= 1:
-        yield from _read_in_order(keys, reading, read, max_bytes, lambda key: _Done(read, key))
-        return
-    pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="s3-read")
-    ahead: deque = deque()
+    pool = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="s3-read")
     pending = iter(keys)
+    ahead: deque = deque(pool.submit(read, k) for k in itertools.islice(pending, max(1, threads)))
     try:
-        def submit_next():
-            key = next(pending, None)
-            if key is not None:
-                ahead.append((key, pool.submit(read, key)))
-
-        for _ in range(threads):
-            submit_next()
-
-        def result(key):
-            got_key, fut = ahead.popleft()
-            assert got_key == key
-            submit_next()
-            return fut
-
-        yield from _read_in_order(keys, reading, read, max_bytes, result)
-    finally:
-        for _, fut in ahead:
-            fut.cancel()
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
-class _Done:
-    """``read(key)`` run now, with the interface of a future (the one-at-a-time path)."""
-
-    def __init__(self, read, key):
-        self._read, self._key = read, key
-
-    def result(self):
-        return self._read(self._key)
-
-
-def _read_in_order(keys, reading: Reading, read, max_bytes: int, future_of) -> Iterator[tuple[str, object]]:
-    for key in keys:
-        if reading.bytes_read >= max_bytes:
-            reading.truncated = True
-            break
-        try:
+        for key in keys:
+            if reading.bytes_read >= max_bytes:
+                reading.truncated = True
+                break
+            fut = ahead.popleft()
+            nxt = next(pending, None)
+            if nxt is not None:
+                ahead.append(pool.submit(read, nxt))
             try:
-                result = future_of(key).result()
-            finally:
-                reading.bytes_read += reading.downloaded.get(key, 0)
-        except ObjectError as exc:
-            reading.error(key, str(exc))
-            continue
-        except SourceError as exc:
-            code = str(getattr(exc.__cause__, "response", {}).get("Error", {}).get("Code", ""))
-            if code == "NoSuchBucket":
-                raise
-            reading.error(key, exc.message)  # e.g. AccessDenied on one object (a KMS key we cannot use)
-            continue
-        reading.objects += 1
-        yield key, result
+                try:
+                    result = fut.result()
+                finally:
+                    reading.bytes_read += reading.downloaded.get(key, 0)
+            except ObjectError as exc:
+                reading.error(key, str(exc))
+                continue
+            except SourceError as exc:
+                code = str(getattr(exc.__cause__, "response", {}).get("Error", {}).get("Code", ""))
+                if code == "NoSuchBucket":
+                    raise
+                reading.error(key, exc.message)  # e.g. AccessDenied on one object (a KMS key we cannot use)
+                continue
+            reading.objects += 1
+            yield key, result
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def window_keys(s3, bucket: str, bases: list[str], window: IncidentWindow, reading: Reading, *,
