@@ -51,3 +51,36 @@ def test_loopback_detection():
     assert _aws.is_loopback_url("http://localhost:1")
     assert not _aws.is_loopback_url("https://monitoring.eu-west-1.amazonaws.com")
     assert not _aws.is_loopback_url(None)
+
+
+def test_a_client_is_made_once_per_service_and_aws_section(monkeypatch):
+    """Making a client costs ~0.1 s of CPU; a notebook asks for twenty. The same service and section get the
+    same (thread-safe) client; another section, other AWS_* variables or an explicit config get a new one."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    aws = {"region": "eu-west-1", "endpoint_url": "http://127.0.0.1:9"}
+    first = _aws.client("logs", aws)
+    assert _aws.client("logs", dict(aws)) is first
+    assert _aws.client("cloudwatch", aws) is not first
+    assert _aws.client("logs", {**aws, "region": "us-east-1"}) is not first
+    assert _aws.client("logs", aws, config=_aws.client_config()) is not first
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "another")
+    assert _aws.client("logs", aws) is not first
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    assert _aws.client("logs", aws) is first
+    with pytest.raises(ReadOnlyViolation):  # a shared client still refuses writes
+        first.delete_log_group(logGroupName="x")
+
+
+def test_a_session_without_credentials_is_not_kept(monkeypatch, tmp_path):
+    """A user who logs in after a call failed for want of credentials is seen by the next call."""
+    for var in _aws._SESSION_ENV:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    aws = {"region": "eu-west-1"}
+    assert _aws.shared_session(aws).get_credentials() is None
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "now")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "logged-in")
+    assert _aws.shared_session(aws).get_credentials().access_key == "now"
