@@ -117,11 +117,17 @@ def _house_figure() -> type:
         """A Figure that renders itself as PNG in Jupyter without pyplot."""
 
         def _repr_png_(self) -> bytes:
-            buffer = io.BytesIO()
-            self.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
-            return buffer.getvalue()
+            return png(self)
 
     return HouseFigure
+
+
+def png(fig: Figure) -> bytes:
+    """The figure as the PNG a record keeps and a notebook shows: one rendering serves both (a rendering is
+    0.2-0.3 s of CPU). No "Software" field, so the same chart gives the same bytes whatever matplotlib drew it."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight", metadata={"Software": None})
+    return buffer.getvalue()
 
 
 def new_figure(figsize: tuple[float, float] = FIGSIZE) -> tuple[Figure, Axes]:

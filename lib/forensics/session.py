@@ -410,15 +410,18 @@ class IncidentSession:
         In a kernel the figure is displayed here and None returned: a figure saved is a figure shown, also
         when it is not the cell's last expression (a loop, a second chart in the cell), and shown once.
         Outside a kernel the figure is returned."""
+        from . import charts
+
+        kernel = _in_kernel()
+        image = charts.png(fig) if kernel or self.record_dir is not None else None  # rendered once, for both
         if self.record_dir is not None:
             d = self.record_dir / contracts.FIGURES_DIR
             d.mkdir(parents=True, exist_ok=True)
-            fig.savefig(d / f"{self.notebook}--{name}.png", dpi=110, bbox_inches="tight",
-                        metadata={"Software": None})
-        if _in_kernel():
+            (d / f"{self.notebook}--{name}.png").write_bytes(image)
+        if kernel:
             from IPython.display import display
 
-            display(fig)
+            display({"image/png": image, "text/plain": repr(fig)}, raw=True)
             return None
         return fig
 

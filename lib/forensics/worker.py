@@ -69,33 +69,68 @@ def pool(jobs: int):
         queue.close()
 
 
+#: the kernel this worker keeps for its notebooks (forensics.kernels), and the record it was started in
+_KEPT: dict = {}
+
+
 def _init(queue) -> None:
     global _QUEUE
     _QUEUE = queue
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the runner stops the run (runner._stopping)
+    from multiprocessing.util import Finalize
+
+    Finalize(None, _stop_kept, exitpriority=10)  # the worker's kernel ends with the worker
 
 
-def run_notebook(nb_path: str, record: str, name: str, params: dict) -> NotebookRun:
-    """One notebook: papermill, then nbconvert to HTML (also for a failed one)."""
+def _stop_kept() -> None:
+    from . import kernels
+
+    kernels.stop(_KEPT.pop("km", None))
+    _KEPT.clear()
+
+
+def _kernel(record: str, extra_arguments: list[str]):
+    """This worker's kernel for a notebook of ``record``: the kept one, reset, or a new one."""
+    from . import kernels
+
+    km = _KEPT.get("km")
+    if km is not None and (_KEPT.get("record") != record or not kernels.reset(km)):
+        _stop_kept()
+        km = None
+    if km is None:
+        km = kernels.start(record, extra_arguments)
+        _KEPT.update(km=km, record=record)
+    return km
+
+
+def run_notebook(nb_path: str, record: str, name: str, params: dict, keep_kernel: bool = True) -> NotebookRun:
+    """One notebook: papermill (in this worker's kept kernel, forensics.kernels, unless ``keep_kernel`` is
+    False), then nbconvert to HTML (also for a failed one)."""
     import papermill as pm
 
     os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     rel_nb = f"{contracts.NOTEBOOKS_DIR}/{name}.ipynb"
     out_nb = Path(record) / rel_nb
+    # ipykernel 7 warns on stderr that loopback TCP is unencrypted, per kernel.
+    extra = ["--IPKernelApp.log_level=CRITICAL", *(f"--IPKernelApp.exec_lines={line}" for line in KERNEL_EXEC_LINES)]
     t0 = time.perf_counter()
-    status, error = "ok", None
+    status, error, km = "ok", None, None
     try:
+        km = _kernel(record, extra) if keep_kernel else None
         pm.execute_notebook(nb_path, str(out_nb), parameters=params, cwd=record, kernel_name="python3",
                             progress_bar=False, log_output=False, execution_timeout=CELL_TIMEOUT_S,
                             request_save_on_cell_execute=True,
                             on_cell_execute=cell_hook(_QUEUE, name, json.loads(Path(nb_path).read_text())["cells"])
                             if _QUEUE is not None else None,
-                            # ipykernel 7 warns on stderr that loopback TCP is unencrypted, per kernel.
-                            extra_arguments=["--IPKernelApp.log_level=CRITICAL",
-                                             *(f"--IPKernelApp.exec_lines={line}" for line in KERNEL_EXEC_LINES)])
+                            extra_arguments=extra, **({"km": km} if km is not None else {}))
     except Exception as exc:  # noqa: BLE001 - PapermillExecutionError, DeadKernelError, timeouts
         status = "failed"
         error = redact.text(exec_error(exc))
+    finally:
+        if km is not None:
+            km.close_clients()
+            if status != "ok":  # a failed cell, a timeout, a dead kernel: the next notebook gets a new kernel
+                _stop_kept()
     duration = round(time.perf_counter() - t0, 2)
     html = None
     t0 = time.perf_counter()

@@ -51,6 +51,21 @@ def test_every_saved_figure_is_shown_in_its_notebook(record, saved):
     assert not missing, f"(saved, shown) per view: {missing}"
 
 
+def test_the_figure_a_notebook_shows_is_the_one_its_record_keeps(record):
+    """``inc.figure`` renders a chart once: the PNG in figures/ is byte for byte the image in the executed
+    notebook (what the HTML views show), not a second rendering that could differ."""
+    import json
+
+    differ = []
+    for png in sorted((record / "figures").glob("*.png")):
+        nb = json.loads((record / "notebooks" / f"{png.name.split('--')[0]}.ipynb").read_text(encoding="utf-8"))
+        shown = {base64.b64decode(o["data"]["image/png"]) for c in nb["cells"] for o in c.get("outputs", [])
+                 if "image/png" in o.get("data", {})}
+        if png.read_bytes() not in shown:
+            differ.append(png.name)
+    assert not differ, differ
+
+
 def test_no_html_has_a_warning_box_or_a_local_path(record):
     problems = []
     for path in sorted((record / "html").glob("*.html")):
