@@ -86,6 +86,12 @@ def load_rules(folder: Path | str = SIGMAHQ_DIR, source: str = "sigmahq") -> Rul
     return _load_rules(str(folder), source, stamp)
 
 
+try:
+    from yaml import CSafeLoader as _YAML_LOADER
+except ImportError:  # PyYAML built without libyaml
+    from yaml import SafeLoader as _YAML_LOADER
+
+
 @functools.lru_cache(maxsize=8)
 def _load_rules(folder: str, source: str, stamp: tuple) -> RuleSet:
     """Every ``*.yml``/``*.yaml`` of ``folder`` (recursively) that is an AWS CloudTrail rule.
@@ -101,7 +107,9 @@ def _load_rules(folder: str, source: str, stamp: tuple) -> RuleSet:
     rules, skipped = [], []
     for path in sorted(p for p in folder.rglob("*") if p.suffix in (".yml", ".yaml") and p.is_file()):
         try:
-            coll = SigmaCollection.from_yaml(path.read_text(), collect_errors=True)
+            # SigmaCollection.from_yaml with libyaml's parser where PyYAML has it (about 8x faster; same documents)
+            coll = SigmaCollection.from_dicts(list(yaml.load_all(path.read_text(), Loader=_YAML_LOADER)),
+                                              collect_errors=True)
         except (SigmaError, ValueError, UnicodeDecodeError, yaml.YAMLError) as exc:
             skipped.append({"path": str(path), "reason": f"{type(exc).__name__}: {exc}"[:300]})
             continue
