@@ -66,6 +66,7 @@ def wheel(tmp_path_factory) -> Path:
                            "--no-index", "--wheel-dir", str(dist), str(src / "forensics")],
                           capture_output=True, text=True, timeout=300, env=_clean_env())
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "absent from the `packages` configuration" not in proc.stderr, proc.stderr[-3000:]
     (whl,) = dist.glob("forensics-*.whl")
     return whl
 
