@@ -139,6 +139,7 @@ def client_config(connect_timeout: float = defaults.AWS_CONNECT_TIMEOUT_S,
         retries={"mode": "adaptive", "max_attempts": max_attempts},
         connect_timeout=connect_timeout,
         read_timeout=read_timeout,
+        max_pool_connections=defaults.AWS_MAX_POOL_CONNECTIONS,
         user_agent_extra="forensics-notebooks",
     )
 

@@ -78,5 +78,11 @@ PLAN_THREADS = 8
 #: Threads of an interactive notebook's prefetch (forensics.prefetch): fewer than the runner's, since they
 #: share the machine with the cells (measured in tests/bench/test_bench_first_chart.py).
 PREFETCH_THREADS = 4
+#: Objects a delivery-file capture reads at once (forensics.sources.s3_objects.read_each).
+S3_READ_THREADS = 8
+#: Connections each (shared) boto3 client keeps: every plan thread may be reading S3 delivery files
+#: S3_READ_THREADS at a time through the same client (botocore's default of 10 would make urllib3 discard
+#: connections and warn).
+AWS_MAX_POOL_CONNECTIONS = PLAN_THREADS * S3_READ_THREADS
 #: How late, in periods, a scheduled job's run may be before it counts as missing (jobs.heartbeats[].tolerance).
 JOB_TOLERANCE = 0.5

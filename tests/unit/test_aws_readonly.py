@@ -84,3 +84,15 @@ def test_a_session_without_credentials_is_not_kept(monkeypatch, tmp_path):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "now")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "logged-in")
     assert _aws.shared_session(aws).get_credentials().access_key == "now"
+
+
+def test_a_shared_client_has_connections_for_every_thread_that_may_use_it(monkeypatch):
+    """One client serves every plan thread, each reading S3 delivery files several at a time: with botocore's
+    default pool of 10, urllib3 would discard connections (and warn) whenever more were in use."""
+    from forensics import defaults
+    from forensics.sources import s3_objects
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    s3 = _aws.client("s3", {"region": "eu-west-1", "endpoint_url": "http://127.0.0.1:9"})
+    assert s3.meta.config.max_pool_connections >= defaults.PLAN_THREADS * s3_objects.READ_THREADS

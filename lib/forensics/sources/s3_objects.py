@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from .. import defaults
 from ..errors import ObjectError, SourceError
 from ..window import IncidentWindow
 from . import _aws_errors
@@ -54,8 +55,9 @@ DEFAULT_MAX_BYTES = 2 * 1024 ** 3
 MAX_OBJECT_BYTES = 128 * 1024 ** 2
 _CHUNK = 1 << 20
 #: objects read at once by :func:`read_each` (at most this many objects' results held in memory ahead of the
-#: caller); below botocore's default pool of 10 connections
-READ_THREADS = 8
+#: caller); the shared client's pool holds enough connections for every plan thread doing so
+#: (defaults.AWS_MAX_POOL_CONNECTIONS)
+READ_THREADS = defaults.S3_READ_THREADS
 
 
 def read_client(service: str, aws: dict | None = None, client=None):
