@@ -99,14 +99,17 @@ def shared_session(aws: dict | None = None):
     """One boto3 Session per process and ``aws`` section, reused: making one loads botocore's endpoint and
     service data (~0.1 s of CPU each time), and a notebook makes twenty clients. A session that found no
     credentials is not kept, so a login after a failure is seen by the next call."""
-    key = _cache_key(aws)
     with _CACHE_LOCK:
-        sess = _SESSIONS.get(key)
-        if sess is None:
-            sess = session(aws)
-            if sess.get_credentials() is not None:
-                _SESSIONS[key] = sess
-        return sess
+        return _session_locked(_cache_key(aws), aws)
+
+
+def _session_locked(key: str, aws: dict | None):
+    sess = _SESSIONS.get(key)
+    if sess is None:
+        sess = session(aws)
+        if sess.get_credentials() is not None:
+            _SESSIONS[key] = sess
+    return sess
 
 
 def session(aws: dict | None = None):
@@ -205,17 +208,16 @@ def client(service: str, aws: dict | None = None, *, boto3_session=None, config=
         raise ReadOnlyViolation(f"no read operations are allowed for service {service!r}")
     if boto3_session is not None:
         return _new_client(service, aws, boto3_session, config)
-    sess = shared_session(aws)
-    if config is not None:
-        with _CACHE_LOCK:  # a Session is not thread-safe
+    key = _cache_key(aws)
+    with _CACHE_LOCK:  # a Session is not thread-safe
+        sess = _session_locked(key, aws)
+        if config is not None:
             return _new_client(service, aws, sess, config)
-    key = (service, _cache_key(aws))
-    with _CACHE_LOCK:
-        c = _CLIENTS.get(key)
+        c = _CLIENTS.get((service, key))
         if c is None:
             c = _new_client(service, aws, sess, None)
-            if sess.get_credentials() is not None:
-                _CLIENTS[key] = c
+            if key in _SESSIONS:  # kept only with its session (one that found credentials)
+                _CLIENTS[(service, key)] = c
         return c
 
 

@@ -30,7 +30,7 @@ column of a table whose index is only the row number; long messages wrap instead
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import hashlib
 import html as html_lib
 import json
@@ -144,24 +144,17 @@ def report_view(nb):
     return nb
 
 
-_EXPORTERS: dict = {}
-_EXPORTERS_LOCK = threading.Lock()
+_RENDERING = threading.Lock()  # an exporter registers per-notebook filters while it renders: one at a time
 
 
-@contextlib.contextmanager
+@functools.cache
 def _exporter(exclude_input: bool):
-    """nbconvert's HTML exporter (lab template), one per process and view, used by one caller at a time: a new
-    exporter compiles its Jinja templates again (~0.2 s of CPU a page)."""
+    """nbconvert's HTML exporter (lab template), one per process and view: a new exporter compiles its Jinja
+    templates again (~0.2 s of CPU a page)."""
     from nbconvert import HTMLExporter
 
-    with _EXPORTERS_LOCK:
-        exporter = _EXPORTERS.get(exclude_input)
-        if exporter is None:
-            exporter = _EXPORTERS[exclude_input] = (threading.Lock(), HTMLExporter(
-                template_name="lab", embed_images=True, exclude_input=exclude_input,
-                exclude_input_prompt=exclude_input, exclude_output_prompt=exclude_input))
-    with exporter[0]:
-        yield exporter[1]
+    return HTMLExporter(template_name="lab", embed_images=True, exclude_input=exclude_input,
+                        exclude_input_prompt=exclude_input, exclude_output_prompt=exclude_input)
 
 
 def render_notebook(nb_path: Path, html_dir: Path, name: str) -> str:
@@ -171,8 +164,8 @@ def render_notebook(nb_path: Path, html_dir: Path, name: str) -> str:
 
     nb = nbformat.read(nb_path, as_version=4)
     for suffix, exclude in (("", False), (".report", True)):
-        with _exporter(exclude) as exporter:
-            body, _ = exporter.from_notebook_node(report_view(nb) if exclude else nb)
+        with _RENDERING:
+            body, _ = _exporter(exclude).from_notebook_node(report_view(nb) if exclude else nb)
         if exclude:
             body = re.sub(r"</head>", REPORT_CSS + "</head>", body, count=1, flags=re.I)
         (html_dir / f"{name}{suffix}.html").write_text(redact.text(offline(body)), encoding="utf-8")

@@ -103,9 +103,9 @@ def _kernel(record: str, extra_arguments: list[str]):
     return km
 
 
-def run_notebook(nb_path: str, record: str, name: str, params: dict, keep_kernel: bool = True) -> NotebookRun:
-    """One notebook: papermill (in this worker's kept kernel, forensics.kernels, unless ``keep_kernel`` is
-    False), then nbconvert to HTML (also for a failed one)."""
+def run_notebook(nb_path: str, record: str, name: str, params: dict) -> NotebookRun:
+    """One notebook: papermill in this worker's kept kernel (forensics.kernels), then nbconvert to HTML (also
+    for a failed one)."""
     import papermill as pm
 
     os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
@@ -116,13 +116,13 @@ def run_notebook(nb_path: str, record: str, name: str, params: dict, keep_kernel
     t0 = time.perf_counter()
     status, error, km = "ok", None, None
     try:
-        km = _kernel(record, extra) if keep_kernel else None
+        km = _kernel(record, extra)
         pm.execute_notebook(nb_path, str(out_nb), parameters=params, cwd=record, kernel_name="python3",
                             progress_bar=False, log_output=False, execution_timeout=CELL_TIMEOUT_S,
                             request_save_on_cell_execute=True,
                             on_cell_execute=cell_hook(_QUEUE, name, json.loads(Path(nb_path).read_text())["cells"])
                             if _QUEUE is not None else None,
-                            extra_arguments=extra, **({"km": km} if km is not None else {}))
+                            extra_arguments=extra, km=km)
     except Exception as exc:  # noqa: BLE001 - PapermillExecutionError, DeadKernelError, timeouts
         status = "failed"
         error = redact.text(exec_error(exc))
