@@ -104,9 +104,11 @@ def _kernel(record: str, extra_arguments: list[str]):
 
 
 def run_notebook(nb_path: str, record: str, name: str, params: dict) -> NotebookRun:
-    """One notebook: papermill in this worker's kept kernel (forensics.kernels), then nbconvert to HTML (also
-    for a failed one)."""
+    """One notebook: papermill in this worker's kept kernel (forensics.kernels), saving it at most every few
+    seconds while it runs (forensics.notebook_engine), then nbconvert to HTML (also for a failed one)."""
     import papermill as pm
+
+    from . import notebook_engine
 
     os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     rel_nb = f"{contracts.NOTEBOOKS_DIR}/{name}.ipynb"
@@ -122,7 +124,7 @@ def run_notebook(nb_path: str, record: str, name: str, params: dict) -> Notebook
                             request_save_on_cell_execute=True,
                             on_cell_execute=cell_hook(_QUEUE, name, json.loads(Path(nb_path).read_text())["cells"])
                             if _QUEUE is not None else None,
-                            extra_arguments=extra, km=km)
+                            extra_arguments=extra, km=km, engine_name=notebook_engine.NAME)
     except Exception as exc:  # noqa: BLE001 - PapermillExecutionError, DeadKernelError, timeouts
         status = "failed"
         error = redact.text(exec_error(exc))

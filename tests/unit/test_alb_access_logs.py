@@ -161,3 +161,55 @@ def test_empty_frames():
     assert list(empty.columns) == list(alb_logs.COLUMNS)
     for fn in (alb.endpoints, alb.targets, alb.latency, alb.client_ips, alb.user_agents):
         assert fn(empty).empty
+
+
+def _reference_stats(logs: pd.DataFrame, key: str) -> pd.DataFrame:
+    """The per-group definition, one group at a time: requests, and quantiles of the numeric processing times."""
+    df = alb.with_endpoints(logs)
+    rows = []
+    for k, g in df.groupby(key):
+        t = pd.to_numeric(g["target_processing_time"], errors="coerce").dropna()
+        rows.append({key: k, "requests": len(g), **{f"p{int(q * 100)}": float(t.quantile(q)) if len(t) else float("nan")
+                                                    for q in (0.5, 0.95, 0.99)},
+                     "max": float(t.max()) if len(t) else float("nan")})
+    return pd.DataFrame(rows)
+
+
+def test_per_group_latency_equals_the_one_group_at_a_time_definition():
+    """Endpoints, targets and latency take their quantiles in one vectorised pass: equal to the quantiles of each
+    group's numeric times (missing times, a group with none, a request that reached no target)."""
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    n = 5_000
+    paths = np.array([f"/orders/{i}" for i in range(40)] + ["/health", "/v1/users/a1b2c3d4e5f6a7b8c9", None], dtype=object)
+    times = rng.exponential(0.2, n)
+    times[rng.random(n) < 0.1] = np.nan
+    logs = pd.DataFrame({
+        "timestamp": pd.date_range("2026-12-07T12:00Z", periods=n, freq="700ms"),
+        "request_verb": rng.choice(["GET", "POST", None], n),
+        "path": rng.choice(paths, n),
+        "target_ip": rng.choice(np.array(["10.0.1.5", "10.0.2.7", "10.0.3.9", None], dtype=object), n),
+        "target_port": rng.choice(np.array([8080, 8081, None], dtype=object), n),
+        "target_processing_time": times,
+        "elb_status_code": rng.choice([200, 200, 502, 404], n),
+        "target_status_code": rng.choice([200.0, 500.0, np.nan], n),
+        "error_reason": None,
+    })
+    logs.loc[logs["path"] == "/health", "target_processing_time"] = np.nan  # a group with no number at all
+    for key, got in (("endpoint", alb.endpoints(logs)), ("target", alb.targets(logs.assign(
+            target_ip=logs["target_ip"].fillna("10.0.9.9"))))):
+        want = _reference_stats(logs if key == "endpoint" else logs.assign(target_ip=logs["target_ip"].fillna("10.0.9.9")),
+                                key)
+        merged = got.merge(want, on=key, suffixes=("", "_want"))
+        assert len(merged) == len(want) == len(got)
+        for c in ("requests", "p50", "p95", "p99"):
+            assert np.allclose(merged[c], merged[f"{c}_want"], equal_nan=True, rtol=0, atol=1e-12), (key, c)
+    lat = alb.latency(logs)
+    want = _reference_stats(logs, "endpoint")
+    merged = lat.merge(want, on="endpoint", suffixes=("", "_want"))
+    assert len(merged) == len(want) and merged["p99"].isna().any()
+    for c in ("requests", "p50", "p95", "p99", "max"):
+        assert np.allclose(merged[c], merged[f"{c}_want"], equal_nan=True, rtol=0, atol=1e-12), c
+    by_minute = alb.latency(logs, freq="1min")
+    assert by_minute["requests"].sum() == logs["path"].notna().sum() + logs["path"].isna().sum()
