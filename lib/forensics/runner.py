@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import captures as caps
-from . import contracts, defaults, prefetch, redact, stopping
+from . import contracts, defaults, lean_imports, prefetch, redact, stopping
 from .capture import CaptureStore, iso_ms
 from .errors import DiskFull, ParamsError, RecordError
 from .evidence import Record
@@ -140,6 +140,7 @@ def _execute(incident: Incident, selected: list[str], out: Path, jobs: int | Non
              replay_from: Path | None = None, replay_of: dict | None = None, progress: Progress | None = None,
              stoppable: bool = False, wait: bool = True) -> RunResult:
     started, progress, order, now = iso_ms(utcnow()), progress or Progress(echo), list(selected), {}
+    lean_imports.without_iri_format_checker()  # the finish reads notebooks with nbformat; the workers inherit it
     with stopping.on_signals(lambda: now.get("record") and now["record"].path, enabled=stoppable), \
             _disk_full_stops_the_run(now), Record.create(out, incident, wait=wait, echo=echo) as record:
         now["record"] = record

@@ -20,7 +20,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import contracts, defaults, redact, report_html, stopping
+from . import contracts, defaults, lean_imports, redact, report_html, stopping
 from .progress import cell_hook
 
 CELL_TIMEOUT_S = defaults.CELL_TIMEOUT_S
@@ -76,6 +76,7 @@ _KEPT: dict = {}
 def _init(queue) -> None:
     global _QUEUE
     _QUEUE = queue
+    lean_imports.without_iri_format_checker()  # before papermill imports nbformat (2 s of CPU otherwise)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the runner stops the run (runner._stopping)
     from multiprocessing.util import Finalize
 
