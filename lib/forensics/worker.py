@@ -138,7 +138,10 @@ def run_notebook(nb_path: str, record: str, name: str, params: dict) -> Notebook
     html = None
     t0 = time.perf_counter()
     if out_nb.exists():
-        redact_notebook(out_nb)
+        try:
+            redact_notebook(out_nb)
+        except OSError as exc:  # a full disk: the error says so, and the runner stops the run
+            error = (error + "; " if error else "") + f"redacting the notebook failed: {exc}"
         try:
             html = report_html.render_notebook(out_nb, Path(record) / contracts.HTML_DIR, name)
         except Exception as exc:  # noqa: BLE001
@@ -149,7 +152,8 @@ def run_notebook(nb_path: str, record: str, name: str, params: dict) -> Notebook
 
 def redact_notebook(path: Path) -> None:
     """Scrub secrets from an executed notebook: a traceback or a printed value may carry one that no
-    capture saw (captures are redacted when pulled). Images are left alone (base64 is not text)."""
+    capture saw (captures are redacted when pulled). Images are left alone (base64 is not text). A notebook
+    that is not JSON (its last save was cut short) is scrubbed as text."""
 
     def walk(value, key=""):
         if isinstance(value, str):
@@ -160,8 +164,13 @@ def redact_notebook(path: Path) -> None:
             return {k: walk(v, k) for k, v in value.items()}
         return value
 
-    raw = path.read_text(encoding="utf-8")
-    nb = json.loads(raw)
+    raw = path.read_text(encoding="utf-8", errors="replace")
+    try:
+        nb = json.loads(raw)
+    except ValueError:  # cut short (its last save hit a full disk): scrubbed as text, as the final pass would
+        if redact.text(raw) != raw:
+            path.write_text(redact.text(raw), encoding="utf-8")
+        return
     clean = walk(nb)
     if clean != nb:
         path.write_text(json.dumps(clean, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
