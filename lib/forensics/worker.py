@@ -168,8 +168,9 @@ def redact_notebook(path: Path) -> None:
     try:
         nb = json.loads(raw)
     except ValueError:  # cut short (its last save hit a full disk): scrubbed as text, as the final pass would
-        if redact.text(raw) != raw:
-            path.write_text(redact.text(raw), encoding="utf-8")
+        clean_text = redact.text(raw)
+        if clean_text != raw:
+            path.write_text(clean_text, encoding="utf-8")
         return
     clean = walk(nb)
     if clean != nb:

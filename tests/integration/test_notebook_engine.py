@@ -4,7 +4,6 @@ cells run, always at the end, and a notebook whose kernel dies keeps the outputs
 import json
 import textwrap
 from datetime import timedelta
-from pathlib import Path
 
 import nbformat
 

@@ -32,7 +32,7 @@ def test_nbformat_without_the_iri_checker_still_validates():
 
 def test_a_process_that_already_has_the_checkers_keeps_them():
     out = _python("""
-        import sys, importlib.util
+        import importlib.util
         import jsonschema
         had = "iri" in jsonschema.Draft7Validator.FORMAT_CHECKER.checkers
         from forensics import lean_imports
