@@ -61,8 +61,10 @@ pgbadger:
 demo: $(STAMP) postgres
 	$(BIN)/forensics demo
 
+# TEST_JOBS: pytest-xdist processes (each starts its own sandbox); TEST_JOBS=0 runs the suite in one process
+TEST_JOBS ?= 2
 test: $(STAMP) postgres chromium pgbadger
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests notebooks --ignore=tests/bench --nbval-lax --nbval-current-env
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests notebooks --ignore=tests/bench --nbval-lax --nbval-current-env -n $(TEST_JOBS)
 
 # N fresh-clone runs of `make test`, each failure reported with its test id (issue 23); LOAD=1 puts every
 # run under CPU load (a busy loop per core), LOADED=K only the last K.

@@ -155,10 +155,40 @@ def pytest_runtest_setup(item):
         _write_sandbox_params()
 
 
+#: The test files that read the session's catalogue record. `make test` runs the suite in two processes
+#: (pytest-xdist); these run in one of them, the one whose sandbox wrote the record (its truth is that
+#: sandbox's). Collection refuses a reader missing from this list.
+RECORD_READERS = frozenset({
+    "tests/e2e/test_catalogue_backups_certificates.py", "tests/e2e/test_catalogue_cache_queue_ai.py",
+    "tests/e2e/test_catalogue_ecs_db.py", "tests/e2e/test_catalogue_integrity_security.py",
+    "tests/e2e/test_catalogue_jobs_auth.py", "tests/e2e/test_figures.py", "tests/e2e/test_outside_cloudwatch.py",
+    "tests/e2e/test_page_at_3am.py", "tests/e2e/test_record_in_browser.py", "tests/e2e/test_record_reader.py",
+    "tests/e2e/test_run_record.py",
+})
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if str(item.fspath).endswith(".ipynb"):
             item.add_marker(pytest.mark.sandbox)
+        path = item.nodeid.split("::", 1)[0]
+        if "catalogue_record" in getattr(item, "fixturenames", ()) and path not in RECORD_READERS:
+            raise pytest.UsageError(f"{path} reads the catalogue record: add it to RECORD_READERS in conftest.py")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """A file's tests run in one worker (a notebook's cells share one kernel; a module's fixtures are built
+    once), and the record's readers all in one. pytest-xdist's own `--dist loadgroup` would say this with
+    marks, but it does not group under pytest 9 (pytest-xdist issue 1386)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByFile(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return "the catalogue record's readers" if path in RECORD_READERS else path
+
+    return ByFile(config, log)
 
 
 @pytest.fixture(scope="session")
