@@ -15,7 +15,9 @@ kernel is followed by a new kernel, as is one whose reset did not answer.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 import warnings
 
 #: Run in the kernel when it starts (after the worker's own lines): remember its state for :func:`restore`.
@@ -91,7 +93,12 @@ def start(cwd: str, extra_arguments: list[str], kernel_name: str = "python3"):
     """A new kernel in ``cwd``, its state remembered for :func:`restore`."""
     from jupyter_core.utils import run_sync
 
-    km = _kept_class()(kernel_name=kernel_name)
+    # Unix sockets in a private folder, not TCP ports: jupyter_client picks free ports, releases them and the
+    # kernel binds them later, so two workers starting kernels at once could race for a port ("Address already
+    # in use", the kernel dies before kernel_info). A socket path is this kernel's alone.
+    sockets = tempfile.mkdtemp(prefix="forensics-kernel-")
+    km = _kept_class()(kernel_name=kernel_name, transport="ipc", ip=os.path.join(sockets, "kernel"))
+    km.__dict__["_sockets"] = sockets
     run_sync(km.start_kernel)(cwd=cwd, extra_arguments=[*extra_arguments,
                                                         f"--IPKernelApp.exec_lines={SNAPSHOT_LINE}"])
     return km
@@ -140,3 +147,5 @@ def stop(km) -> None:
         run_sync(km.cleanup_resources)()
     except Exception:  # noqa: BLE001
         pass
+    if km.__dict__.get("_sockets"):
+        shutil.rmtree(km.__dict__["_sockets"], ignore_errors=True)

@@ -124,3 +124,24 @@ def _running(pid: int) -> bool:
         return Path(f"/proc/{pid}/status").read_text().split("State:")[1].split()[0] != "Z"
     except (FileNotFoundError, IndexError):
         return False
+
+
+def test_a_kept_kernel_listens_on_its_own_unix_sockets_not_tcp_ports(tmp_path):
+    """Two workers starting kernels at once raced for TCP ports (a kernel died with "Address already in use");
+    a kept kernel's sockets are files in a folder of its own, removed when it stops."""
+    from pathlib import Path
+
+    from forensics import kernels
+
+    km = kernels.start(str(tmp_path), [])
+    try:
+        assert km.transport == "ipc" and kernels.alive(km)
+        folder = Path(km.__dict__["_sockets"])
+        kc = km.blocking_client()
+        kc.start_channels()
+        kc.wait_for_ready(timeout=60)  # the kernel answers over the sockets in its folder
+        kc.stop_channels()
+        assert km.ip.startswith(str(folder)) and len(list(folder.iterdir())) == 5
+    finally:
+        kernels.stop(km)
+    assert not folder.exists()
