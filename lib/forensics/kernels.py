@@ -89,15 +89,18 @@ def _kept_class():
     return KeptKernel
 
 
-def start(cwd: str, extra_arguments: list[str], kernel_name: str = "python3"):
-    """A new kernel in ``cwd``, its state remembered for :func:`restore`."""
+def start(cwd: str, extra_arguments: list[str], kernel_name: str = "python3", parent: str | None = None):
+    """A new kernel in ``cwd``, its state remembered for :func:`restore`; its sockets in a new folder under
+    ``parent`` (the system's temporary folder when None)."""
     from jupyter_core.utils import run_sync
 
     # Unix sockets in a private folder, not TCP ports: jupyter_client picks free ports, releases them and the
     # kernel binds them later, so two workers starting kernels at once could race for a port ("Address already
     # in use", the kernel dies before kernel_info). A socket path is this kernel's alone.
-    sockets = tempfile.mkdtemp(prefix="forensics-kernel-")
-    km = _kept_class()(kernel_name=kernel_name, transport="ipc", ip=os.path.join(sockets, "kernel"))
+    sockets = tempfile.mkdtemp(prefix="forensics-kernel-", dir=parent)
+    # Its connection file (the key that signs its messages) goes there too, not to a /tmp/tmpXXXX.json of its own.
+    km = _kept_class()(kernel_name=kernel_name, transport="ipc", ip=os.path.join(sockets, "kernel"),
+                       connection_file=os.path.join(sockets, "connection.json"))
     km.__dict__["_sockets"] = sockets
     run_sync(km.start_kernel)(cwd=cwd, extra_arguments=[*extra_arguments,
                                                         f"--IPKernelApp.exec_lines={SNAPSHOT_LINE}"])

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -25,16 +26,23 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 #: while a pool of worker processes runs: callables giving its workers' pids (worker.pool registers one)
 _POOLS: list[Callable[[], Iterable[int]]] = []
+#: folders of theirs that :func:`end_children` removes once they are dead (their kernels' sockets)
+_FOLDERS: list[str] = []
 
 
 @contextlib.contextmanager
-def watching(pids: Callable[[], Iterable[int]]):
-    """While the block runs, :func:`end_children` ends the processes ``pids()`` and their descendants."""
+def watching(pids: Callable[[], Iterable[int]], folder: str | None = None):
+    """While the block runs, :func:`end_children` ends the processes ``pids()`` and their descendants, then
+    removes ``folder``."""
     _POOLS.append(pids)
+    if folder:
+        _FOLDERS.append(folder)
     try:
         yield
     finally:
         _POOLS.remove(pids)
+        if folder:
+            _FOLDERS.remove(folder)
 
 
 def end_children(timeout: float = 1.0) -> None:
@@ -64,6 +72,8 @@ def end_children(timeout: float = 1.0) -> None:
     # last as long as init takes, and SIGKILL ends a frozen process anyway
     mine = {p.pid for p in psutil.Process().children()}
     psutil.wait_procs([p for p in frozen.values() if p.pid in mine], timeout=timeout)
+    for folder in list(_FOLDERS):  # the killed kernels' sockets and connection files (their signing keys)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @contextlib.contextmanager

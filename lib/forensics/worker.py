@@ -14,7 +14,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
+import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -50,6 +52,7 @@ class NotebookRun:
 
 
 _QUEUE = None  # a worker's end of the progress queue (set by _init)
+_KERNELS_DIR = None  # where this worker's kernels keep their sockets (set by _init; None: the system's temp)
 
 
 @contextlib.contextmanager
@@ -58,24 +61,28 @@ def pool(jobs: int):
     import multiprocessing
 
     queue = multiprocessing.Queue()
+    # the workers' kernels keep their sockets and connection files in here: removed with the pool, and by a
+    # run stopped by a signal (whose kernels are killed and cannot remove their own)
+    kernels_dir = tempfile.mkdtemp(prefix="forensics-kernels-")
     try:
-        with ProcessPoolExecutor(max_workers=max(1, jobs), initializer=_init, initargs=(queue,)) as executor, \
-                stopping.watching(lambda: list(getattr(executor, "_processes", None) or {})):
+        with ProcessPoolExecutor(max_workers=max(1, jobs), initializer=_init, initargs=(queue, kernels_dir)) as executor, \
+                stopping.watching(lambda: list(getattr(executor, "_processes", None) or {}), folder=kernels_dir):
             yield executor, queue
     finally:
         # never wait on the queue's feeder thread: a worker ended while it held the queue's write lock
         # (forensics.stopping) would leave it waiting forever; what is still unsent is only progress
         queue.cancel_join_thread()
         queue.close()
+        shutil.rmtree(kernels_dir, ignore_errors=True)
 
 
 #: the kernel this worker keeps for its notebooks (forensics.kernels), and the record it was started in
 _KEPT: dict = {}
 
 
-def _init(queue) -> None:
-    global _QUEUE
-    _QUEUE = queue
+def _init(queue, kernels_dir: str | None = None) -> None:
+    global _QUEUE, _KERNELS_DIR
+    _QUEUE, _KERNELS_DIR = queue, kernels_dir
     lean_imports.without_iri_format_checker()  # before papermill imports nbformat (2 s of CPU otherwise)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the runner stops the run (runner._stopping)
     from multiprocessing.util import Finalize
@@ -99,7 +106,7 @@ def _kernel(record: str, extra_arguments: list[str]):
         _stop_kept()
         km = None
     if km is None:
-        km = kernels.start(record, extra_arguments)
+        km = kernels.start(record, extra_arguments, parent=_KERNELS_DIR)
         _KEPT.update(km=km, record=record)
     return km
 

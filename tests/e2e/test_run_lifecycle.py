@@ -103,6 +103,10 @@ def test_a_signal_stops_the_run_its_workers_and_kernels_and_nothing_is_written_a
                   180, "both kernels running and the ticker writing")
         tree = psutil.Process(proc.pid).children(recursive=True)
         assert len(tree) >= 4, tree  # two workers, two kernels
+        # each kernel's connection file (its signing key) sits beside its sockets in the run's kernels folder
+        files = [Path(k.cmdline()[k.cmdline().index("-f") + 1]) for k in _kernels(proc)]
+        run_dirs = {f.parent.parent for f in files}
+        assert len(run_dirs) == 1 and all(f.is_file() for f in files), files
         sent = time.monotonic()
         proc.send_signal(sig)
         out, err = proc.communicate(timeout=5)
@@ -113,6 +117,7 @@ def test_a_signal_stops_the_run_its_workers_and_kernels_and_nothing_is_written_a
     assert proc.returncode == code, err
     assert _wait_for(lambda: not _alive(tree), 2, "no process of the run alive") or True
     assert not _alive(tree), [p.cmdline() for p in _alive(tree)]
+    assert not [d for d in run_dirs if d.exists()], "the killed kernels' sockets and keys were left"
     partial = next((tmp_path / "ev").glob("*/*.partial"))
     lines = [line for line in err.splitlines() if line.strip()]
     assert "Traceback" not in err and "Error" not in err, err
@@ -215,6 +220,7 @@ def test_sigterm_stops_a_run_of_real_notebooks_against_the_sandbox(tmp_path, san
         _wait_for(lambda: len(_kernels(proc)) == 2, 300, "both notebooks' kernels running")
         time.sleep(2)  # well into their captures
         tree = psutil.Process(proc.pid).children(recursive=True)
+        run_dirs = {Path(k.cmdline()[k.cmdline().index("-f") + 1]).parent.parent for k in _kernels(proc)}
         sent = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=5)
@@ -225,6 +231,7 @@ def test_sigterm_stops_a_run_of_real_notebooks_against_the_sandbox(tmp_path, san
     assert proc.returncode == 143, err
     time.sleep(0.5)
     assert not _alive(tree), [p.cmdline() for p in _alive(tree)]
+    assert not [d for d in run_dirs if d.exists()], "the killed kernels' sockets and keys were left"
     partial = next((tmp_path / "ev").glob("*/*.partial"))
     assert "Traceback" not in err, err
     assert err.strip().splitlines()[-1] == f"stopped by SIGTERM: the unfinished record is left in {partial}", err

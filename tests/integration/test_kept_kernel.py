@@ -141,7 +141,8 @@ def test_a_kept_kernel_listens_on_its_own_unix_sockets_not_tcp_ports(tmp_path):
         kc.start_channels()
         kc.wait_for_ready(timeout=60)  # the kernel answers over the sockets in its folder
         kc.stop_channels()
-        assert km.ip.startswith(str(folder)) and len(list(folder.iterdir())) == 5
+        assert km.ip.startswith(str(folder)) and km.connection_file == str(folder / "connection.json")
+        assert len(list(folder.iterdir())) == 6  # five sockets and the connection file
     finally:
         kernels.stop(km)
     assert not folder.exists()
