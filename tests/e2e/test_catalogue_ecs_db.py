@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -36,6 +37,8 @@ def test_slow_queries_finds_the_regressed_lookup_and_the_billing_blocker(finding
     assert f["stats_reset_or_evicted"] is truth["stats_reset_or_evicted"]
     blocker = next(b for b in f["blockers"] if b["pid"] == truth["blocker_pid"])
     assert blocker["application_name"] == truth["blocker_app"] and blocker["waiting"] >= 1
+    # the endless slow loop runs at the lowest priority (the one-off fast history before it does not)
+    assert os.getpriority(os.PRIO_PROCESS, truth["lookup_pid"]) == 19
 
 
 def test_db_health_finds_storage_lag_events_and_schema_drift(findings, sandbox):
