@@ -65,7 +65,8 @@ def pool(jobs: int):
     # run stopped by a signal (whose kernels are killed and cannot remove their own)
     kernels_dir = tempfile.mkdtemp(prefix="forensics-kernels-")
     try:
-        with ProcessPoolExecutor(max_workers=max(1, jobs), initializer=_init, initargs=(queue, kernels_dir)) as executor, \
+        with ProcessPoolExecutor(max_workers=max(1, jobs), initializer=_init,
+                                 initargs=(queue, kernels_dir)) as executor, \
                 stopping.watching(lambda: list(getattr(executor, "_processes", None) or {}), folder=kernels_dir):
             yield executor, queue
     finally:
