@@ -167,11 +167,15 @@ RECORD_READERS = frozenset({
 })
 
 
+def _test_file(nodeid: str) -> str:
+    return nodeid.split("::", 1)[0]
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if str(item.fspath).endswith(".ipynb"):
             item.add_marker(pytest.mark.sandbox)
-        path = item.nodeid.split("::", 1)[0]
+        path = _test_file(item.nodeid)
         if "catalogue_record" in getattr(item, "fixturenames", ()) and path not in RECORD_READERS:
             raise pytest.UsageError(f"{path} reads the catalogue record: add it to RECORD_READERS in conftest.py")
 
@@ -185,7 +189,7 @@ def pytest_xdist_make_scheduler(config, log):
 
     class ByFile(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            path = nodeid.split("::", 1)[0]
+            path = _test_file(nodeid)
             return "the catalogue record's readers" if path in RECORD_READERS else path
 
     return ByFile(config, log)

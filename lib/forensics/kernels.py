@@ -74,6 +74,8 @@ def _kept_class():
         """A kernel manager that remembers the clients made of it, so the worker can close their channels
         after each notebook (papermill leaves them open when it does not own the kernel)."""
 
+        sockets: str | None = None  #: the folder of its sockets and connection file (removed by :func:`stop`)
+
         def client(self, **kwargs):
             c = super().client(**kwargs)
             self.__dict__.setdefault("_made", []).append(c)
@@ -101,7 +103,7 @@ def start(cwd: str, extra_arguments: list[str], kernel_name: str = "python3", pa
     # Its connection file (the key that signs its messages) goes there too, not to a /tmp/tmpXXXX.json of its own.
     km = _kept_class()(kernel_name=kernel_name, transport="ipc", ip=os.path.join(sockets, "kernel"),
                        connection_file=os.path.join(sockets, "connection.json"))
-    km.__dict__["_sockets"] = sockets
+    km.sockets = sockets
     run_sync(km.start_kernel)(cwd=cwd, extra_arguments=[*extra_arguments,
                                                         f"--IPKernelApp.exec_lines={SNAPSHOT_LINE}"])
     return km
@@ -150,5 +152,5 @@ def stop(km) -> None:
         run_sync(km.cleanup_resources)()
     except Exception:  # noqa: BLE001
         pass
-    if km.__dict__.get("_sockets"):
-        shutil.rmtree(km.__dict__["_sockets"], ignore_errors=True)
+    if getattr(km, "sockets", None):
+        shutil.rmtree(km.sockets, ignore_errors=True)

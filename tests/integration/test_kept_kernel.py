@@ -136,7 +136,7 @@ def test_a_kept_kernel_listens_on_its_own_unix_sockets_not_tcp_ports(tmp_path):
     km = kernels.start(str(tmp_path), [])
     try:
         assert km.transport == "ipc" and kernels.alive(km)
-        folder = Path(km.__dict__["_sockets"])
+        folder = Path(km.sockets)
         kc = km.blocking_client()
         kc.start_channels()
         kc.wait_for_ready(timeout=60)  # the kernel answers over the sockets in its folder
