@@ -6,7 +6,9 @@ it can find. One of them, ``rfc3987_syntax`` (the ``iri`` formats, installed by 
 process on this project's 2-core machine, in each worker and again in the runner's finish
 (python-jsonschema/jsonschema#1428, jupyter-server/jupyter_server#1559). Neither the notebook schema nor
 anything else here validates an ``iri``, so these processes import jsonschema without that checker.
-A user's own kernels, JupyterLab and other programs are not touched.
+A user's own kernels, JupyterLab and other programs are not touched. (requirements.txt pins jsonschema 4.23,
+which does not install that checker, so `make`'s venv, papermill and JupyterLab start without it too; this
+stays for a venv where pip chose a newer jsonschema, as when the wheel is installed on its own.)
 """
 
 from __future__ import annotations
