@@ -88,6 +88,18 @@ _SESSIONS: dict[str, object] = {}
 _CLIENTS: dict[tuple[str, str], object] = {}
 
 
+def _forget_after_fork() -> None:
+    """A forked child (the notebook's prefetch process) makes its own: a client's open connections and a lock
+    held by another thread at the fork belong to the parent."""
+    global _CACHE_LOCK
+    _CACHE_LOCK = threading.Lock()
+    _SESSIONS.clear()
+    _CLIENTS.clear()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
+
+
 def _cache_key(aws: dict | None) -> str:
     """This process, the ``aws`` section and the AWS_* variables, hashed (no secret is kept as a key)."""
     raw = json.dumps([os.getpid(), aws or {}, [os.environ.get(v) for v in _SESSION_ENV]], sort_keys=True,

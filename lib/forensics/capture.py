@@ -11,6 +11,9 @@ for the same name wait for and reuse the first one's frame, so no source is pull
 process (a notebook's prefetch threads and its cells, the runner's plan threads) a lock per name does
 the same: whoever asks second waits for that one capture only, and is served the first one's frame.
 
+Outside a record, a notebook's prefetch process hands its frames over the same way, through a private folder
+(``shared_dir``: the same layout, the same locks), so the kernel reads a frame instead of pulling and parsing it.
+
 Replay serves the frames of an earlier record by the same names, with no network: a capture
 that failed in the original fails the same way in the replay, so the findings come out equal.
 A source that fails does not stop the notebook: the capture returns an empty frame with the
@@ -94,6 +97,8 @@ class CaptureStore:
         self.replay_from = Path(replay_from) if replay_from else None
         self.notebook = notebook
         self._memory: dict[str, tuple[pd.DataFrame, CaptureMeta]] = {}
+        #: outside a record: where another process of this session (the prefetch process) hands frames over
+        self.shared_dir: Path | None = None
         self._names: dict[str, threading.Lock] = {}  # one lock per capture name, in this process
         self._names_lock = threading.Lock()
         self._replay_manifest: dict | None = None
@@ -135,32 +140,51 @@ class CaptureStore:
         return name in self._memory
 
     def meta(self, name: str) -> CaptureMeta | None:
-        """The metadata of ``name`` if this store holds it (None while it is not pulled yet)."""
+        """The metadata of ``name`` if this store holds it or another process of the session has written it (None
+        while it is not pulled yet)."""
         held = self._memory.get(name)
-        return held[1] if held else None
+        if held:
+            return held[1]
+        base = self._base()
+        sidecar = base / contracts.SIDECAR_DIR / f"{name}.json" if base is not None and _NAME.match(name) else None
+        if sidecar is None or not sidecar.exists():
+            return None
+        try:
+            meta = CaptureMeta(**json.loads(sidecar.read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+        if base is not self.record_dir:
+            meta.file = None
+        return meta
 
     def forget(self, name: str) -> None:
         """Drop ``name`` so the next :meth:`get` pulls it again (an explicit refresh): from memory and, in a
         record, its frame and sidecar (the refreshed pull replaces them). A replay serves the record again."""
         with self._name_lock(name):
             self._memory.pop(name, None)
-            if self.record_dir is not None:
+            base = self._base()
+            if base is not None:
                 with self._lock(name):
-                    for path in (self.record_dir / contracts.SIDECAR_DIR / f"{name}.json",
-                                 self.record_dir / contracts.DATA_DIR / f"{name}.parquet"):
+                    for path in (base / contracts.SIDECAR_DIR / f"{name}.json",
+                                 base / contracts.DATA_DIR / f"{name}.parquet"):
                         path.unlink(missing_ok=True)
 
     # -- internals --------------------------------------------------------------------------------
+    def _base(self) -> Path | None:
+        """The folder frames are handed over in between processes: the record, else the shared folder."""
+        return self.record_dir if self.record_dir is not None else self.shared_dir
+
     def _name_lock(self, name: str) -> threading.Lock:
         with self._names_lock:
             return self._names.setdefault(name, threading.Lock())
 
     @contextlib.contextmanager
     def _lock(self, name: str):
-        if self.record_dir is None:
+        base = self._base()
+        if base is None:
             yield
             return
-        sidecars = self.record_dir / contracts.SIDECAR_DIR
+        sidecars = base / contracts.SIDECAR_DIR
         sidecars.mkdir(parents=True, exist_ok=True)
         with open(sidecars / f"{name}.lock", "w") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
@@ -170,13 +194,16 @@ class CaptureStore:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
     def _read_existing(self, name: str):
-        if self.record_dir is None:
+        base = self._base()
+        if base is None:
             return None
-        sidecar = self.record_dir / contracts.SIDECAR_DIR / f"{name}.json"
+        sidecar = base / contracts.SIDECAR_DIR / f"{name}.json"
         if not sidecar.exists():
             return None
         meta = CaptureMeta(**json.loads(sidecar.read_text()))
-        frame = _read_frame(self.record_dir, meta)
+        frame = _read_frame(base, meta)
+        if base is not self.record_dir:
+            meta.file = None  # the shared folder is not a record: its files are gone with it
         return frame, meta
 
     def _pull(self, name, build, source, call, columns, volatile, query=None):
@@ -220,10 +247,11 @@ class CaptureStore:
         return frame, meta
 
     def _write(self, frame: pd.DataFrame, meta: CaptureMeta) -> None:
-        if self.record_dir is None:
+        base = self._base()
+        if base is None:
             return
         if not meta.error:
-            path = self.record_dir / contracts.DATA_DIR / f"{meta.name}.parquet"
+            path = base / contracts.DATA_DIR / f"{meta.name}.parquet"
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(".parquet.tmp")
             if meta.replayed_from and meta.file:  # a replay carries the original bytes, not a re-encoding
@@ -232,10 +260,12 @@ class CaptureStore:
                 _to_parquet(frame, tmp)
             os.replace(tmp, path)
             meta.file = f"{contracts.DATA_DIR}/{meta.name}.parquet"
-        sidecar = self.record_dir / contracts.SIDECAR_DIR / f"{meta.name}.json"
+        sidecar = base / contracts.SIDECAR_DIR / f"{meta.name}.json"
         tmp = sidecar.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(meta.to_json(), indent=1, default=str))
         os.replace(tmp, sidecar)
+        if base is not self.record_dir:
+            meta.file = None
 
 
 def collect_sidecars(record_dir: Path) -> list[dict]:

@@ -9,6 +9,7 @@ own processes each have theirs (their pulls are the exception, the plan is the r
 from __future__ import annotations
 
 import functools
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -57,6 +58,18 @@ class TokenBucket:
 
 _buckets: dict[tuple, TokenBucket] = {}
 _buckets_lock = threading.Lock()
+
+
+def _new_locks_after_fork() -> None:
+    """A forked child (the notebook's prefetch process) keeps the buckets' state, with locks of its own: one
+    held by another thread at the fork would never be released in the child."""
+    global _buckets_lock
+    _buckets_lock = threading.Lock()
+    for b in _buckets.values():
+        b._lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_locks_after_fork)
 
 
 def bucket(api: str, scope: tuple = ()) -> TokenBucket | None:

@@ -10,12 +10,14 @@
     inc.figure(fig, "error-rate")
     inc.sources()                        # which sources answered, which failed and why
 
-Interactively (JupyterLab) ``record_dir`` is None: nothing is written, captures stay in memory.
-Under ``forensics run`` the runner passes the record folder.
+Interactively (JupyterLab) ``record_dir`` is None: nothing is written to a record (the prefetch hands its
+frames over in a private folder, removed with the session). Under ``forensics run`` the runner passes the
+record folder.
 
-Opening a live incident starts pulling every capture the notebook declares in background threads (the
-runner's plan machinery, :mod:`forensics.prefetch`), while the first cells run; a cell that asks for a
-capture waits for that one only, and a one-line progress display says what has arrived. A re-run cell is
+Opening a live incident starts pulling every capture the notebook declares in a process of its own
+(:mod:`forensics.prefetch_process`, with the runner's plan machinery, :mod:`forensics.prefetch`), while the
+first cells run; a cell that asks for a capture waits for that one only, and a one-line progress display says
+what has arrived. A re-run cell is
 served from memory; ``inc.refresh("name")`` (or ``inc.refresh()``: all of them) pulls again. No prefetch
 in a replay, under ``forensics run`` (the runner pulled the plan), or with ``FORENSICS_PREFETCH=0``.
 
@@ -81,7 +83,7 @@ class IncidentSession:
         self._closer = weakref.finalize(self, _Connection.close, self._db)
         self._reading = threading.local()  # the captures each capture being fetched reads (per thread)
         self._ahead = threading.local()    # set in the prefetch's threads: a pull no cell asked for yet
-        self.prefetch = None               # the running forensics.prefetch.Prefetch, if any
+        self.prefetch = None               # the running prefetch (a PrefetchProcess, or a threads' Prefetch)
         self._display = None               # its progress line in a kernel (an IPython display handle)
 
     # -- lifetime ---------------------------------------------------------------------------------
@@ -89,7 +91,7 @@ class IncidentSession:
         """Stop prefetching and close the database connection (if one was opened). The session stays
         readable."""
         if self.prefetch is not None:
-            self.prefetch.cancel()
+            self.prefetch.close()
         self._closer()
 
     def __enter__(self) -> IncidentSession:
@@ -222,18 +224,22 @@ class IncidentSession:
             self._ahead.on = False
 
     def start_prefetch(self, names=None):
-        """Start pulling ``names`` (default: every capture this notebook declares) in background threads,
-        volatile first, within each API's rate; a running prefetch is replaced. Returns the Prefetch (None
-        when there is nothing to pull)."""
-        from . import captures, prefetch
+        """Start pulling ``names`` (default: every capture this notebook declares) in the background, volatile
+        first, within each API's rate: in a process of its own (:mod:`forensics.prefetch_process`), or in this
+        process's threads for captures declared at run time or with ``FORENSICS_PREFETCH=threads``. A running
+        prefetch is replaced. Returns it (None when there is nothing to pull)."""
+        from . import captures, prefetch, prefetch_process
 
         names = prefetch.declared(self.notebook) if names is None else tuple(names)
         names = [n for n in names if n not in prefetch.planned_in(self.record_dir)]
         planned, _ = captures.plan(names, self.env)
         planned = [c for c in planned if not self.store.has(c.name)]
         if self.prefetch is not None:
-            self.prefetch.cancel()
-        self.prefetch = prefetch.Prefetch(self, planned, order=names).start() if planned else None
+            self.prefetch.close()
+        elsewhere = (prefetch_process.available() and not prefetch.in_threads()
+                     and all(c.name in captures.PACKAGED for c in planned))
+        kind = prefetch_process.PrefetchProcess if elsewhere else prefetch.Prefetch
+        self.prefetch = kind(self, planned, order=names).start() if planned else None
         if self.prefetch is not None and _in_kernel():
             self._display_start()
         return self.prefetch
@@ -464,7 +470,8 @@ def open_incident(incident_file: str | os.PathLike | None = None, *, record_dir=
     ``$FORENSICS_INCIDENT`` or params/incidents/sandbox.yaml (written by `forensics sandbox up`).
     ``window_start``/``window_end`` narrow or move the window interactively.
     ``prefetch`` (default: on, unless ``$FORENSICS_PREFETCH=0``) starts pulling every capture the notebook
-    declares in background threads; never in a replay, never what the runner plans in this record.
+    declares in the background (a process of its own; ``$FORENSICS_PREFETCH=threads``: this process's
+    threads); never in a replay, never what the runner plans in this record.
     """
     path = resolve_incident_file(incident_file)
     if not path.exists() and incident_file is None:

@@ -24,6 +24,10 @@ from . import postgres, service_metrics, logs, changes, cloudtrail, ecs, tables,
 from . import jobs, log_volume, backups, certificates, pg_log  # noqa: E402,I001
 from . import integrations  # noqa: E402,I001
 
+#: The captures this package declares (a prefetch process can pull them; one declared at run time, in a notebook
+#: or a test, exists only in the process that declared it).
+PACKAGED: frozenset[str] = frozenset(CAPTURES)
+
 #: Captures of change events, merged by :func:`forensics.pull.all_change_events` into one timeline (with the
 #: jobs' events, which are analysis of the job captures: forensics.analysis.jobs.change_events).
 CHANGE_EVENT_CAPTURES: tuple[str, ...] = (
@@ -35,7 +39,8 @@ JOB_EVENT_CAPTURES: tuple[str, ...] = (
     "job_heartbeat_logs", "job_heartbeat_metrics", "schedule_invocation_metrics", "eventbridge_rules",
     "scheduler_schedules")
 
-__all__ = ["CAPTURES", "CHANGE_EVENT_CAPTURES", "COUNTERS", "JOB_EVENT_CAPTURES", "LIVE", "LOGS", "METRICS", "TABLES",
+__all__ = ["CAPTURES", "CHANGE_EVENT_CAPTURES", "COUNTERS", "JOB_EVENT_CAPTURES", "LIVE", "LOGS", "METRICS", "PACKAGED",
+           "TABLES",
            "Call", "Capture", "call_for", "declare", "events", "failing", "get", "log_events", "metrics", "plan",
            "postgres_query", "sections_lacking", "volatile", "alb", "audit", "backups", "certificates", "changes",
            "cloudtrail", "ecs", "integrations", "jobs", "log_volume", "logs", "postgres", "service_metrics", "tables"]
