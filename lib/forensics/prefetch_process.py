@@ -23,7 +23,8 @@ that is removed when the session closes or the kernel exits, or by the child its
 gone (killed, restarted). Closing the session stops the child: the pulls under way finish, no new one starts.
 
 Only captures declared by this package are prefetched in a child (a capture declared at run time, in a
-notebook or a test, is prefetched in the kernel's threads, as before), and only where ``os.fork`` exists.
+notebook or a test, is prefetched in the kernel's threads, as before), and only where forking is safe (not
+on macOS: :func:`available`).
 """
 
 from __future__ import annotations
@@ -50,7 +51,10 @@ LOG_FILE = "prefetch.log"
 
 
 def available() -> bool:
-    return hasattr(os, "fork")
+    """Where a child can be forked safely. Not on macOS: a forked child that reaches Apple's frameworks (urllib
+    reads the system proxy settings through them for botocore) can crash, which is why Python starts
+    multiprocessing's children there anew (the threads are used instead)."""
+    return hasattr(os, "fork") and sys.platform != "darwin"
 
 
 class _Child:
@@ -187,7 +191,9 @@ class PrefetchProcess:
         except (OSError, ValueError):
             code = self._child.returncode
             if code not in (0, -signal.SIGTERM):
-                tail = _last_line(self.control / LOG_FILE)
+                from .redact import text
+
+                tail = text(_last_line(self.control / LOG_FILE))
                 self.errors = [f"the prefetch process ended with exit code {code}" + (f": {tail}" if tail else "")]
 
 

@@ -151,3 +151,27 @@ def test_the_call_that_runs_is_the_one_recorded_and_a_call_that_cannot_be_built_
     df, meta = store.get("workers", build, source="logs", call="FilterLogEvents", columns=["message"])
     assert df.empty and list(df.columns) == ["message"]
     assert meta.error == meta.args["unknown"] == "LookupError: the environment's queues section names no log_groups"
+
+
+def test_a_shared_folder_hands_frames_over_without_making_a_record(tmp_path):
+    """Outside a record (record_dir None) a store with a shared folder reads what another store of the session
+    (the prefetch process) wrote there, and writes what it pulls itself there so the other one skips it; its
+    metas point at no file (the folder is not kept); forget removes the frame from the folder too."""
+    calls = []
+    child = CaptureStore(tmp_path, notebook="nb")  # the prefetch process writes into the folder as into a record
+    child.get("logs", made(lambda: calls.append("child") or frame()), source="logs", call="FilterLogEvents")
+    kernel = CaptureStore(None, notebook="nb")
+    kernel.shared_dir = tmp_path
+    assert kernel.record_dir is None and kernel.meta("logs").rows == 2 and kernel.meta("logs").file is None
+    df, meta = kernel.get("logs", made(lambda: calls.append("kernel") or frame()), source="logs",
+                          call="FilterLogEvents")
+    assert calls == ["child"] and len(df) == 2 and meta.file is None
+    assert "hunter2" not in " ".join(df["message"])
+    kernel.get("metrics", made(lambda: calls.append("kernel") or frame()), source="cloudwatch", call="GetMetricData")
+    again, _ = CaptureStore(tmp_path, notebook="nb").get("metrics", made(lambda: calls.append("child") or frame()),
+                                                          source="cloudwatch", call="GetMetricData")
+    assert calls == ["child", "kernel"] and len(again) == 2  # pulled once, by whoever asked first
+    kernel.forget("logs")
+    assert not (tmp_path / ".captures" / "logs.json").exists() and not (tmp_path / "data" / "logs.parquet").exists()
+    kernel.shared_dir = None  # the folder is gone: the store keeps what it was served, in memory
+    assert kernel.meta("metrics").rows == 2 and kernel.meta("logs") is None
