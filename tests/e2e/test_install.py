@@ -30,8 +30,11 @@ pytestmark = pytest.mark.e2e
 
 
 def _clean_env(**extra) -> dict:
+    # PYTHONDONTWRITEBYTECODE too: with it (some CI images set it) and pip's --no-compile below, no module of the
+    # fresh venv would ever be compiled once and kept; every process would compile pandas, botocore, moto and
+    # the Jupyter stack from source again. A user's venv keeps what it compiles.
     drop = ("PYTHONPATH", "FORENSICS_NOTEBOOK_DIR", "FORENSICS_PARAMS_DIR", "FORENSICS_SANDBOX_DIR",
-            "FORENSICS_INCIDENT", "FORENSICS_SANDBOX_AUDIT_TOKEN", "VIRTUAL_ENV")
+            "FORENSICS_INCIDENT", "FORENSICS_SANDBOX_AUDIT_TOKEN", "VIRTUAL_ENV", "PYTHONDONTWRITEBYTECODE")
     return {**{k: v for k, v in os.environ.items() if k not in drop}, **extra}
 
 
