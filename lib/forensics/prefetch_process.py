@@ -43,6 +43,8 @@ import warnings
 import weakref
 from pathlib import Path
 
+import psutil
+
 from . import contracts, defaults
 
 PREFIX = "forensics-prefetch-"
@@ -219,18 +221,8 @@ def _sweep() -> None:
     for folder in Path(tempfile.gettempdir()).glob(f"{PREFIX}*-*"):
         pid = folder.name[len(PREFIX):].split("-", 1)[0]
         with contextlib.suppress(OSError, ValueError):
-            if folder.stat().st_uid == uid and not _alive(int(pid)):
+            if folder.stat().st_uid == uid and not psutil.pid_exists(int(pid)):
                 shutil.rmtree(folder, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _last_line(path: Path) -> str:
