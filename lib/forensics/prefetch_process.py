@@ -209,7 +209,8 @@ def _stop(child: _Child, control: Path) -> None:
 
     if child.poll() is None:
         child.terminate()
-        threading.Thread(target=remove_when_ended, name="prefetch-stop", daemon=True).start()
+        with contextlib.suppress(RuntimeError):  # no new thread while the interpreter exits (3.12+): the child
+            threading.Thread(target=remove_when_ended, name="prefetch-stop", daemon=True).start()  # cleans up
         return
     shutil.rmtree(control, ignore_errors=True)
 

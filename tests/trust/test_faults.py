@@ -116,10 +116,11 @@ def test_postgresql_down(tmp_path):
 
 
 def test_postgresql_statement_timeout(pg_cluster, tmp_path):
-    """A session holding an exclusive lock on pg_stat_activity: our query waits, then times out."""
+    """A session holding an exclusive lock on pg_stat_activity: our query waits, then times out. (1.5 s, not less:
+    the timeout also bounds the role check at connect, a catalog query that took over 300 ms on a loaded CI.)"""
     admin = psycopg.connect(pg_cluster.dsn("postgres"))
     try:
-        inc = session(environment("http://127.0.0.1:1", pg_cluster.dsn("forensics"), statement_timeout_ms=300),
+        inc = session(environment("http://127.0.0.1:1", pg_cluster.dsn("forensics"), statement_timeout_ms=1500),
                       tmp_path)
         inc.pg()  # connected before the lock is taken (new backends would wait for it)
         admin.execute("LOCK TABLE pg_catalog.pg_stat_activity IN ACCESS EXCLUSIVE MODE")
