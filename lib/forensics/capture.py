@@ -145,17 +145,13 @@ class CaptureStore:
         held = self._memory.get(name)
         if held:
             return held[1]
-        base = self._base()
-        sidecar = base / contracts.SIDECAR_DIR / f"{name}.json" if base is not None and _NAME.match(name) else None
-        if sidecar is None or not sidecar.exists():
+        if not _NAME.match(name):
             return None
         try:
-            meta = CaptureMeta(**json.loads(sidecar.read_text()))
+            written = self._written(name)
         except (OSError, ValueError, TypeError):
             return None
-        if base is not self.record_dir:
-            meta.file = None
-        return meta
+        return self._served(*written) if written else None
 
     def forget(self, name: str) -> None:
         """Drop ``name`` so the next :meth:`get` pulls it again (an explicit refresh): from memory and, in a
@@ -193,18 +189,28 @@ class CaptureStore:
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
-    def _read_existing(self, name: str):
+    def _written(self, name: str) -> tuple[Path, CaptureMeta] | None:
+        """The folder ``name`` is written in (the record or the shared folder) and its sidecar's metadata."""
         base = self._base()
-        if base is None:
+        sidecar = base / contracts.SIDECAR_DIR / f"{name}.json" if base is not None else None
+        if sidecar is None or not sidecar.exists():
             return None
-        sidecar = base / contracts.SIDECAR_DIR / f"{name}.json"
-        if not sidecar.exists():
-            return None
-        meta = CaptureMeta(**json.loads(sidecar.read_text()))
-        frame = _read_frame(base, meta)
+        return base, CaptureMeta(**json.loads(sidecar.read_text()))
+
+    def _served(self, base: Path, meta: CaptureMeta) -> CaptureMeta:
+        """From the shared folder a capture's metadata names no file: that folder is not a record, its files go
+        with it."""
         if base is not self.record_dir:
-            meta.file = None  # the shared folder is not a record: its files are gone with it
-        return frame, meta
+            meta.file = None
+        return meta
+
+    def _read_existing(self, name: str):
+        written = self._written(name)
+        if written is None:
+            return None
+        base, meta = written
+        frame = _read_frame(base, meta)
+        return frame, self._served(base, meta)
 
     def _pull(self, name, build, source, call, columns, volatile, query=None):
         meta = CaptureMeta(name=name, source=source, call=redact.text(call), notebook=self.notebook,
@@ -264,8 +270,7 @@ class CaptureStore:
         tmp = sidecar.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(meta.to_json(), indent=1, default=str))
         os.replace(tmp, sidecar)
-        if base is not self.record_dir:
-            meta.file = None
+        self._served(base, meta)
 
 
 def collect_sidecars(record_dir: Path) -> list[dict]:

@@ -107,7 +107,6 @@ class PrefetchProcess:
         self.errors: list[str] = []
         self.started = time.perf_counter()
         self.finished: float | None = None
-        self._failed: dict[str, bool] = {}
         _sweep()
         self.control = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-"))  # 0700: the log, the outcome
         record = session.record_dir
@@ -174,18 +173,10 @@ class PrefetchProcess:
 
         done = self.done
         arrived = self.arrived
-        failed = [n for n in arrived if self._failed_capture(n)]
+        store = self.session.store  # it reads the sidecars the child wrote
+        failed = [n for n in arrived if (m := store.meta(n)) is not None and m.error]
         elapsed = (self.finished or time.perf_counter()) - self.started
         return progress_line(len(arrived), len(self.names), failed, elapsed, done, waiting)
-
-    def _failed_capture(self, name: str) -> bool:
-        if name not in self._failed:
-            try:
-                meta = json.loads((self.store_dir / contracts.SIDECAR_DIR / f"{name}.json").read_text())
-            except (OSError, ValueError):
-                return False
-            self._failed[name] = bool(meta.get("error"))
-        return self._failed[name]
 
     def _read_outcome(self) -> None:
         try:

@@ -197,16 +197,11 @@ def test_a_killed_kernel_leaves_no_prefetch_behind(incident, tmp_path):
 
 
 def _alive(pid: int) -> bool:
-    import os
+    import psutil
 
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
     try:  # a zombie waiting for init to reap it has ended
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(") ")[1][0] != "Z"
-    except OSError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return False
 
 
